@@ -1,0 +1,21 @@
+//! numcheck's domain: what a phone number is, how a line of an upload becomes one, the
+//! vocabulary of tasks, and the rules that turn what we know about a number into a verdict.
+//!
+//! This crate does no I/O and has no async code: it is where the product's rules live and are
+//! unit-tested. Storage, HTTP and workers depend on it, never the other way round.
+
+pub mod e164;
+pub mod ids;
+pub mod lines;
+pub mod normalise;
+pub mod plan;
+pub mod task;
+pub mod verdict;
+
+pub use e164::E164;
+pub use ids::{TaskId, UserId};
+pub use lines::{Line, LineSplitter, TextCheck, check_text};
+pub use normalise::{Dialled, LineError};
+pub use plan::{Checked, LineType, NumberingPlan, RegionCode};
+pub use task::{ActiveStatus, TaskStatus, TaskType};
+pub use verdict::{Reason, Verdict};

@@ -1,0 +1,251 @@
+//! The numbering plan: is a number valid, what kind of line is it, which region is it in.
+//!
+//! The answers come from libphonenumber's metadata through the `rlibphonenumber` port (pinned
+//! by its crate version; [`METADATA_VERSION`] names the data it carries). Parsing follows
+//! libphonenumber's rules, so the numbers we accept and refuse agree with it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rlibphonenumber::{PHONE_NUMBER_UTIL, ParseError, PhoneNumberFormat, PhoneNumberType, Region};
+
+use crate::e164::{E164, MAX_DIGITS};
+use crate::normalise::{Dialled, LineError, dialled};
+
+/// The libphonenumber metadata release the numbering plan answers from.
+pub const METADATA_VERSION: &str = "libphonenumber 9.0.42 metadata (rlibphonenumber 2.2.15)";
+
+/// An ISO 3166-1 alpha-2 region that libphonenumber has a numbering plan for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegionCode(Region);
+
+/// A string that is not a region with a numbering plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region {0:?}: use an ISO 3166-1 alpha-2 code such as US, GB or DE")]
+pub struct UnknownRegion(pub String);
+
+impl RegionCode {
+    pub fn as_str(&self) -> String {
+        self.0.as_region_str().to_string()
+    }
+}
+
+impl FromStr for RegionCode {
+    type Err = UnknownRegion;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.trim().to_ascii_uppercase();
+        if upper.len() != 2 || upper == "ZZ" || upper == "001" {
+            return Err(UnknownRegion(s.to_owned()));
+        }
+        match Region::from_code(&upper) {
+            Ok(r) if PHONE_NUMBER_UTIL.get_country_code_for_region(r).is_some() => {
+                Ok(RegionCode(r))
+            }
+            _ => Err(UnknownRegion(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for RegionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+/// The kind of line a number belongs to, in libphonenumber's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LineType {
+    FixedLine,
+    Mobile,
+    FixedLineOrMobile,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    Voip,
+    PersonalNumber,
+    Pager,
+    Uan,
+    Voicemail,
+    Unknown,
+}
+
+impl LineType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineType::FixedLine => "fixed_line",
+            LineType::Mobile => "mobile",
+            LineType::FixedLineOrMobile => "fixed_line_or_mobile",
+            LineType::TollFree => "toll_free",
+            LineType::PremiumRate => "premium_rate",
+            LineType::SharedCost => "shared_cost",
+            LineType::Voip => "voip",
+            LineType::PersonalNumber => "personal_number",
+            LineType::Pager => "pager",
+            LineType::Uan => "uan",
+            LineType::Voicemail => "voicemail",
+            LineType::Unknown => "unknown",
+        }
+    }
+
+    fn from_lib(t: PhoneNumberType) -> Self {
+        match t {
+            PhoneNumberType::FixedLine => LineType::FixedLine,
+            PhoneNumberType::Mobile => LineType::Mobile,
+            PhoneNumberType::FixedLineOrMobile => LineType::FixedLineOrMobile,
+            PhoneNumberType::TollFree => LineType::TollFree,
+            PhoneNumberType::PremiumRate => LineType::PremiumRate,
+            PhoneNumberType::SharedCost => LineType::SharedCost,
+            PhoneNumberType::VoIP => LineType::Voip,
+            PhoneNumberType::PersonalNumber => LineType::PersonalNumber,
+            PhoneNumberType::Pager => LineType::Pager,
+            PhoneNumberType::UAN => LineType::Uan,
+            PhoneNumberType::VoiceMail => LineType::Voicemail,
+            _ => LineType::Unknown,
+        }
+    }
+}
+
+/// What the numbering plan says about one parsed number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub e164: E164,
+    /// Valid for its numbering plan (right length and a range in use).
+    pub valid: bool,
+    pub line_type: LineType,
+    /// The region the number belongs to; `None` for invalid and non-geographic numbers.
+    pub region: Option<RegionCode>,
+}
+
+/// The numbering plan. Cheap to copy; the metadata behind it is loaded once per process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NumberingPlan;
+
+impl NumberingPlan {
+    /// Reads one line of an upload as a phone number: its E.164 form only, without validity.
+    /// This is what decides whether a line is a success row or a failure row.
+    pub fn parse_line(&self, line: &[u8], region: Option<RegionCode>) -> Result<E164, LineError> {
+        self.parse(&dialled(line)?, region).map(|(e164, _)| e164)
+    }
+
+    /// Reads one line and asks the numbering plan about it.
+    pub fn check_line(&self, line: &[u8], region: Option<RegionCode>) -> Result<Checked, LineError> {
+        let (e164, number) = self.parse(&dialled(line)?, region)?;
+        let valid = number.is_valid();
+        Ok(Checked {
+            e164,
+            valid,
+            line_type: if valid {
+                LineType::from_lib(number.get_type())
+            } else {
+                LineType::Unknown
+            },
+            region: if valid {
+                number.get_region_code().map(RegionCode)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn parse(
+        &self,
+        dialled: &Dialled,
+        region: Option<RegionCode>,
+    ) -> Result<(E164, rlibphonenumber::PhoneNumber), LineError> {
+        let util = &*PHONE_NUMBER_UTIL;
+        let number = match dialled {
+            Dialled::International(digits) => {
+                let text = format!("+{digits}");
+                util.parse(&text, None).map_err(map_error)?
+            }
+            Dialled::National(digits) => match region {
+                Some(RegionCode(r)) => util.parse(digits, Some(r)).map_err(map_error)?,
+                None => {
+                    // No region to read it in: accept it only as an international number
+                    // whose `+` was lost (a spreadsheet's doing) and that is valid as such.
+                    let text = format!("+{digits}");
+                    match util.parse(&text, None) {
+                        Ok(n) if n.is_valid() => n,
+                        _ => return Err(LineError::NationalWithoutRegion),
+                    }
+                }
+            },
+        };
+        let formatted = number.format_as(PhoneNumberFormat::E164);
+        let digits = formatted.trim_start_matches('+');
+        if digits.len() > MAX_DIGITS {
+            return Err(LineError::TooLong);
+        }
+        let e164 = E164::from_digits(digits.as_bytes()).map_err(|_| LineError::NotANumber)?;
+        Ok((e164, number))
+    }
+}
+
+fn map_error(e: ParseError) -> LineError {
+    match e {
+        ParseError::InvalidCountryCode => LineError::UnknownCountryCode,
+        ParseError::NotANumber(_) => LineError::NotANumber,
+        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => LineError::TooShort,
+        ParseError::TooLongNsn => LineError::TooLong,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, region: Option<&str>) -> Result<Checked, LineError> {
+        NumberingPlan.check_line(line.as_bytes(), region.map(|r| r.parse().unwrap()))
+    }
+
+    #[test]
+    fn international_numbers_parse_to_e164_with_type_and_region() {
+        let c = check("+33 6 12 34 56 78", None).unwrap();
+        assert_eq!(c.e164.to_string(), "+33612345678");
+        assert!(c.valid);
+        assert_eq!(c.line_type, LineType::Mobile);
+        assert_eq!(c.region.unwrap().as_str(), "FR");
+        let c = check("+1 (415) 555-2671", None).unwrap();
+        assert_eq!(c.e164.to_string(), "+14155552671");
+        assert_eq!(c.region.unwrap().as_str(), "US");
+    }
+
+    #[test]
+    fn national_numbers_need_a_region() {
+        let c = check("030 901820", Some("DE")).unwrap();
+        assert_eq!(c.e164.to_string(), "+4930901820");
+        assert_eq!(check("030 901820", None), Err(LineError::NationalWithoutRegion));
+    }
+
+    #[test]
+    fn a_lost_plus_is_restored_only_when_the_result_is_valid() {
+        let c = check("14155552671", None).unwrap();
+        assert_eq!(c.e164.to_string(), "+14155552671");
+        assert_eq!(check("1.4155552671E10", None).unwrap().e164.to_string(), "+14155552671");
+        assert_eq!(check("12345", None), Err(LineError::NationalWithoutRegion));
+    }
+
+    #[test]
+    fn parseable_but_invalid_numbers_are_checked_not_refused() {
+        let c = check("+4400000000", None).unwrap();
+        assert!(!c.valid);
+        assert_eq!(c.line_type, LineType::Unknown);
+        assert_eq!(c.region, None);
+    }
+
+    #[test]
+    fn unparseable_numbers_map_to_stable_errors() {
+        assert_eq!(check("+999 123456", None), Err(LineError::UnknownCountryCode));
+        assert_eq!(check("+49 1", None), Err(LineError::TooShort));
+        assert_eq!(check("not a number", None), Err(LineError::NotANumber));
+        assert_eq!(check("+49 12345678901234567", None), Err(LineError::TooLong));
+    }
+
+    #[test]
+    fn region_codes_are_case_insensitive_and_checked() {
+        assert_eq!("de".parse::<RegionCode>().unwrap().as_str(), "DE");
+        assert!("XX".parse::<RegionCode>().is_err());
+        assert!("ZZ".parse::<RegionCode>().is_err());
+        assert!("DEU".parse::<RegionCode>().is_err());
+    }
+}
