@@ -1,1 +1,209 @@
-//! placeholder
+//! numcheck's durable state: users, API keys, the credit ledger, tasks and their chunks.
+//!
+//! Everything goes through the [`Store`] trait so that the embedded SQLite backend (the
+//! default) and a server database backend share one contract and one test story. This crate
+//! knows the domain types of `numcheck-core`, but nothing of HTTP or of how chunks are
+//! processed; blobs (uploads, results) live elsewhere and are referenced here by key.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use numcheck_core::{TaskId, TaskStatus, TaskType, UserId};
+
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("not enough credits: the task needs {needed}, the balance allows {available}")]
+    InsufficientCredits { needed: i64, available: i64 },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A user: owns keys, tasks and a balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    /// `None`: unlimited.
+    pub credits: Option<i64>,
+    pub is_admin: bool,
+    pub created_at_ms: i64,
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub user_name: String,
+    pub prefix: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: TaskId,
+    pub user_id: UserId,
+    pub task_type: TaskType,
+    pub status: TaskStatus,
+    pub total: i64,
+    pub success: i64,
+    pub failure: i64,
+    pub default_region: Option<String>,
+    pub created_at_ns: i64,
+    pub updated_at_ms: i64,
+    pub input_key: String,
+    pub input_bytes: i64,
+    pub result_key: Option<String>,
+    pub reserved: i64,
+    pub charged: Option<i64>,
+    pub message: Option<String>,
+    pub chunk_count: i64,
+    pub chunks_done: i64,
+}
+
+/// One chunk of a task's input: a byte range of the upload and the line it starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSpec {
+    pub byte_start: i64,
+    pub byte_end: i64,
+    pub first_line: i64,
+    /// Non-blank lines in the range.
+    pub lines: i64,
+}
+
+/// A task to insert.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub user_id: UserId,
+    pub task_type: TaskType,
+    pub total: i64,
+    pub default_region: Option<String>,
+    pub created_at_ns: i64,
+    pub input_key: String,
+    pub input_bytes: i64,
+    /// Credits the task needs (its unique parseable numbers); checked against the balance
+    /// of a limited user and held until the task ends.
+    pub needs_credits: i64,
+    pub idempotency_key: Option<String>,
+    pub chunks: Vec<ChunkSpec>,
+}
+
+/// What creating a task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(Task),
+    /// A task with the same idempotency key already existed; nothing new was stored.
+    Existing(Task),
+}
+
+/// A unit of work handed to one worker under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Process one chunk of a task.
+    Chunk {
+        task: Task,
+        seq: i64,
+        spec: ChunkSpec,
+    },
+    /// Every chunk is done: assemble and publish the result.
+    Export { task: Task },
+}
+
+/// A movement of credits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub amount: i64,
+    pub kind: String,
+    pub task_id: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The durable state behind numcheck.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- users and keys ---
+
+    /// Creates a user; `credits: None` makes it unlimited. A limited user's opening balance
+    /// is written to the ledger as a grant.
+    async fn create_user(
+        &self,
+        id: UserId,
+        name: &str,
+        credits: Option<i64>,
+        is_admin: bool,
+        now_ms: i64,
+    ) -> Result<User>;
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+    async fn user(&self, id: &UserId) -> Result<Option<User>>;
+    /// Adds credits to a limited user (a ledger grant). Fails with `Conflict` on an unlimited
+    /// user, who has nothing to add to.
+    async fn grant_credits(&self, user: &UserId, amount: i64, note: &str, now_ms: i64)
+    -> Result<()>;
+    async fn add_key(&self, user: &UserId, prefix: &str, hash: &[u8], now_ms: i64)
+    -> Result<KeyInfo>;
+    async fn list_keys(&self) -> Result<Vec<KeyInfo>>;
+    /// Revokes the key with this id or prefix; the number of keys revoked.
+    async fn revoke_key(&self, id_or_prefix: &str, now_ms: i64) -> Result<u64>;
+    /// The user owning a live (unrevoked) key with this hash.
+    async fn user_for_key_hash(&self, hash: &[u8]) -> Result<Option<User>>;
+    async fn count_keys(&self) -> Result<i64>;
+    /// Credits a limited user can still commit: balance less what running tasks hold.
+    async fn available_credits(&self, user: &UserId) -> Result<Option<i64>>;
+    async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerRow>>;
+
+    // --- tasks ---
+
+    /// Inserts a task and its chunks in one transaction, after checking the balance and the
+    /// idempotency key.
+    async fn create_task(&self, task: NewTask) -> Result<Created>;
+    async fn task(&self, id: &TaskId) -> Result<Option<Task>>;
+    async fn task_by_idempotency_key(&self, user: &UserId, key: &str) -> Result<Option<Task>>;
+
+    // --- work ---
+
+    /// Leases the next piece of work: an export of a fully processed task, else the next
+    /// unprocessed chunk. Work whose lease expired is handed out again.
+    async fn claim_work(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Work>>;
+    /// Records a processed chunk and adds its counters to the task, atomically. Returns
+    /// `false` (and changes nothing) when the lease was lost or the chunk is already done.
+    async fn commit_chunk(
+        &self,
+        task: &TaskId,
+        seq: i64,
+        owner: &str,
+        success: i64,
+        failure: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Publishes the result and charges the task, once. Returns `false` when the lease was
+    /// lost or the task was already exported.
+    async fn finish_export(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        result_key: &str,
+        charge: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Ends a task as failed; nothing is charged and held credits are released.
+    async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()>;
+    /// Gives up every lease held by `owner` (on shutdown, or by a restarted single node).
+    async fn release_leases(&self, owner: Option<&str>) -> Result<u64>;
+}
