@@ -1,1 +1,257 @@
-//! placeholder
+//! numcheck's blob store: uploads, per-chunk outputs and result zips.
+//!
+//! A thin wrapper over `object_store`, so the same code writes to a local folder (the
+//! embedded default) or to an S3-compatible bucket. Writes stream in parts and become visible
+//! only when finished; nothing here holds a whole upload or result in memory. Keys are built
+//! by the caller from validated ids only, never from user-supplied text.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+/// What can go wrong with blobs.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob not found: {0}")]
+    NotFound(String),
+    #[error("blob store error: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("blob store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl BlobError {
+    fn from_store(key: &str, e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => BlobError::NotFound(key.to_owned()),
+            other => BlobError::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = BlobError> = std::result::Result<T, E>;
+
+/// Size of the parts a streamed write is cut into.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// A handle on the blob store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// Blobs in a local folder (created when missing).
+    pub fn local(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        Ok(BlobStore {
+            inner: Arc::new(fs),
+        })
+    }
+
+    /// Wraps any `object_store` backend.
+    pub fn from_store(inner: Arc<dyn ObjectStore>) -> Self {
+        BlobStore { inner }
+    }
+
+    /// Starts a streamed write; the blob appears under `key` only on [`BlobWriter::finish`].
+    pub async fn writer(&self, key: &str) -> Result<BlobWriter> {
+        let path = ObjectPath::from(key);
+        let upload = self
+            .inner
+            .put_multipart(&path)
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        Ok(BlobWriter {
+            inner: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+            written: 0,
+        })
+    }
+
+    /// Writes a small blob in one go.
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.inner
+            .put(&ObjectPath::from(key), data.into())
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        Ok(())
+    }
+
+    /// Copies a local file into the store, streaming.
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<u64> {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(file).await?;
+        let mut w = self.writer(key).await?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n]).await?;
+        }
+        w.finish().await
+    }
+
+    /// Reads a whole blob (for small blobs: chunk outputs).
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let got = self
+            .inner
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        got.bytes().await.map_err(|e| BlobError::from_store(key, e))
+    }
+
+    /// Reads a byte range of a blob.
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        self.inner
+            .get_range(&ObjectPath::from(key), range)
+            .await
+            .map_err(|e| BlobError::from_store(key, e))
+    }
+
+    /// Streams a blob: its size and its bytes.
+    pub async fn stream(&self, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        let got = self
+            .inner
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        let size = got.meta.size;
+        let owned = key.to_owned();
+        let stream = got
+            .into_stream()
+            .map_err(move |e| BlobError::from_store(&owned, e))
+            .boxed();
+        Ok((size, stream))
+    }
+
+    /// Size of a blob, or `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self.inner.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(BlobError::Store(e)),
+        }
+    }
+
+    /// Deletes a blob; deleting a missing blob is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::Store(e)),
+        }
+    }
+
+    /// Deletes every blob under a prefix (a folder such as `work/<task>/`).
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let prefix = ObjectPath::from(prefix);
+        let mut listing = self.inner.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            match self.inner.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(BlobError::Store(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A streamed write in progress. Dropping it without [`finish`](Self::finish) leaves nothing
+/// visible; call [`abort`](Self::abort) to clean up staged parts at once.
+pub struct BlobWriter {
+    inner: WriteMultipart,
+    written: u64,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl BlobWriter {
+    /// Appends bytes, waiting when too many parts are in flight.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.inner.wait_for_capacity(4).await?;
+        self.inner.write(data);
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Completes the write and makes the blob visible; returns its size.
+    pub async fn finish(self) -> Result<u64> {
+        let n = self.written;
+        self.inner.finish().await?;
+        Ok(n)
+    }
+
+    /// Abandons the write.
+    pub async fn abort(self) -> Result<()> {
+        self.inner.abort().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn streamed_writes_become_visible_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let mut w = store.writer("uploads/a.txt").await.unwrap();
+        w.write(b"+1415").await.unwrap();
+        assert_eq!(store.size("uploads/a.txt").await.unwrap(), None);
+        w.write(b"5552671\n").await.unwrap();
+        assert_eq!(w.finish().await.unwrap(), 13);
+        assert_eq!(store.get("uploads/a.txt").await.unwrap(), Bytes::from_static(b"+14155552671\n"));
+        assert_eq!(store.get_range("uploads/a.txt", 1..5).await.unwrap(), Bytes::from_static(b"1415"));
+        assert_eq!(store.get_range("uploads/a.txt", 3..3).await.unwrap(), Bytes::new());
+    }
+
+    #[tokio::test]
+    async fn aborted_writes_leave_nothing_and_missing_blobs_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let mut w = store.writer("uploads/b.txt").await.unwrap();
+        w.write(b"x").await.unwrap();
+        w.abort().await.unwrap();
+        assert_eq!(store.size("uploads/b.txt").await.unwrap(), None);
+        assert!(matches!(store.get("uploads/b.txt").await, Err(BlobError::NotFound(_))));
+        store.delete("uploads/b.txt").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_prefix_removes_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        store.put("work/t/0.csv", Bytes::from_static(b"a")).await.unwrap();
+        store.put("work/t/1.csv", Bytes::from_static(b"b")).await.unwrap();
+        store.put("work/u/0.csv", Bytes::from_static(b"c")).await.unwrap();
+        store.delete_prefix("work/t").await.unwrap();
+        assert_eq!(store.size("work/t/0.csv").await.unwrap(), None);
+        assert_eq!(store.size("work/u/0.csv").await.unwrap(), Some(1));
+    }
+}
