@@ -14,7 +14,7 @@ pub mod verdict;
 
 pub use e164::E164;
 pub use ids::{TaskId, UserId};
-pub use lines::{Line, LineSplitter, TextCheck, check_text};
+pub use lines::{ChunkBounds, Chunker, Line, LineSplitter, TextCheck, check_text};
 pub use normalise::{Dialled, LineError};
 pub use plan::{Checked, LineType, NumberingPlan, RegionCode};
 pub use task::{ActiveStatus, TaskStatus, TaskType};

@@ -1,1 +1,148 @@
-//! placeholder
+//! numcheck's server: the checknumber-compatible HTTP API, the in-process workers that
+//! process tasks chunk by chunk, and the export of results.
+//!
+//! [`Application::build`] opens the data folder and binds the listener first, so callers
+//! (the binary and the tests) know the port before anything runs; [`Application::run_until`]
+//! serves until the given future resolves, then stops accepting, lets the workers finish the
+//! work in hand, and returns.
+
+mod auth;
+pub mod clock;
+pub mod config;
+pub mod datadir;
+mod error;
+mod export;
+pub mod keys;
+mod pipeline;
+mod routes;
+pub mod signing;
+mod state;
+mod upload;
+mod worker;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use numcheck_core::NumberingPlan;
+use numcheck_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, LogFormat, WorkerConfig};
+pub use datadir::DataDir;
+pub use error::ApiError;
+pub use state::AppState;
+
+/// A built server: data folder open and locked, listener bound.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    data: DataDir,
+    first_admin_key: Option<String>,
+}
+
+impl Application {
+    /// Opens (creating and migrating) the data folder, creates the first admin key when the
+    /// database has none, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        config.validate()?;
+        let mut data = DataDir::open(&config.data_dir).await?;
+        data.lock()?;
+        // We hold the folder's lock, so every lease in it belonged to a process that is gone.
+        let released = data.store.release_leases(None).await?;
+        if released > 0 {
+            tracing::info!(released, "took back work from a previous run");
+        }
+        let first_admin_key = if data.store.count_keys().await? == 0 {
+            let issued = keys::issue(data.store.as_ref(), "admin", None, true).await?;
+            Some(issued.key.secret)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = match &config.public_url {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None if addr.ip().is_unspecified() => None,
+            None => Some(format!("http://{addr}")),
+        };
+        let store: Arc<dyn Store> = data.store.clone();
+        let state = AppState {
+            store,
+            blobs: data.blobs.clone(),
+            signer: data.signer.clone(),
+            config: Arc::new(config),
+            public_url,
+            plan: NumberingPlan,
+            work: Arc::new(Notify::new()),
+            tmp_dir: data.tmp_dir(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            data,
+            first_admin_key,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.listen)
+    }
+
+    /// The API key of the admin user created on this start, if one was.
+    pub fn first_admin_key(&self) -> Option<&str> {
+        self.first_admin_key.as_deref()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets workers finish the work
+    /// in hand and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            data,
+            ..
+        } = self;
+        let token = state.shutdown.clone();
+        let mut workers = tokio::task::JoinSet::new();
+        let host = std::process::id();
+        for i in 0..state.config.worker.concurrency {
+            let suffix = hex::encode(keys::random_bytes::<4>()?);
+            workers.spawn(worker::run(state.clone(), format!("{host}-{i}-{suffix}")));
+        }
+        let app = routes::router(state.clone());
+        let stop = token.clone();
+        tracing::info!(addr = %listener.local_addr()?, "numcheck listening");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop.cancelled() => {}
+                }
+                stop.cancel();
+                tracing::info!("shutting down: no new connections; finishing work in hand");
+            })
+            .await
+            .context("server error")?;
+        token.cancel();
+        while workers.join_next().await.is_some() {}
+        data.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// The shared state (for tests that look inside).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}

@@ -1,0 +1,239 @@
+//! One typed configuration, layered: defaults → `numcheck.toml` → `NUMCHECK_*` environment →
+//! command-line flags. Validated before any port is bound. Unknown keys in the file are an
+//! error; unknown `NUMCHECK_*` variables are reported as warnings (a typo should not be
+//! silently ignored). Secrets never appear in `Debug` output or logs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that name the configuration rather than configure.
+const META_VARS: &[&str] = &["NUMCHECK_CONFIG", "NUMCHECK_API_KEY", "NUMCHECK_LOG"];
+
+/// The service configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database, blobs and the link-signing secret.
+    pub data_dir: PathBuf,
+    /// Base of `result_url` (scheme, host, optional port and path prefix). Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest accepted upload, in bytes. Bigger uploads get 413.
+    pub max_upload_bytes: u64,
+    /// How long a minted result link stays valid, in seconds.
+    pub result_link_ttl_secs: u64,
+    /// Log output: `text` or `json`.
+    pub log_format: LogFormat,
+    pub worker: WorkerConfig,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The in-process workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Worker tasks in this process (0: API only). Default: one per CPU core.
+    pub concurrency: usize,
+    /// Non-blank lines per chunk: the unit of progress and of work lost in a crash.
+    pub chunk_lines: usize,
+    /// How long a claimed chunk stays leased to a worker, in seconds.
+    pub lease_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./numcheck-data"),
+            public_url: None,
+            max_upload_bytes: 256 * 1024 * 1024,
+            result_link_ttl_secs: 24 * 3600,
+            log_format: LogFormat::Text,
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            chunk_lines: 20_000,
+            lease_secs: 60,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// The result of loading: the configuration and warnings to show once logging is set up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is the config file to read: when `None`, `numcheck.toml` in
+    /// the working directory is read if it exists. `flags` holds only the flags that were set.
+    pub fn load(file: Option<&Path>, flags: impl Serialize) -> Result<Loaded, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new("numcheck.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("numcheck.toml"));
+            }
+            None => {}
+        }
+        let env = Env::prefixed("NUMCHECK_")
+            .split("__")
+            .filter(|k| !META_VARS.iter().any(|m| k.as_str().eq_ignore_ascii_case(&m[9..])));
+        figment = figment
+            .merge(env)
+            .merge(Serialized::defaults(flags));
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(Loaded {
+            config,
+            warnings: unknown_env_vars(),
+        })
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url {url:?} must start with http:// or https://"
+            )));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid("max_upload_bytes must be above 0".into()));
+        }
+        if self.worker.chunk_lines == 0 {
+            return Err(ConfigError::Invalid("worker.chunk_lines must be above 0".into()));
+        }
+        if self.worker.lease_secs == 0 {
+            return Err(ConfigError::Invalid("worker.lease_secs must be above 0".into()));
+        }
+        if self.result_link_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("result_link_ttl_secs must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+fn known_env_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "LISTEN",
+        "DATA_DIR",
+        "PUBLIC_URL",
+        "MAX_UPLOAD_BYTES",
+        "RESULT_LINK_TTL_SECS",
+        "LOG_FORMAT",
+        "WORKER__CONCURRENCY",
+        "WORKER__CHUNK_LINES",
+        "WORKER__LEASE_SECS",
+    ]
+    .iter()
+    .map(|k| format!("NUMCHECK_{k}"))
+    .collect();
+    keys.extend(META_VARS.iter().map(|s| s.to_string()));
+    keys
+}
+
+fn unknown_env_vars() -> Vec<String> {
+    let known = known_env_keys();
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.to_ascii_uppercase().starts_with("NUMCHECK_"))
+        .filter(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+        .map(|k| format!("ignoring unknown environment variable {k}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct NoFlags {}
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./numcheck-data"));
+        assert_eq!(c.max_upload_bytes, 268_435_456);
+        assert_eq!(c.result_link_ttl_secs, 86_400);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn the_example_config_file_parses_and_flags_win_over_the_file() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../numcheck.example.toml");
+        #[derive(Serialize)]
+        struct Flags {
+            listen: &'static str,
+        }
+        let loaded = Config::load(Some(Path::new(example)), Flags { listen: "127.0.0.1:9999" })
+            .expect("the shipped example must load");
+        assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listn = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&path), NoFlags {}).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_before_start() {
+        let c = Config {
+            public_url: Some("ftp://x".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.worker.chunk_lines = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_missing_explicit_config_file_is_an_error() {
+        assert!(Config::load(Some(Path::new("/nonexistent/numcheck.toml")), NoFlags {}).is_err());
+    }
+}

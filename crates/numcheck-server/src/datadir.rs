@@ -1,0 +1,133 @@
+//! The data folder: `numcheck.db` (SQLite), `blobs/` (uploads, chunk outputs, results),
+//! `tmp/` (results being assembled), `secret.key` (signs result links) and `numcheck.lock`
+//! (held by the one `serve` that owns the folder). A missing folder is created and migrated.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use numcheck_blob::BlobStore;
+use numcheck_store::SqliteStore;
+
+use crate::keys::random_bytes;
+use crate::signing::LinkSigner;
+
+/// An opened data folder.
+#[derive(Debug)]
+pub struct DataDir {
+    pub path: PathBuf,
+    pub store: Arc<SqliteStore>,
+    pub blobs: BlobStore,
+    pub signer: LinkSigner,
+    lock: Option<File>,
+}
+
+impl DataDir {
+    /// Opens the folder, creating and migrating what is missing.
+    pub async fn open(path: &Path) -> anyhow::Result<DataDir> {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create data folder {}", path.display()))?;
+        std::fs::create_dir_all(path.join("tmp"))?;
+        let store = SqliteStore::open(&path.join("numcheck.db"))
+            .await
+            .with_context(|| format!("cannot open the database in {}", path.display()))?;
+        let blobs = BlobStore::local(&path.join("blobs"))?;
+        let signer = LinkSigner::new(load_or_create_secret(&path.join("secret.key"))?);
+        Ok(DataDir {
+            path: path.to_owned(),
+            store: Arc::new(store),
+            blobs,
+            signer,
+            lock: None,
+        })
+    }
+
+    /// Takes the folder for one server process. A second `serve` on the same folder stops
+    /// here instead of racing the first one's workers.
+    pub fn lock(&mut self) -> anyhow::Result<()> {
+        let path = self.path.join("numcheck.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another numcheck server is using the data folder {}",
+                self.path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).context("cannot lock the data folder");
+            }
+        }
+        self.lock = Some(file);
+        Ok(())
+    }
+
+    /// Where results are assembled before they are published.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.path.join("tmp")
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).context("secret.key is not hex")?;
+            bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("secret.key must hold 32 bytes in hex"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = random_bytes::<32>()?;
+            let tmp = path.with_extension("key.tmp");
+            {
+                let mut f = File::create(&tmp)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                }
+                f.write_all(hex::encode(secret).as_bytes())?;
+                f.sync_all()?;
+            }
+            // Two processes starting at once: the first rename wins, both read the winner.
+            if std::fs::hard_link(&tmp, path).is_err() {
+                std::fs::remove_file(&tmp)?;
+                return load_or_create_secret(path);
+            }
+            std::fs::remove_file(&tmp)?;
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fresh_folder_is_created_and_its_secret_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new").join("data");
+        let a = DataDir::open(&path).await.unwrap();
+        assert!(path.join("numcheck.db").exists());
+        let secret = std::fs::read_to_string(path.join("secret.key")).unwrap();
+        drop(a);
+        let _b = DataDir::open(&path).await.unwrap();
+        assert_eq!(std::fs::read_to_string(path.join("secret.key")).unwrap(), secret);
+    }
+
+    #[tokio::test]
+    async fn only_one_server_can_lock_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = DataDir::open(dir.path()).await.unwrap();
+        let mut b = DataDir::open(dir.path()).await.unwrap();
+        a.lock().unwrap();
+        assert!(b.lock().is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! The one error shape of the API.
+//!
+//! Every non-200 answer is `{"error":"<code>","message":"<text>"}`. Codes are stable: clients
+//! match on them. Client errors say what is wrong and how to fix it; server errors are logged
+//! with their cause and shown only as a generic message, never a stack trace or a path.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("not enough credits: the task needs {needed}, the balance allows {available}")]
+    InsufficientCredits { needed: i64, available: i64 },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("the upload is larger than the limit{}", limit.map(|l| format!(" of {l} bytes")).unwrap_or_default())]
+    TooLarge { limit: Option<u64> },
+    #[error("the server is shutting down; retry shortly")]
+    ShuttingDown,
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn task_not_found() -> Self {
+        ApiError::NotFound {
+            code: "task_not_found",
+            message: "no task with this task_id for this API key".into(),
+        }
+    }
+
+    /// HTTP status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            ApiError::InsufficientCredits { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_credits")
+            }
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                "the server failed to handle this request; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: code,
+                message: &message,
+            }),
+        )
+            .into_response();
+        if matches!(self, ApiError::ShuttingDown) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<numcheck_store::StoreError> for ApiError {
+    fn from(e: numcheck_store::StoreError) -> Self {
+        match e {
+            numcheck_store::StoreError::InsufficientCredits { needed, available } => {
+                ApiError::InsufficientCredits { needed, available }
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<numcheck_blob::BlobError> for ApiError {
+    fn from(e: numcheck_blob::BlobError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}

@@ -1,0 +1,152 @@
+//! `POST /v1/gettasks`: poll a task. `task_id` comes as multipart (what `curl --form` sends),
+//! urlencoded, JSON, or in the query string.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, header};
+use numcheck_core::{TaskId, TaskStatus};
+use numcheck_store::Task;
+use serde::Serialize;
+
+use crate::auth::AuthUser;
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The poll answer, keys in the contract's order. `result_url` is absent until exported;
+/// `message` (ours) appears only on failed tasks.
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    created_at: String,
+    updated_at: String,
+    task_id: String,
+    user_id: String,
+    status: &'static str,
+    total: i64,
+    success: i64,
+    failure: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+pub async fn get_task(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    request: Request,
+) -> Result<Json<TaskView>, ApiError> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let raw = task_id_from(request, &state).await?;
+    let id: TaskId = raw.parse().map_err(|_| ApiError::task_not_found())?;
+    let task = state
+        .store
+        .task(&id)
+        .await?
+        .filter(|t| t.user_id == user.id)
+        .ok_or_else(ApiError::task_not_found)?;
+    Ok(Json(view(&state, &task, host.as_deref())))
+}
+
+fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {
+    let result_url = (task.status == TaskStatus::Exported && task.result_key.is_some()).then(|| {
+        let expires = now_ms() / 1000 + state.config.result_link_ttl_secs as i64;
+        let base = match (&state.public_url, host) {
+            (Some(base), _) => base.clone(),
+            (None, Some(host)) => format!("http://{host}"),
+            (None, None) => format!("http://{}", state.config.listen),
+        };
+        format!(
+            "{base}/v1/results/{}.zip?{}",
+            task.id,
+            state.signer.query(&task.id, expires)
+        )
+    });
+    TaskView {
+        created_at: rfc3339_ms(task.created_at_ns / 1_000_000),
+        updated_at: rfc3339_ms(task.updated_at_ms),
+        task_id: task.id.to_string(),
+        user_id: task.user_id.to_string(),
+        status: task.status.as_str(),
+        total: task.total,
+        success: task.success,
+        failure: task.failure,
+        result_url,
+        message: (task.status == TaskStatus::Failed)
+            .then(|| task.message.clone().unwrap_or_default()),
+    }
+}
+
+fn missing() -> ApiError {
+    ApiError::bad_request(
+        "missing_task_id",
+        "send task_id as a form field (--form 'task_id=...'), urlencoded or as JSON",
+    )
+}
+
+async fn task_id_from(request: Request, state: &AppState) -> Result<String, ApiError> {
+    if let Some(q) = request.uri().query()
+        && let Some(id) = form_value(q.as_bytes())
+    {
+        return Ok(id);
+    }
+    let content_type = content_type(request.headers());
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(crate::routes::multipart_error)?
+        {
+            if field.name() == Some("task_id") {
+                let mut value = Vec::new();
+                while let Some(b) = field.chunk().await.map_err(crate::routes::multipart_error)? {
+                    value.extend_from_slice(&b);
+                    if value.len() > 256 {
+                        return Err(ApiError::task_not_found());
+                    }
+                }
+                let text = String::from_utf8_lossy(&value).trim().to_owned();
+                return if text.is_empty() { Err(missing()) } else { Ok(text) };
+            }
+        }
+        return Err(missing());
+    }
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    if content_type.starts_with("application/json") || body.first() == Some(&b'{') {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the JSON body could not be read: {e}"))
+        })?;
+        return match value.get("task_id") {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+            _ => Err(missing()),
+        };
+    }
+    form_value(&body).ok_or_else(missing)
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn form_value(body: &[u8]) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "task_id")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,51 @@
+//! The HTTP routes. `router` is what both `main` and the tests serve.
+
+mod gettasks;
+mod health;
+mod results;
+mod tasks;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) use tasks::multipart_error;
+
+/// Small bodies: everything but uploads.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    // Multipart framing around the file costs a few hundred bytes; allow a little slack so
+    // the upload's own size check is what answers 413 with a precise message.
+    let upload_limit = usize::try_from(state.config.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    Router::new()
+        .route(
+            "/v1/tasks",
+            post(tasks::create).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/gettasks", post(gettasks::get_task))
+        .route("/v1/results/{file}", get(results::download))
+        .route("/healthz", get(health::healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound {
+        code: "not_found",
+        message: format!("no such endpoint: {}", uri.path()),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}

@@ -1,0 +1,69 @@
+//! `GET /v1/results/<task_id>.zip?expires=…&signature=…`: the result download. No API key:
+//! the signed link is the credential.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use numcheck_core::{TaskId, TaskStatus};
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::signing::LinkError;
+use crate::state::AppState;
+
+pub async fn download(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let forbidden = |code: &'static str, message: &str| ApiError::Forbidden {
+        code,
+        message: message.to_owned(),
+    };
+    let id: TaskId = file
+        .strip_suffix(".zip")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
+    let expires: i64 = query
+        .get("expires")
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
+    let signature = query
+        .get("signature")
+        .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
+    match state.signer.verify(&id, expires, signature, now_ms() / 1000) {
+        Ok(()) => {}
+        Err(LinkError::BadSignature) => {
+            return Err(forbidden("invalid_signature", "this result link is not valid"));
+        }
+        Err(LinkError::Expired) => {
+            return Err(forbidden(
+                "link_expired",
+                "this result link has expired; poll /v1/gettasks for a fresh one",
+            ));
+        }
+    }
+    let task = state
+        .store
+        .task(&id)
+        .await?
+        .ok_or_else(ApiError::task_not_found)?;
+    let key = match (&task.status, &task.result_key) {
+        (TaskStatus::Exported, Some(key)) => key.clone(),
+        _ => return Err(ApiError::task_not_found()),
+    };
+    let (size, stream) = state.blobs.stream(&key).await?;
+    let mut response = Body::from_stream(stream.map_err(std::io::Error::other)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.zip\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}

@@ -1,0 +1,251 @@
+//! `POST /v1/tasks`: upload a file of numbers and create a task.
+
+use axum::Json;
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use numcheck_core::{RegionCode, TaskId, TaskType};
+use numcheck_store::{Created, NewTask, Task};
+use serde::Serialize;
+
+use crate::auth::AuthUser;
+use crate::clock::{now_ns, rfc3339_ns};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upload::{self, Received};
+
+/// The create answer, keys in the contract's order.
+#[derive(Debug, Serialize)]
+pub struct CreatedBody {
+    task_id: String,
+    status: &'static str,
+    total: i64,
+    message: &'static str,
+    created_at: String,
+}
+
+impl CreatedBody {
+    fn from_task(task: &Task) -> Self {
+        CreatedBody {
+            task_id: task.id.to_string(),
+            status: task.status.as_str(),
+            total: task.total,
+            message: "Task created successfully",
+            created_at: rfc3339_ns(task.created_at_ns),
+        }
+    }
+}
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Longest accepted value of a text form field.
+const MAX_TEXT_FIELD: usize = 1024;
+
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<CreatedBody>, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().ok().map(str::trim).filter(|k| {
+                !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic())
+            });
+            match key {
+                Some(k) => Some(k.to_owned()),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    ));
+                }
+            }
+        }
+    };
+    if let Some(key) = &idempotency_key
+        && let Some(task) = state.store.task_by_idempotency_key(&user.id, key).await?
+    {
+        return Ok(Json(CreatedBody::from_task(&task)));
+    }
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_multipart",
+            format!("send the upload as multipart/form-data with fields file and task_type ({e})"),
+        )
+    })?;
+
+    let task_id: TaskId = xid::new()
+        .to_string()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("xid produced a malformed id"))?;
+    let created_at_ns = now_ns();
+    let mut form = Form::default();
+    let result = read_form(&state, &task_id, &mut multipart, &mut form).await;
+    let outcome = match result {
+        Ok(()) => finish(&state, &user, &task_id, created_at_ns, idempotency_key, &form).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(body) => Ok(Json(body)),
+        Err(e) => {
+            if let Some(received) = &form.file {
+                if let Err(del) = state.blobs.delete(&received.key).await {
+                    tracing::warn!(error = %del, "could not delete a refused upload");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Form {
+    file: Option<Received>,
+    task_type: Option<String>,
+    default_region: Option<String>,
+}
+
+async fn read_form(
+    state: &AppState,
+    task_id: &TaskId,
+    multipart: &mut Multipart,
+    form: &mut Form,
+) -> Result<(), ApiError> {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                if form.file.is_some() {
+                    return Err(ApiError::bad_request(
+                        "duplicate_file",
+                        "send exactly one file field per task",
+                    ));
+                }
+                form.file = Some(upload::receive(state, task_id, field).await?);
+            }
+            "task_type" => {
+                let value = text_field(field).await?;
+                // Refuse early when the type comes before the file: no need to read it.
+                parse_task_type(Some(&value))?;
+                form.task_type = Some(value);
+            }
+            "default_region" => form.default_region = Some(text_field(field).await?),
+            _ => drain(field).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn finish(
+    state: &AppState,
+    user: &numcheck_store::User,
+    task_id: &TaskId,
+    created_at_ns: i64,
+    idempotency_key: Option<String>,
+    form: &Form,
+) -> Result<CreatedBody, ApiError> {
+    let task_type = parse_task_type(form.task_type.as_deref())?;
+    let Some(file) = &form.file else {
+        return Err(ApiError::bad_request(
+            "missing_file",
+            "the form field file is missing: send the numbers as file=@numbers.txt",
+        ));
+    };
+    let region = match form.default_region.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(r) => Some(r.parse::<RegionCode>().map_err(|e| {
+            ApiError::bad_request("invalid_default_region", e.to_string())
+        })?),
+    };
+    if file.total == 0 {
+        return Err(ApiError::bad_request(
+            "empty_file",
+            "the file holds no phone numbers: it is empty or only blank lines",
+        ));
+    }
+    let needs_credits = match state.store.available_credits(&user.id).await? {
+        None => 0,
+        Some(available) => upload::count_unique(state, &file.key, region, available).await?,
+    };
+    let new = NewTask {
+        id: task_id.clone(),
+        user_id: user.id.clone(),
+        task_type,
+        total: file.total as i64,
+        default_region: region.map(|r| r.as_str()),
+        created_at_ns,
+        input_key: file.key.clone(),
+        input_bytes: file.bytes as i64,
+        needs_credits,
+        idempotency_key,
+        chunks: file.chunks.clone(),
+    };
+    match state.store.create_task(new).await? {
+        Created::New(task) => {
+            tracing::info!(task = %task.id, user = %user.name, total = task.total, "task created");
+            state.work.notify_waiters();
+            Ok(CreatedBody::from_task(&task))
+        }
+        Created::Existing(task) => {
+            // A retry raced the first request; keep the first task, drop this upload.
+            state.blobs.delete(&file.key).await?;
+            Ok(CreatedBody::from_task(&task))
+        }
+    }
+}
+
+fn parse_task_type(value: Option<&str>) -> Result<TaskType, ApiError> {
+    let supported = TaskType::supported_list();
+    match value.map(str::trim) {
+        None | Some("") => Err(ApiError::bad_request(
+            "missing_task_type",
+            format!("the form field task_type is missing; supported: {supported}"),
+        )),
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_request(
+                "unknown_task_type",
+                format!("task_type {v:?} is not supported; supported: {supported}"),
+            )
+        }),
+    }
+}
+
+async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut value = Vec::new();
+    while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
+        value.extend_from_slice(&bytes);
+        if value.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("the form field {name} is too long"),
+            ));
+        }
+    }
+    String::from_utf8(value)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| ApiError::bad_request("invalid_field", format!("the form field {name} is not UTF-8")))
+}
+
+async fn drain(mut field: Field<'_>) -> Result<(), ApiError> {
+    while field.chunk().await.map_err(multipart_error)?.is_some() {}
+    Ok(())
+}
+
+/// A broken or oversized multipart body.
+pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body limit sits just above the upload limit; the message names the latter.
+        ApiError::TooLarge { limit: None }
+    } else {
+        ApiError::bad_request(
+            "invalid_multipart",
+            format!("the multipart body could not be read: {}", e.body_text()),
+        )
+    }
+}

@@ -1,0 +1,30 @@
+//! What every handler and worker shares.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numcheck_blob::BlobStore;
+use numcheck_core::NumberingPlan;
+use numcheck_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::signing::LinkSigner;
+
+/// Shared state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub blobs: BlobStore,
+    pub signer: LinkSigner,
+    pub config: Arc<Config>,
+    /// Base of result links, without a trailing slash; `None`: from the request's Host.
+    pub public_url: Option<String>,
+    pub plan: NumberingPlan,
+    /// Wakes idle workers when a task is created.
+    pub work: Arc<Notify>,
+    pub tmp_dir: PathBuf,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+}
