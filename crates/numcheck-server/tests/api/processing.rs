@@ -1,0 +1,129 @@
+//! Processing at size, and persistence across restarts.
+
+use crate::helpers::*;
+
+/// A deterministic mixed file: valid numbers of several countries, duplicates, blanks,
+/// formatting noise and garbage. Returns (file, total, failures).
+fn mixed_file(lines: usize) -> (String, i64, i64) {
+    let mut out = String::with_capacity(lines * 16);
+    let (mut total, mut failures) = (0, 0);
+    for i in 0..lines {
+        match i % 10 {
+            0 => out.push_str(&format!("+1 415 555 {:04}\n", i % 10_000)),
+            1 => out.push_str(&format!("+49 30 {:07}\n", i % 10_000_000)),
+            2 => out.push_str(&format!("+336{:08}\n", i % 100_000_000)),
+            3 => out.push('\n'),
+            4 => out.push_str(&format!("0044 7911 {:06}\r\n", i % 1_000_000)),
+            5 => out.push_str("not a number\n"),
+            6 => out.push_str("+14155552671\n"),
+            7 => out.push_str(&format!("+86 138 {:08}\n", i % 100_000_000)),
+            8 => out.push_str("+999 000\n"),
+            _ => out.push_str(&format!("(+1) 212-555-{:04}\n", i % 10_000)),
+        }
+        match i % 10 {
+            3 => {}
+            5 | 8 => {
+                total += 1;
+                failures += 1;
+            }
+            _ => total += 1,
+        }
+    }
+    (out, total, failures)
+}
+
+#[tokio::test]
+async fn a_100000_line_upload_is_exported_with_exact_counts() {
+    let s = TestServer::start_with(|c| c.worker.chunk_lines = 7_000).await;
+    let (file, total, failures) = mixed_file(111_112);
+    let (code, created) = s.create(&s.admin_key, file.as_bytes()).await;
+    assert_eq!(code, 200, "{created}");
+    assert_eq!(created["total"].as_i64(), Some(total));
+    assert!(total >= 100_000);
+    let id = created["task_id"].as_str().unwrap();
+    // Progress moves chunk by chunk and never backwards.
+    let mut last = 0;
+    let v = loop {
+        let (_, v) = s.poll(&s.admin_key, id).await;
+        let done = v["success"].as_i64().unwrap() + v["failure"].as_i64().unwrap();
+        assert!(done >= last, "counters went backwards");
+        last = done;
+        if v["status"] == "exported" {
+            break v;
+        }
+        assert!(v["status"] == "pending" || v["status"] == "processing", "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(v["failure"].as_i64(), Some(failures));
+    assert_eq!(v["success"].as_i64(), Some(total - failures));
+    let (csv, rejected, _) = s.result(&v).await;
+    assert_eq!(csv.lines().count() as i64, total - failures + 1);
+    assert_eq!(rejected.lines().count() as i64, failures + 1);
+    // Input order: the line numbers in the last column only grow.
+    let mut prev = 0u64;
+    for row in csv.lines().skip(1) {
+        let line: u64 = row.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(line > prev);
+        prev = line;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tasks_and_results_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::boot(config(dir.path())).await;
+    let key = s.key("keeper", Some(1000)).await;
+    let (_, done) = s.create(&key, b"+14155552671\n+33612345678\n").await;
+    let done_id = done["task_id"].as_str().unwrap().to_owned();
+    let before = s.wait(&key, &done_id).await;
+    let (csv_before, _, _) = s.result(&before).await;
+    s.stop().await;
+
+    // The same folder, a new process: no new admin key, same key works, same task and result.
+    let s = TestServer::boot(config(dir.path())).await;
+    assert!(s.admin_key.is_empty(), "the admin key is printed only on first start");
+    let (code, after) = s.poll(&key, &done_id).await;
+    assert_eq!(code, 200);
+    for k in ["created_at", "updated_at", "task_id", "user_id", "status", "total", "success", "failure"] {
+        assert_eq!(after[k], before[k], "{k}");
+    }
+    let (csv_after, _, _) = s.result(&after).await;
+    assert_eq!(csv_after, csv_before);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_left_pending_by_a_stopped_server_is_finished_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.worker.concurrency = 0;
+    let s = TestServer::boot(c).await;
+    let key = s.key("patient", None).await;
+    let (file, total, failures) = mixed_file(5_000);
+    let (_, created) = s.create(&key, file.as_bytes()).await;
+    let id = created["task_id"].as_str().unwrap().to_owned();
+    s.stop().await;
+
+    let s = TestServer::boot(config(dir.path())).await;
+    let v = s.wait(&key, &id).await;
+    assert_eq!(v["status"], "exported");
+    assert_eq!(v["failure"].as_i64(), Some(failures));
+    assert_eq!(v["success"].as_i64(), Some(total - failures));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_file_always_gives_byte_identical_results() {
+    let s = TestServer::start_with(|c| c.worker.chunk_lines = 300).await;
+    let (file, _, _) = mixed_file(3_000);
+    let (_, a) = s.create(&s.admin_key, file.as_bytes()).await;
+    let (_, b) = s.create(&s.admin_key, file.as_bytes()).await;
+    let va = s.wait(&s.admin_key, a["task_id"].as_str().unwrap()).await;
+    let vb = s.wait(&s.admin_key, b["task_id"].as_str().unwrap()).await;
+    let (csv_a, rej_a, _) = s.result(&va).await;
+    let (csv_b, rej_b, _) = s.result(&vb).await;
+    assert_eq!(csv_a, csv_b);
+    assert_eq!(rej_a, rej_b);
+    s.stop().await;
+}
