@@ -30,7 +30,7 @@ enum Command {
 /// Flags shared by every command that opens a data folder.
 #[derive(Args, Serialize)]
 struct Common {
-    /// Config file (default: ./numcheck.toml when it exists). Env: NUMCHECK_CONFIG.
+    /// Config file (default: ./numcheck.toml when it exists).
     #[arg(long, value_name = "FILE", env = "NUMCHECK_CONFIG")]
     #[serde(skip)]
     config: Option<PathBuf>,
