@@ -226,9 +226,18 @@ mod tests {
         assert_eq!(store.size("uploads/a.txt").await.unwrap(), None);
         w.write(b"5552671\n").await.unwrap();
         assert_eq!(w.finish().await.unwrap(), 13);
-        assert_eq!(store.get("uploads/a.txt").await.unwrap(), Bytes::from_static(b"+14155552671\n"));
-        assert_eq!(store.get_range("uploads/a.txt", 1..5).await.unwrap(), Bytes::from_static(b"1415"));
-        assert_eq!(store.get_range("uploads/a.txt", 3..3).await.unwrap(), Bytes::new());
+        assert_eq!(
+            store.get("uploads/a.txt").await.unwrap(),
+            Bytes::from_static(b"+14155552671\n")
+        );
+        assert_eq!(
+            store.get_range("uploads/a.txt", 1..5).await.unwrap(),
+            Bytes::from_static(b"1415")
+        );
+        assert_eq!(
+            store.get_range("uploads/a.txt", 3..3).await.unwrap(),
+            Bytes::new()
+        );
     }
 
     #[tokio::test]
@@ -239,7 +248,10 @@ mod tests {
         w.write(b"x").await.unwrap();
         w.abort().await.unwrap();
         assert_eq!(store.size("uploads/b.txt").await.unwrap(), None);
-        assert!(matches!(store.get("uploads/b.txt").await, Err(BlobError::NotFound(_))));
+        assert!(matches!(
+            store.get("uploads/b.txt").await,
+            Err(BlobError::NotFound(_))
+        ));
         store.delete("uploads/b.txt").await.unwrap();
     }
 
@@ -247,9 +259,18 @@ mod tests {
     async fn delete_prefix_removes_a_folder() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::local(dir.path()).unwrap();
-        store.put("work/t/0.csv", Bytes::from_static(b"a")).await.unwrap();
-        store.put("work/t/1.csv", Bytes::from_static(b"b")).await.unwrap();
-        store.put("work/u/0.csv", Bytes::from_static(b"c")).await.unwrap();
+        store
+            .put("work/t/0.csv", Bytes::from_static(b"a"))
+            .await
+            .unwrap();
+        store
+            .put("work/t/1.csv", Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        store
+            .put("work/u/0.csv", Bytes::from_static(b"c"))
+            .await
+            .unwrap();
         store.delete_prefix("work/t").await.unwrap();
         assert_eq!(store.size("work/t/0.csv").await.unwrap(), None);
         assert_eq!(store.size("work/u/0.csv").await.unwrap(), Some(1));

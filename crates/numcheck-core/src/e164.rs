@@ -83,7 +83,10 @@ mod tests {
     fn e164_rejects_malformed_strings() {
         assert_eq!("14155552671".parse::<E164>(), Err(E164Error::MissingPlus));
         assert_eq!("+".parse::<E164>(), Err(E164Error::BadDigits));
-        assert_eq!("+1234567890123456".parse::<E164>(), Err(E164Error::BadDigits));
+        assert_eq!(
+            "+1234567890123456".parse::<E164>(),
+            Err(E164Error::BadDigits)
+        );
         assert_eq!("+0123".parse::<E164>(), Err(E164Error::LeadingZero));
         assert_eq!("+1 415".parse::<E164>(), Err(E164Error::BadDigits));
     }

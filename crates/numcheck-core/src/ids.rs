@@ -24,7 +24,11 @@ impl FromStr for TaskId {
     type Err = BadTaskId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = s.len() == 20 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'v'));
-        if ok { Ok(TaskId(s.to_owned())) } else { Err(BadTaskId) }
+        if ok {
+            Ok(TaskId(s.to_owned()))
+        } else {
+            Err(BadTaskId)
+        }
     }
 }
 

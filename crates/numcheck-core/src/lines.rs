@@ -178,7 +178,12 @@ impl Chunker {
     pub fn new(per_chunk: usize) -> Self {
         Chunker {
             per_chunk: per_chunk.max(1) as u64,
-            current: ChunkBounds { byte_start: 0, byte_end: 0, first_line: 1, lines: 0 },
+            current: ChunkBounds {
+                byte_start: 0,
+                byte_end: 0,
+                first_line: 1,
+                lines: 0,
+            },
             done: Vec::new(),
             total: 0,
         }
@@ -319,7 +324,9 @@ mod tests {
     fn a_splitter_started_mid_file_numbers_lines_from_there() {
         let mut s = LineSplitter::starting_at(100, 7);
         let mut got = Vec::new();
-        s.push(b"\xEF\xBB\xBFx\ny", |l| got.push((l.number, l.start, l.text.to_vec())));
+        s.push(b"\xEF\xBB\xBFx\ny", |l| {
+            got.push((l.number, l.start, l.text.to_vec()))
+        });
         s.finish(|l| got.push((l.number, l.start, l.text.to_vec())));
         assert_eq!(got[0], (7, 100, b"\xEF\xBB\xBFx".to_vec()));
         assert_eq!(got[1], (8, 105, b"y".to_vec()));
@@ -331,7 +338,14 @@ mod tests {
         let blank: Vec<bool> = lines
             .iter()
             .map(|(n, s, e, t, tr)| {
-                Line { number: *n, start: *s, end: *e, text: t, truncated: *tr }.is_blank()
+                Line {
+                    number: *n,
+                    start: *s,
+                    end: *e,
+                    text: t,
+                    truncated: *tr,
+                }
+                .is_blank()
             })
             .collect();
         assert_eq!(blank, vec![true, true, false]);
@@ -359,8 +373,18 @@ mod tests {
         assert_eq!(
             chunks,
             vec![
-                ChunkBounds { byte_start: 0, byte_end: 10, first_line: 1, lines: 2 },
-                ChunkBounds { byte_start: 10, byte_end: 16, first_line: 4, lines: 2 },
+                ChunkBounds {
+                    byte_start: 0,
+                    byte_end: 10,
+                    first_line: 1,
+                    lines: 2
+                },
+                ChunkBounds {
+                    byte_start: 10,
+                    byte_end: 16,
+                    first_line: 4,
+                    lines: 2
+                },
             ]
         );
         // Re-reading each chunk from its bounds gives back exactly its lines.
@@ -368,12 +392,25 @@ mod tests {
         for ch in &chunks {
             let mut s = LineSplitter::starting_at(ch.byte_start, ch.first_line);
             let part = &data[ch.byte_start as usize..ch.byte_end as usize];
-            s.push(part, |l| if !l.is_blank() { seen.push((l.number, l.text.to_vec())) });
-            s.finish(|l| if !l.is_blank() { seen.push((l.number, l.text.to_vec())) });
+            s.push(part, |l| {
+                if !l.is_blank() {
+                    seen.push((l.number, l.text.to_vec()))
+                }
+            });
+            s.finish(|l| {
+                if !l.is_blank() {
+                    seen.push((l.number, l.text.to_vec()))
+                }
+            });
         }
         assert_eq!(
             seen,
-            vec![(1, b"+1".to_vec()), (3, b"+2".to_vec()), (4, b"+3".to_vec()), (5, b"+4".to_vec())]
+            vec![
+                (1, b"+1".to_vec()),
+                (3, b"+2".to_vec()),
+                (4, b"+3".to_vec()),
+                (5, b"+4".to_vec())
+            ]
         );
     }
 

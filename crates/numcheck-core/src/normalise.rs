@@ -108,8 +108,19 @@ pub fn dialled(line: &[u8]) -> Result<Dialled, LineError> {
                 seen_digit = true;
             }
             '+' | '\u{FF0B}' if !plus && !seen_digit => plus = true,
-            ' ' | '\t' | '\u{A0}' | '\u{2007}' | '\u{202F}' | '-' | '.' | '(' | ')' | '/'
-            | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' => {}
+            ' '
+            | '\t'
+            | '\u{A0}'
+            | '\u{2007}'
+            | '\u{202F}'
+            | '-'
+            | '.'
+            | '('
+            | ')'
+            | '/'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{2212}'
+            | '\u{30FC}' => {}
             _ => return Err(LineError::NotANumber),
         }
         if digits.len() > MAX_DIALLED_DIGITS {
@@ -227,7 +238,10 @@ mod tests {
         assert_eq!(dialled(b"+1+2"), Err(LineError::NotANumber));
         assert_eq!(dialled(b"\xFF\xFE12"), Err(LineError::NotUtf8));
         assert_eq!(dialled(&[b'1'; 30]), Err(LineError::TooLong));
-        assert_eq!(LineError::NationalWithoutRegion.code(), "national_without_region");
+        assert_eq!(
+            LineError::NationalWithoutRegion.code(),
+            "national_without_region"
+        );
     }
 
     proptest! {

@@ -128,7 +128,11 @@ impl NumberingPlan {
     }
 
     /// Reads one line and asks the numbering plan about it.
-    pub fn check_line(&self, line: &[u8], region: Option<RegionCode>) -> Result<Checked, LineError> {
+    pub fn check_line(
+        &self,
+        line: &[u8],
+        region: Option<RegionCode>,
+    ) -> Result<Checked, LineError> {
         let (e164, number) = self.parse(&dialled(line)?, region)?;
         let valid = number.is_valid();
         Ok(Checked {
@@ -214,14 +218,20 @@ mod tests {
     fn national_numbers_need_a_region() {
         let c = check("030 901820", Some("DE")).unwrap();
         assert_eq!(c.e164.to_string(), "+4930901820");
-        assert_eq!(check("030 901820", None), Err(LineError::NationalWithoutRegion));
+        assert_eq!(
+            check("030 901820", None),
+            Err(LineError::NationalWithoutRegion)
+        );
     }
 
     #[test]
     fn a_lost_plus_is_restored_only_when_the_result_is_valid() {
         let c = check("14155552671", None).unwrap();
         assert_eq!(c.e164.to_string(), "+14155552671");
-        assert_eq!(check("1.4155552671E10", None).unwrap().e164.to_string(), "+14155552671");
+        assert_eq!(
+            check("1.4155552671E10", None).unwrap().e164.to_string(),
+            "+14155552671"
+        );
         assert_eq!(check("12345", None), Err(LineError::NationalWithoutRegion));
     }
 
@@ -235,10 +245,16 @@ mod tests {
 
     #[test]
     fn unparseable_numbers_map_to_stable_errors() {
-        assert_eq!(check("+999 123456", None), Err(LineError::UnknownCountryCode));
+        assert_eq!(
+            check("+999 123456", None),
+            Err(LineError::UnknownCountryCode)
+        );
         assert_eq!(check("+49 1", None), Err(LineError::TooShort));
         assert_eq!(check("not a number", None), Err(LineError::NotANumber));
-        assert_eq!(check("+49 12345678901234567", None), Err(LineError::TooLong));
+        assert_eq!(
+            check("+49 12345678901234567", None),
+            Err(LineError::TooLong)
+        );
     }
 
     #[test]

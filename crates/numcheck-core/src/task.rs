@@ -108,7 +108,10 @@ mod tests {
         for a in ActiveStatus::ALL {
             assert_eq!(a.as_str().parse::<ActiveStatus>().unwrap(), *a);
         }
-        assert_eq!("active_check".parse::<TaskType>().unwrap(), TaskType::ActiveCheck);
+        assert_eq!(
+            "active_check".parse::<TaskType>().unwrap(),
+            TaskType::ActiveCheck
+        );
     }
 
     #[test]

@@ -114,12 +114,12 @@ impl Config {
             }
             None => {}
         }
-        let env = Env::prefixed("NUMCHECK_")
-            .split("__")
-            .filter(|k| !META_VARS.iter().any(|m| k.as_str().eq_ignore_ascii_case(&m[9..])));
-        figment = figment
-            .merge(env)
-            .merge(Serialized::defaults(flags));
+        let env = Env::prefixed("NUMCHECK_").split("__").filter(|k| {
+            !META_VARS
+                .iter()
+                .any(|m| k.as_str().eq_ignore_ascii_case(&m[9..]))
+        });
+        figment = figment.merge(env).merge(Serialized::defaults(flags));
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(Loaded {
@@ -138,16 +138,24 @@ impl Config {
             )));
         }
         if self.max_upload_bytes == 0 {
-            return Err(ConfigError::Invalid("max_upload_bytes must be above 0".into()));
+            return Err(ConfigError::Invalid(
+                "max_upload_bytes must be above 0".into(),
+            ));
         }
         if self.worker.chunk_lines == 0 {
-            return Err(ConfigError::Invalid("worker.chunk_lines must be above 0".into()));
+            return Err(ConfigError::Invalid(
+                "worker.chunk_lines must be above 0".into(),
+            ));
         }
         if self.worker.lease_secs == 0 {
-            return Err(ConfigError::Invalid("worker.lease_secs must be above 0".into()));
+            return Err(ConfigError::Invalid(
+                "worker.lease_secs must be above 0".into(),
+            ));
         }
         if self.result_link_ttl_secs == 0 {
-            return Err(ConfigError::Invalid("result_link_ttl_secs must be above 0".into()));
+            return Err(ConfigError::Invalid(
+                "result_link_ttl_secs must be above 0".into(),
+            ));
         }
         Ok(())
     }
@@ -206,8 +214,13 @@ mod tests {
         struct Flags {
             listen: &'static str,
         }
-        let loaded = Config::load(Some(Path::new(example)), Flags { listen: "127.0.0.1:9999" })
-            .expect("the shipped example must load");
+        let loaded = Config::load(
+            Some(Path::new(example)),
+            Flags {
+                listen: "127.0.0.1:9999",
+            },
+        )
+        .expect("the shipped example must load");
         assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:9999");
     }
 

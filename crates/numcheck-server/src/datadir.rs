@@ -119,7 +119,10 @@ mod tests {
         let secret = std::fs::read_to_string(path.join("secret.key")).unwrap();
         drop(a);
         let _b = DataDir::open(&path).await.unwrap();
-        assert_eq!(std::fs::read_to_string(path.join("secret.key")).unwrap(), secret);
+        assert_eq!(
+            std::fs::read_to_string(path.join("secret.key")).unwrap(),
+            secret
+        );
     }
 
     #[tokio::test]

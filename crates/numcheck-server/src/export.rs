@@ -7,8 +7,8 @@
 //! chunks' sorted number runs, so it needs no set as large as the task. The zip carries no
 //! timestamps, so the same task always gives the same bytes.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
@@ -47,7 +47,11 @@ pub async fn run(state: &AppState, owner: &str, task: &Task) -> anyhow::Result<(
         .await?;
     if published {
         tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = unique, "task exported");
-        if let Err(e) = state.blobs.delete_prefix(&format!("work/{}", task.id)).await {
+        if let Err(e) = state
+            .blobs
+            .delete_prefix(&format!("work/{}", task.id))
+            .await
+        {
             tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");
         }
     } else {
@@ -80,10 +84,7 @@ fn write_zip(
     }
     let mut inner = zip.finish()?;
     inner.flush()?;
-    inner
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     count_unique(rt, blobs, task)
 }
 

@@ -153,6 +153,9 @@ mod tests {
         assert!(a.secret[4..].bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(a.prefix, &a.secret[..12]);
         assert_eq!(a.hash, hash(&a.secret));
-        assert!(!format!("{a:?}").contains(&a.secret), "Debug must not show the secret");
+        assert!(
+            !format!("{a:?}").contains(&a.secret),
+            "Debug must not show the secret"
+        );
     }
 }

@@ -106,7 +106,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets workers finish the work
     /// in hand and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Application {
             listener,
             state,

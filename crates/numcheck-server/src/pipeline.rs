@@ -105,7 +105,10 @@ mod tests {
              +14155552671,unknown,no_evidence,fixed_line_or_mobile,US,6\n"
         );
         let rejected = String::from_utf8(out.rejected).unwrap();
-        assert_eq!(rejected, "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n");
+        assert_eq!(
+            rejected,
+            "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n"
+        );
         assert_eq!((out.success, out.failure), (3, 2));
         let nums: Vec<u64> = out
             .numbers

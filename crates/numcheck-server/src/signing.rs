@@ -113,11 +113,17 @@ mod tests {
         let (exp, sig) = parts(&s.query(&t, 1000));
         assert_eq!(s.verify(&other, exp, &sig, 0), Err(LinkError::BadSignature));
         assert_eq!(s.verify(&t, exp + 1, &sig, 0), Err(LinkError::BadSignature));
-        assert_eq!(LinkSigner::new([2; 32]).verify(&t, exp, &sig, 0), Err(LinkError::BadSignature));
+        assert_eq!(
+            LinkSigner::new([2; 32]).verify(&t, exp, &sig, 0),
+            Err(LinkError::BadSignature)
+        );
         let mut tampered = sig.clone().into_bytes();
         tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(s.verify(&t, exp, &tampered, 0), Err(LinkError::BadSignature));
+        assert_eq!(
+            s.verify(&t, exp, &tampered, 0),
+            Err(LinkError::BadSignature)
+        );
         assert_eq!(s.verify(&t, exp, "", 0), Err(LinkError::BadSignature));
         assert_eq!(s.verify(&t, exp, "!!!", 0), Err(LinkError::BadSignature));
     }

@@ -109,7 +109,13 @@ async fn process_chunk(
     };
     let plan = state.plan;
     let out = tokio::task::spawn_blocking(move || {
-        pipeline::process(&plan, &data, spec.byte_start as u64, spec.first_line as u64, region)
+        pipeline::process(
+            &plan,
+            &data,
+            spec.byte_start as u64,
+            spec.first_line as u64,
+            region,
+        )
     })
     .await
     .context("chunk processing panicked")?;

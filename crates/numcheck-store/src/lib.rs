@@ -154,10 +154,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn user(&self, id: &UserId) -> Result<Option<User>>;
     /// Adds credits to a limited user (a ledger grant). Fails with `Conflict` on an unlimited
     /// user, who has nothing to add to.
-    async fn grant_credits(&self, user: &UserId, amount: i64, note: &str, now_ms: i64)
-    -> Result<()>;
-    async fn add_key(&self, user: &UserId, prefix: &str, hash: &[u8], now_ms: i64)
-    -> Result<KeyInfo>;
+    async fn grant_credits(
+        &self,
+        user: &UserId,
+        amount: i64,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<()>;
+    async fn add_key(
+        &self,
+        user: &UserId,
+        prefix: &str,
+        hash: &[u8],
+        now_ms: i64,
+    ) -> Result<KeyInfo>;
     async fn list_keys(&self) -> Result<Vec<KeyInfo>>;
     /// Revokes the key with this id or prefix; the number of keys revoked.
     async fn revoke_key(&self, id_or_prefix: &str, now_ms: i64) -> Result<u64>;

@@ -116,10 +116,7 @@ async fn task_in(tx: &mut Transaction<'static, Sqlite>, id: &str) -> Result<Task
     task_from_row(&row)
 }
 
-async fn available_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    user: &UserId,
-) -> Result<Option<i64>> {
+async fn available_in(tx: &mut Transaction<'static, Sqlite>, user: &UserId) -> Result<Option<i64>> {
     let row = sqlx::query(
         "SELECT u.credits AS credits, \
            (SELECT COALESCE(SUM(t.reserved), 0) FROM tasks t \
@@ -151,7 +148,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(format!("user {name:?} already exists")));
+            return Err(StoreError::Conflict(format!(
+                "user {name:?} already exists"
+            )));
         }
         sqlx::query(
             "INSERT INTO users (id, name, credits, is_admin, created_at_ms) VALUES (?, ?, ?, ?, ?)",
@@ -352,11 +351,12 @@ impl Store for SqliteStore {
     async fn create_task(&self, new: NewTask) -> Result<Created> {
         let mut tx = self.write().await?;
         if let Some(key) = &new.idempotency_key {
-            let existing = sqlx::query("SELECT id FROM tasks WHERE user_id = ? AND idempotency_key = ?")
-                .bind(new.user_id.as_str())
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query("SELECT id FROM tasks WHERE user_id = ? AND idempotency_key = ?")
+                    .bind(new.user_id.as_str())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(row) = existing {
                 let id: String = row.try_get("id")?;
                 return Ok(Created::Existing(task_in(&mut tx, &id).await?));
@@ -619,4 +619,3 @@ impl Store for SqliteStore {
         Ok(a.rows_affected() + b.rows_affected())
     }
 }
-

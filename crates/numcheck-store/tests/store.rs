@@ -1,5 +1,7 @@
 //! The storage story: one sequence of operations every backend must pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use numcheck_core::{TaskId, TaskStatus, TaskType, UserId};
 use numcheck_store::{ChunkSpec, Created, NewTask, SqliteStore, Store, StoreError, Work};
 
@@ -32,7 +34,9 @@ fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option<&st
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("numcheck.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("numcheck.db"))
+        .await
+        .unwrap();
     (dir, store)
 }
 
@@ -46,7 +50,10 @@ async fn keys_story(store: &dyn Store) {
         store.create_user(uid(2), "alice", None, false, 1).await,
         Err(StoreError::Conflict(_))
     ));
-    let k = store.add_key(&alice.id, "nck_abcd", &[7; 32], 2).await.unwrap();
+    let k = store
+        .add_key(&alice.id, "nck_abcd", &[7; 32], 2)
+        .await
+        .unwrap();
     assert_eq!(k.user_name, "alice");
     assert_eq!(store.count_keys().await.unwrap(), 1);
     assert_eq!(
@@ -56,10 +63,17 @@ async fn keys_story(store: &dyn Store) {
     assert!(store.user_for_key_hash(&[8; 32]).await.unwrap().is_none());
     assert_eq!(store.revoke_key("nck_abcd", 3).await.unwrap(), 1);
     assert!(store.user_for_key_hash(&[7; 32]).await.unwrap().is_none());
-    assert_eq!(store.revoke_key("nck_abcd", 3).await.unwrap(), 0, "already revoked");
+    assert_eq!(
+        store.revoke_key("nck_abcd", 3).await.unwrap(),
+        0,
+        "already revoked"
+    );
     let listed = store.list_keys().await.unwrap();
     assert_eq!(listed[0].revoked_at_ms, Some(3));
-    store.grant_credits(&alice.id, 50, "top-up", 4).await.unwrap();
+    store
+        .grant_credits(&alice.id, 50, "top-up", 4)
+        .await
+        .unwrap();
     assert_eq!(store.available_credits(&alice.id).await.unwrap(), Some(150));
     let ledger = store.ledger(&alice.id).await.unwrap();
     assert_eq!(ledger.iter().map(|r| r.amount).sum::<i64>(), 150);
@@ -71,14 +85,23 @@ async fn task_story(store: &dyn Store) {
         .create_user(uid(3), "bob", Some(25), false, 1)
         .await
         .unwrap();
-    let other = store.create_user(uid(4), "carol", None, false, 1).await.unwrap();
+    let other = store
+        .create_user(uid(4), "carol", None, false, 1)
+        .await
+        .unwrap();
 
     // More than the balance: refused, nothing stored.
     let err = store
         .create_task(new_task("d4g8o46p2jvh04o9uol0", &bob.id, 1, 26, None))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::InsufficientCredits { needed: 26, available: 25 }));
+    assert!(matches!(
+        err,
+        StoreError::InsufficientCredits {
+            needed: 26,
+            available: 25
+        }
+    ));
 
     let Created::New(t) = store
         .create_task(new_task("d4g8o46p2jvh04o9uol1", &bob.id, 2, 20, Some("k1")))
@@ -98,52 +121,117 @@ async fn task_story(store: &dyn Store) {
     assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(5));
     // The hold counts against a second task.
     assert!(matches!(
-        store.create_task(new_task("d4g8o46p2jvh04o9uol3", &bob.id, 1, 6, None)).await,
+        store
+            .create_task(new_task("d4g8o46p2jvh04o9uol3", &bob.id, 1, 6, None))
+            .await,
         Err(StoreError::InsufficientCredits { .. })
     ));
     // Another user's idempotency key space is separate.
     assert!(matches!(
-        store.create_task(new_task("d4g8o46p2jvh04o9uol4", &other.id, 1, 0, Some("k1"))).await.unwrap(),
+        store
+            .create_task(new_task(
+                "d4g8o46p2jvh04o9uol4",
+                &other.id,
+                1,
+                0,
+                Some("k1")
+            ))
+            .await
+            .unwrap(),
         Created::New(_)
     ));
 
     // Chunks are leased in order; a leased chunk is not handed out twice until it expires.
     let w1 = store.claim_work("w1", 1000, 500).await.unwrap().unwrap();
-    let Work::Chunk { task, seq: 0, .. } = &w1 else { panic!("{w1:?}") };
+    let Work::Chunk { task, seq: 0, .. } = &w1 else {
+        panic!("{w1:?}")
+    };
     assert_eq!(task.id, t.id);
-    assert_eq!(store.task(&t.id).await.unwrap().unwrap().status, TaskStatus::Processing);
+    assert_eq!(
+        store.task(&t.id).await.unwrap().unwrap().status,
+        TaskStatus::Processing
+    );
     let w2 = store.claim_work("w2", 1000, 500).await.unwrap().unwrap();
     assert!(matches!(w2, Work::Chunk { seq: 1, .. }));
     // w1 dies; after its lease expires, w3 takes chunk 0 over. w1's late commit is refused.
     let w3 = store.claim_work("w3", 2000, 500).await.unwrap().unwrap();
     assert!(matches!(&w3, Work::Chunk { task, seq: 0, .. } if task.id == t.id));
-    assert!(!store.commit_chunk(&t.id, 0, "w1", 10, 0, 2001).await.unwrap());
-    assert!(store.commit_chunk(&t.id, 0, "w3", 9, 1, 2002).await.unwrap());
-    assert!(!store.commit_chunk(&t.id, 0, "w3", 9, 1, 2003).await.unwrap(), "only once");
+    assert!(
+        !store
+            .commit_chunk(&t.id, 0, "w1", 10, 0, 2001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .commit_chunk(&t.id, 0, "w3", 9, 1, 2002)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .commit_chunk(&t.id, 0, "w3", 9, 1, 2003)
+            .await
+            .unwrap(),
+        "only once"
+    );
     let mid = store.task(&t.id).await.unwrap().unwrap();
     assert_eq!((mid.success, mid.failure, mid.chunks_done), (9, 1, 1));
     // Chunk 1 expired too (w2 took it at 1000); re-claim and commit.
     let next = loop {
         let w = store.claim_work("w3", 3000, 500).await.unwrap().unwrap();
-        if matches!(&w, Work::Chunk { task, .. } if task.id == t.id) { break w; }
+        if matches!(&w, Work::Chunk { task, .. } if task.id == t.id) {
+            break w;
+        }
         // The other user's task is later in line; finish its chunk too.
         if let Work::Chunk { task, seq, .. } = &w {
-            assert!(store.commit_chunk(&task.id, *seq, "w3", 10, 0, 3000).await.unwrap());
+            assert!(
+                store
+                    .commit_chunk(&task.id, *seq, "w3", 10, 0, 3000)
+                    .await
+                    .unwrap()
+            );
         }
     };
     assert!(matches!(next, Work::Chunk { seq: 1, .. }));
-    assert!(store.commit_chunk(&t.id, 1, "w3", 10, 0, 3001).await.unwrap());
+    assert!(
+        store
+            .commit_chunk(&t.id, 1, "w3", 10, 0, 3001)
+            .await
+            .unwrap()
+    );
 
     // All chunks done: the export is handed out, once.
     let ex = store.claim_work("w4", 3002, 500).await.unwrap().unwrap();
-    let Work::Export { task } = ex else { panic!("expected export") };
+    let Work::Export { task } = ex else {
+        panic!("expected export")
+    };
     assert_eq!(task.id, t.id);
-    assert!(!store.finish_export(&t.id, "w5", "results/x.zip", 18, 3003).await.unwrap());
-    assert!(store.finish_export(&t.id, "w4", "results/x.zip", 18, 3003).await.unwrap());
-    assert!(!store.finish_export(&t.id, "w4", "results/x.zip", 18, 3004).await.unwrap(), "charged once");
+    assert!(
+        !store
+            .finish_export(&t.id, "w5", "results/x.zip", 18, 3003)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_export(&t.id, "w4", "results/x.zip", 18, 3003)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_export(&t.id, "w4", "results/x.zip", 18, 3004)
+            .await
+            .unwrap(),
+        "charged once"
+    );
     let done = store.task(&t.id).await.unwrap().unwrap();
     assert_eq!(done.status, TaskStatus::Exported);
-    assert_eq!((done.success, done.failure, done.charged), (19, 1, Some(18)));
+    assert_eq!(
+        (done.success, done.failure, done.charged),
+        (19, 1, Some(18))
+    );
     assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(7));
     let charges: Vec<_> = store
         .ledger(&bob.id)
@@ -191,7 +279,10 @@ async fn sqlite_reopens_an_existing_database_without_losing_data() {
     let path = dir.path().join("numcheck.db");
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        store.create_user(uid(9), "dave", None, true, 1).await.unwrap();
+        store
+            .create_user(uid(9), "dave", None, true, 1)
+            .await
+            .unwrap();
         store.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();

@@ -54,19 +54,20 @@ pub async fn get_task(
 }
 
 fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {
-    let result_url = (task.status == TaskStatus::Exported && task.result_key.is_some()).then(|| {
-        let expires = now_ms() / 1000 + state.config.result_link_ttl_secs as i64;
-        let base = match (&state.public_url, host) {
-            (Some(base), _) => base.clone(),
-            (None, Some(host)) => format!("http://{host}"),
-            (None, None) => format!("http://{}", state.config.listen),
-        };
-        format!(
-            "{base}/v1/results/{}.zip?{}",
-            task.id,
-            state.signer.query(&task.id, expires)
-        )
-    });
+    let result_url =
+        (task.status == TaskStatus::Exported && task.result_key.is_some()).then(|| {
+            let expires = now_ms() / 1000 + state.config.result_link_ttl_secs as i64;
+            let base = match (&state.public_url, host) {
+                (Some(base), _) => base.clone(),
+                (None, Some(host)) => format!("http://{host}"),
+                (None, None) => format!("http://{}", state.config.listen),
+            };
+            format!(
+                "{base}/v1/results/{}.zip?{}",
+                task.id,
+                state.signer.query(&task.id, expires)
+            )
+        });
     TaskView {
         created_at: rfc3339_ms(task.created_at_ns / 1_000_000),
         updated_at: rfc3339_ms(task.updated_at_ms),
@@ -107,14 +108,22 @@ async fn task_id_from(request: Request, state: &AppState) -> Result<String, ApiE
         {
             if field.name() == Some("task_id") {
                 let mut value = Vec::new();
-                while let Some(b) = field.chunk().await.map_err(crate::routes::multipart_error)? {
+                while let Some(b) = field
+                    .chunk()
+                    .await
+                    .map_err(crate::routes::multipart_error)?
+                {
                     value.extend_from_slice(&b);
                     if value.len() > 256 {
                         return Err(ApiError::task_not_found());
                     }
                 }
                 let text = String::from_utf8_lossy(&value).trim().to_owned();
-                return if text.is_empty() { Err(missing()) } else { Ok(text) };
+                return if text.is_empty() {
+                    Err(missing())
+                } else {
+                    Ok(text)
+                };
             }
         }
         return Err(missing());
@@ -124,7 +133,10 @@ async fn task_id_from(request: Request, state: &AppState) -> Result<String, ApiE
         .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     if content_type.starts_with("application/json") || body.first() == Some(&b'{') {
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the JSON body could not be read: {e}"))
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the JSON body could not be read: {e}"),
+            )
         })?;
         return match value.get("task_id") {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),

@@ -35,10 +35,16 @@ pub async fn download(
     let signature = query
         .get("signature")
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
-    match state.signer.verify(&id, expires, signature, now_ms() / 1000) {
+    match state
+        .signer
+        .verify(&id, expires, signature, now_ms() / 1000)
+    {
         Ok(()) => {}
         Err(LinkError::BadSignature) => {
-            return Err(forbidden("invalid_signature", "this result link is not valid"));
+            return Err(forbidden(
+                "invalid_signature",
+                "this result link is not valid",
+            ));
         }
         Err(LinkError::Expired) => {
             return Err(forbidden(
@@ -59,11 +65,17 @@ pub async fn download(
     let (size, stream) = state.blobs.stream(&key).await?;
     let mut response = Body::from_stream(stream.map_err(std::io::Error::other)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.zip\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }

@@ -1,8 +1,8 @@
 //! `POST /v1/tasks`: upload a file of numbers and create a task.
 
 use axum::Json;
-use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::extract::State;
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::http::{HeaderMap, StatusCode};
 use numcheck_core::{RegionCode, TaskId, TaskType};
 use numcheck_store::{Created, NewTask, Task};
@@ -54,7 +54,9 @@ pub async fn create(
         None => None,
         Some(v) => {
             let key = v.to_str().ok().map(str::trim).filter(|k| {
-                !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic())
+                !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| b.is_ascii_graphic())
             });
             match key {
                 Some(k) => Some(k.to_owned()),
@@ -87,16 +89,26 @@ pub async fn create(
     let mut form = Form::default();
     let result = read_form(&state, &task_id, &mut multipart, &mut form).await;
     let outcome = match result {
-        Ok(()) => finish(&state, &user, &task_id, created_at_ns, idempotency_key, &form).await,
+        Ok(()) => {
+            finish(
+                &state,
+                &user,
+                &task_id,
+                created_at_ns,
+                idempotency_key,
+                &form,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match outcome {
         Ok(body) => Ok(Json(body)),
         Err(e) => {
-            if let Some(received) = &form.file {
-                if let Err(del) = state.blobs.delete(&received.key).await {
-                    tracing::warn!(error = %del, "could not delete a refused upload");
-                }
+            if let Some(received) = &form.file
+                && let Err(del) = state.blobs.delete(&received.key).await
+            {
+                tracing::warn!(error = %del, "could not delete a refused upload");
             }
             Err(e)
         }
@@ -158,9 +170,10 @@ async fn finish(
     };
     let region = match form.default_region.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(r) => Some(r.parse::<RegionCode>().map_err(|e| {
-            ApiError::bad_request("invalid_default_region", e.to_string())
-        })?),
+        Some(r) => Some(
+            r.parse::<RegionCode>()
+                .map_err(|e| ApiError::bad_request("invalid_default_region", e.to_string()))?,
+        ),
     };
     if file.total == 0 {
         return Err(ApiError::bad_request(
@@ -229,7 +242,12 @@ async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
     }
     String::from_utf8(value)
         .map(|s| s.trim().to_owned())
-        .map_err(|_| ApiError::bad_request("invalid_field", format!("the form field {name} is not UTF-8")))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("the form field {name} is not UTF-8"),
+            )
+        })
 }
 
 async fn drain(mut field: Field<'_>) -> Result<(), ApiError> {

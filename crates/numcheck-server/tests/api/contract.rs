@@ -23,7 +23,11 @@ async fn create_answers_the_contract_keys_in_order_with_a_nanosecond_created_at(
         ["task_id", "status", "total", "message", "created_at"]
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(Regex::new("^[0-9a-v]{20}$").unwrap().is_match(v["task_id"].as_str().unwrap()));
+    assert!(
+        Regex::new("^[0-9a-v]{20}$")
+            .unwrap()
+            .is_match(v["task_id"].as_str().unwrap())
+    );
     assert_eq!(v["status"], "pending");
     assert_eq!(v["total"], 2, "blank lines are not counted");
     assert_eq!(v["message"], "Task created successfully");
@@ -49,14 +53,27 @@ async fn gettasks_has_no_result_url_until_exported_and_millisecond_timestamps() 
     let text = resp.text().await.unwrap();
     assert_eq!(
         keys_in_order(&text),
-        ["created_at", "updated_at", "task_id", "user_id", "status", "total", "success", "failure"]
+        [
+            "created_at",
+            "updated_at",
+            "task_id",
+            "user_id",
+            "status",
+            "total",
+            "success",
+            "failure"
+        ]
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["status"], "pending");
     let ms = Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$").unwrap();
     assert!(ms.is_match(v["created_at"].as_str().unwrap()));
     assert!(ms.is_match(v["updated_at"].as_str().unwrap()));
-    assert!(Regex::new("^[0-9A-Za-z]{20}$").unwrap().is_match(v["user_id"].as_str().unwrap()));
+    assert!(
+        Regex::new("^[0-9A-Za-z]{20}$")
+            .unwrap()
+            .is_match(v["user_id"].as_str().unwrap())
+    );
     // created_at on poll is the create time cut to milliseconds.
     assert_eq!(
         &v["created_at"].as_str().unwrap()[..23],
@@ -68,7 +85,9 @@ async fn gettasks_has_no_result_url_until_exported_and_millisecond_timestamps() 
 #[tokio::test]
 async fn an_exported_task_has_every_key_in_order_and_a_downloadable_zip() {
     let s = TestServer::start().await;
-    let (_, created) = s.create(&s.admin_key, b"+14155552671\nnot a number\n+33612345678\n").await;
+    let (_, created) = s
+        .create(&s.admin_key, b"+14155552671\nnot a number\n+33612345678\n")
+        .await;
     let id = created["task_id"].as_str().unwrap();
     s.wait(&s.admin_key, id).await;
     let resp = s
@@ -82,12 +101,32 @@ async fn an_exported_task_has_every_key_in_order_and_a_downloadable_zip() {
     let text = resp.text().await.unwrap();
     assert_eq!(
         keys_in_order(&text),
-        ["created_at", "updated_at", "task_id", "user_id", "status", "total", "success", "failure", "result_url"]
+        [
+            "created_at",
+            "updated_at",
+            "task_id",
+            "user_id",
+            "status",
+            "total",
+            "success",
+            "failure",
+            "result_url"
+        ]
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!((v["total"].as_i64(), v["success"].as_i64(), v["failure"].as_i64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (
+            v["total"].as_i64(),
+            v["success"].as_i64(),
+            v["failure"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
     let url = v["result_url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/v1/results/{id}.zip?expires=", s.base)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/v1/results/{id}.zip?expires=", s.base)),
+        "{url}"
+    );
     let (csv, rejected, names) = s.result(&v).await;
     assert_eq!(names, [format!("{id}.csv"), "rejected.csv".to_owned()]);
     let lines: Vec<&str> = csv.lines().collect();
@@ -147,8 +186,13 @@ async fn formatting_noise_blanks_garbage_duplicates_and_national_numbers_are_han
     let (code, created) = s.create_form(&s.admin_key, form, None).await;
     assert_eq!(code, 200, "{created}");
     assert_eq!(created["total"], 8);
-    let v = s.wait(&s.admin_key, created["task_id"].as_str().unwrap()).await;
-    assert_eq!((v["success"].as_i64(), v["failure"].as_i64()), (Some(6), Some(2)));
+    let v = s
+        .wait(&s.admin_key, created["task_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (v["success"].as_i64(), v["failure"].as_i64()),
+        (Some(6), Some(2))
+    );
     let (csv, rejected, _) = s.result(&v).await;
     let numbers: Vec<(&str, &str)> = csv
         .lines()
@@ -180,7 +224,14 @@ async fn formatting_noise_blanks_garbage_duplicates_and_national_numbers_are_han
 #[tokio::test]
 async fn healthz_answers_ok() {
     let s = TestServer::start().await;
-    let (code, v) = json(s.http.get(format!("{}/healthz", s.base)).send().await.unwrap()).await;
+    let (code, v) = json(
+        s.http
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(v["status"], "ok");
     s.stop().await;

@@ -3,7 +3,11 @@
 use crate::helpers::*;
 
 async fn ledger(s: &TestServer, user_id: &str) -> Vec<numcheck_store::LedgerRow> {
-    s.state.store.ledger(&user_id.parse().unwrap()).await.unwrap()
+    s.state
+        .store
+        .ledger(&user_id.parse().unwrap())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -15,17 +19,37 @@ async fn a_task_is_charged_once_for_its_unique_numbers_not_duplicates_or_failure
     let (code, created) = s.create(&key, file).await;
     assert_eq!(code, 200, "{created}");
     let v = s.wait(&key, created["task_id"].as_str().unwrap()).await;
-    assert_eq!((v["success"].as_i64(), v["failure"].as_i64()), (Some(5), Some(2)));
+    assert_eq!(
+        (v["success"].as_i64(), v["failure"].as_i64()),
+        (Some(5), Some(2))
+    );
     let user = v["user_id"].as_str().unwrap();
     let rows = ledger(&s, user).await;
-    let charges: Vec<i64> = rows.iter().filter(|r| r.kind == "charge").map(|r| r.amount).collect();
+    let charges: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.kind == "charge")
+        .map(|r| r.amount)
+        .collect();
     assert_eq!(charges, [-3]);
-    assert_eq!(rows.iter().map(|r| r.amount).sum::<i64>(), 7, "ledger balances to 10 - 3");
-    let user = s.state.store.user(&user.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.amount).sum::<i64>(),
+        7,
+        "ledger balances to 10 - 3"
+    );
+    let user = s
+        .state
+        .store
+        .user(&user.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.credits, Some(7));
     // Polling again charges nothing more.
     s.poll(&key, created["task_id"].as_str().unwrap()).await;
-    assert_eq!(ledger(&s, v["user_id"].as_str().unwrap()).await.len(), rows.len());
+    assert_eq!(
+        ledger(&s, v["user_id"].as_str().unwrap()).await.len(),
+        rows.len()
+    );
     s.stop().await;
 }
 
@@ -34,13 +58,24 @@ async fn create_answers_402_when_the_balance_cannot_cover_the_unique_numbers() {
     let s = TestServer::start().await;
     let key = s.key("poor", Some(2)).await;
     // 3 unique numbers (duplicates and garbage do not count).
-    let (code, body) = s.create(&key, b"+14155552671\n+33612345678\n+14155552671\nx\n+4930901820\n").await;
+    let (code, body) = s
+        .create(
+            &key,
+            b"+14155552671\n+33612345678\n+14155552671\nx\n+4930901820\n",
+        )
+        .await;
     assert_error((code, body), 402, "insufficient_credits");
     // 2 unique numbers fit.
-    let (code, created) = s.create(&key, b"+14155552671\n+33612345678\n+14155552671\nx\n").await;
+    let (code, created) = s
+        .create(&key, b"+14155552671\n+33612345678\n+14155552671\nx\n")
+        .await;
     assert_eq!(code, 200, "{created}");
     // That task holds (or has spent) both credits: another task does not fit.
-    assert_error(s.create(&key, b"+14155552671\n").await, 402, "insufficient_credits");
+    assert_error(
+        s.create(&key, b"+14155552671\n").await,
+        402,
+        "insufficient_credits",
+    );
     let uploads = s.data_dir.join("blobs").join("uploads");
     let stored = std::fs::read_dir(&uploads).unwrap().count();
     assert!(stored <= 2, "refused uploads are deleted ({stored} stored)");

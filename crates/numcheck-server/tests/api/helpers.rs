@@ -192,5 +192,10 @@ pub fn assert_error(got: (u16, Value), status: u16, code: &str) {
         "{}",
         got.1
     );
-    assert_eq!(got.1.as_object().unwrap().len(), 2, "only error and message: {}", got.1);
+    assert_eq!(
+        got.1.as_object().unwrap().len(),
+        2,
+        "only error and message: {}",
+        got.1
+    );
 }

@@ -51,7 +51,10 @@ async fn a_100000_line_upload_is_exported_with_exact_counts() {
         if v["status"] == "exported" {
             break v;
         }
-        assert!(v["status"] == "pending" || v["status"] == "processing", "{v}");
+        assert!(
+            v["status"] == "pending" || v["status"] == "processing",
+            "{v}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     };
     assert_eq!(v["failure"].as_i64(), Some(failures));
@@ -82,10 +85,22 @@ async fn tasks_and_results_survive_a_restart() {
 
     // The same folder, a new process: no new admin key, same key works, same task and result.
     let s = TestServer::boot(config(dir.path())).await;
-    assert!(s.admin_key.is_empty(), "the admin key is printed only on first start");
+    assert!(
+        s.admin_key.is_empty(),
+        "the admin key is printed only on first start"
+    );
     let (code, after) = s.poll(&key, &done_id).await;
     assert_eq!(code, 200);
-    for k in ["created_at", "updated_at", "task_id", "user_id", "status", "total", "success", "failure"] {
+    for k in [
+        "created_at",
+        "updated_at",
+        "task_id",
+        "user_id",
+        "status",
+        "total",
+        "success",
+        "failure",
+    ] {
         assert_eq!(after[k], before[k], "{k}");
     }
     let (csv_after, _, _) = s.result(&after).await;
