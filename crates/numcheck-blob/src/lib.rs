@@ -39,7 +39,7 @@ impl BlobError {
 pub type Result<T, E = BlobError> = std::result::Result<T, E>;
 
 /// Size of the parts a streamed write is cut into.
-const PART_BYTES: usize = 8 * 1024 * 1024;
+const PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// A handle on the blob store; cheap to clone.
 #[derive(Debug, Clone)]
@@ -188,7 +188,7 @@ impl std::fmt::Debug for BlobWriter {
 impl BlobWriter {
     /// Appends bytes, waiting when too many parts are in flight.
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.inner.wait_for_capacity(4).await?;
+        self.inner.wait_for_capacity(2).await?;
         self.inner.write(data);
         self.written += data.len() as u64;
         Ok(())

@@ -52,6 +52,10 @@ impl Application {
         config.validate()?;
         let mut data = DataDir::open(&config.data_dir).await?;
         data.lock()?;
+        // Bind before anything is created, so a busy port cannot swallow the first admin key.
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         // We hold the folder's lock, so every lease in it belonged to a process that is gone.
         let released = data.store.release_leases(None).await?;
         if released > 0 {
@@ -63,9 +67,6 @@ impl Application {
         } else {
             None
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let public_url = match &config.public_url {
             Some(url) => Some(url.trim_end_matches('/').to_owned()),

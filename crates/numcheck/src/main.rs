@@ -10,7 +10,11 @@ use numcheck_store::Store;
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "numcheck", version, about = "Self-hosted bulk phone-number activity checker")]
+#[command(
+    name = "numcheck",
+    version,
+    about = "Self-hosted bulk phone-number activity checker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -112,7 +116,10 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("numcheck: cannot start the async runtime: {e}");
@@ -220,9 +227,15 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                 None => "unlimited credits".to_owned(),
             };
             if issued.user_created {
-                println!("created user {:?} (id {}) with {balance}", issued.user.name, issued.user.id);
+                println!(
+                    "created user {:?} (id {}) with {balance}",
+                    issued.user.name, issued.user.id
+                );
             } else {
-                println!("user {:?} (id {}) has {balance}", issued.user.name, issued.user.id);
+                println!(
+                    "user {:?} (id {}) has {balance}",
+                    issued.user.name, issued.user.id
+                );
             }
             println!("new API key (shown only once; store it now):");
             println!("{}", issued.key.secret);
@@ -231,7 +244,10 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List { common } => {
             let data = open(&common).await?;
             let keys = data.store.list_keys().await.context("cannot list keys")?;
-            println!("{:>5}  {:<14} {:<20} {:<24} REVOKED", "ID", "PREFIX", "USER", "CREATED");
+            println!(
+                "{:>5}  {:<14} {:<20} {:<24} REVOKED",
+                "ID", "PREFIX", "USER", "CREATED"
+            );
             for k in keys {
                 println!(
                     "{:>5}  {:<14} {:<20} {:<24} {}",
