@@ -1,10 +1,8 @@
 //! `GET /v1/results/<task_id>.zip?expires=…&signature=…`: the result download. No API key:
 //! the signed link is the credential.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -18,8 +16,17 @@ use crate::state::AppState;
 pub async fn download(
     State(state): State<AppState>,
     Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    // Parsed here rather than by an extractor so that any malformed query gets our JSON error.
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let forbidden = |code: &'static str, message: &str| ApiError::Forbidden {
         code,
         message: message.to_owned(),
@@ -28,12 +35,10 @@ pub async fn download(
         .strip_suffix(".zip")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
-    let expires: i64 = query
-        .get("expires")
+    let expires: i64 = param("expires")
         .and_then(|e| e.parse().ok())
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
-    let signature = query
-        .get("signature")
+    let signature = param("signature")
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
     match state
         .signer
