@@ -4,11 +4,15 @@
 //! This crate does no I/O and has no async code: it is where the product's rules live and are
 //! unit-tested. Storage, HTTP and workers depend on it, never the other way round.
 
+pub mod codes;
 pub mod e164;
+pub mod evidence;
+pub mod evidence_rows;
 pub mod ids;
 pub mod lines;
 pub mod normalise;
 pub mod plan;
+pub mod policy;
 pub mod task;
 pub mod verdict;
 
@@ -18,4 +22,8 @@ pub use lines::{ChunkBounds, Chunker, Line, LineSplitter, TextCheck, check_text}
 pub use normalise::{Dialled, LineError};
 pub use plan::{Checked, LineType, NumberingPlan, RegionCode};
 pub use task::{ActiveStatus, TaskStatus, TaskType};
+pub use codes::CodeTable;
+pub use evidence_rows::{Row, RowError, RowFormat, RowReader};
+pub use evidence::{EvidenceClass, EvidenceKind, HalfLives, Observation, Profile};
+pub use policy::Policy;
 pub use verdict::{Reason, Verdict};

@@ -185,6 +185,26 @@ impl NumberingPlan {
     }
 }
 
+/// The printable forms of a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formats {
+    pub country_code: u32,
+    pub national: String,
+    pub international: String,
+}
+
+impl NumberingPlan {
+    /// National and international formats of a number, as libphonenumber writes them.
+    pub fn formats(&self, e164: E164) -> Option<Formats> {
+        let number = PHONE_NUMBER_UTIL.parse(&e164.to_string(), None).ok()?;
+        Some(Formats {
+            country_code: u32::try_from(number.country_code).unwrap_or_default(),
+            national: number.format_as(PhoneNumberFormat::National).to_string(),
+            international: number.format_as(PhoneNumberFormat::International).to_string(),
+        })
+    }
+}
+
 fn map_error(e: ParseError) -> LineError {
     match e {
         ParseError::InvalidCountryCode => LineError::UnknownCountryCode,
@@ -255,6 +275,14 @@ mod tests {
             check("+49 12345678901234567", None),
             Err(LineError::TooLong)
         );
+    }
+
+    #[test]
+    fn formats_follow_the_numbering_plan() {
+        let f = NumberingPlan.formats("+4930901820".parse().unwrap()).unwrap();
+        assert_eq!(f.country_code, 49);
+        assert_eq!(f.national, "030 901820");
+        assert_eq!(f.international, "+49 30 901820");
     }
 
     #[test]

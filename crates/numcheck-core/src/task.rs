@@ -51,6 +51,7 @@ string_enum!(
     /// The kind of check a task runs. Other checkers share the same flow and are added here.
     TaskType, UnknownTaskType, "task type" {
         ActiveCheck => "active_check",
+        NumberInfo => "number_info",
     }
 );
 
@@ -118,7 +119,7 @@ mod tests {
     fn unknown_task_type_is_refused_and_supported_list_names_active_check() {
         assert!("bogus".parse::<TaskType>().is_err());
         assert!("Active_Check".parse::<TaskType>().is_err());
-        assert_eq!(TaskType::supported_list(), "active_check");
+        assert_eq!(TaskType::supported_list(), "active_check, number_info");
     }
 
     #[test]

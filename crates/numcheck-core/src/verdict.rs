@@ -1,80 +1,79 @@
 //! Verdicts: what numcheck says about one number, and why.
-//!
-//! Until the evidence engine lands the verdict comes from the numbering plan alone: a number
-//! that is not valid in its plan is `inactive`, every other number is `unknown` because there
-//! is no evidence either way.
 
-use crate::plan::Checked;
 use crate::task::ActiveStatus;
 
-/// Why a verdict was given. The spellings are stable: clients match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a verdict was given. The spellings are stable and documented: clients match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
-    /// The number parses but is not a valid number of its numbering plan.
+    /// Not a valid number of its numbering plan.
     InvalidNumber,
-    /// The number is valid, and nothing is known about its activity.
+    /// A hard disconnect (unknown subscriber, number changed, deactivation, …) is newer than
+    /// the last strong activity.
+    Disconnected,
+    /// Failures spread over time outweigh activity.
+    RepeatedFailures,
+    /// Recent activity outweighs failures.
+    RecentActivity,
+    /// Nothing is known about the number.
     NoEvidence,
+    /// What is known is too little or too old to decide.
+    InsufficientEvidence,
+    /// Only temporary failures (absent subscriber, handset off, congestion), not enough or
+    /// not spread enough over time to call the number inactive.
+    TemporaryFailures,
+    /// Evidence both ways, or too weak a lean.
+    Inconclusive,
 }
 
 impl Reason {
+    pub const ALL: &'static [Reason] = &[
+        Reason::InvalidNumber,
+        Reason::Disconnected,
+        Reason::RepeatedFailures,
+        Reason::RecentActivity,
+        Reason::NoEvidence,
+        Reason::InsufficientEvidence,
+        Reason::TemporaryFailures,
+        Reason::Inconclusive,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidNumber => "invalid_number",
+            Reason::Disconnected => "disconnected",
+            Reason::RepeatedFailures => "repeated_failures",
+            Reason::RecentActivity => "recent_activity",
             Reason::NoEvidence => "no_evidence",
+            Reason::InsufficientEvidence => "insufficient_evidence",
+            Reason::TemporaryFailures => "temporary_failures",
+            Reason::Inconclusive => "inconclusive",
         }
     }
 }
 
-/// The answer for one number with its reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The answer for one number.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
     pub status: ActiveStatus,
     pub reason: Reason,
-}
-
-impl Verdict {
-    /// The verdict the numbering plan alone supports.
-    pub fn from_plan(checked: &Checked) -> Verdict {
-        if checked.valid {
-            Verdict {
-                status: ActiveStatus::Unknown,
-                reason: Reason::NoEvidence,
-            }
-        } else {
-            Verdict {
-                status: ActiveStatus::Inactive,
-                reason: Reason::InvalidNumber,
-            }
-        }
-    }
+    /// In [0, 1]: how sure the verdict is.
+    pub confidence: f64,
+    /// The newest activity seen (ms since the epoch).
+    pub last_activity_ms: Option<i64>,
+    /// Activity after a hard disconnect: probably a new subscriber on a recycled number.
+    pub possibly_reassigned: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::E164;
-    use crate::plan::LineType;
 
-    fn checked(valid: bool) -> Checked {
-        Checked {
-            e164: E164::from_u64(14_155_552_671).unwrap(),
-            valid,
-            line_type: LineType::Unknown,
-            region: None,
+    #[test]
+    fn reason_spellings_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()));
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
-    }
-
-    #[test]
-    fn invalid_number_is_inactive_with_reason_invalid_number() {
-        let v = Verdict::from_plan(&checked(false));
-        assert_eq!(v.status, ActiveStatus::Inactive);
-        assert_eq!(v.reason.as_str(), "invalid_number");
-    }
-
-    #[test]
-    fn valid_number_without_evidence_is_unknown() {
-        let v = Verdict::from_plan(&checked(true));
-        assert_eq!(v.status, ActiveStatus::Unknown);
-        assert_eq!(v.reason.as_str(), "no_evidence");
     }
 }

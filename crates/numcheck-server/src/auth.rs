@@ -3,15 +3,15 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use numcheck_store::User;
+use numcheck_store::Principal;
 
 use crate::error::ApiError;
 use crate::keys;
 use crate::state::AppState;
 
-/// The user behind the request's API key.
+/// The user behind the request's API key, with the key's rights.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub User);
+pub struct AuthUser(pub Principal);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -35,8 +35,8 @@ impl FromRequestParts<AppState> for AuthUser {
                 code: "missing_api_key",
                 message: "send your API key in the X-API-Key header".into(),
             })?;
-        match state.store.user_for_key_hash(&keys::hash(value)).await? {
-            Some(user) => Ok(AuthUser(user)),
+        match state.store.principal_for_key_hash(&keys::hash(value)).await? {
+            Some(principal) => Ok(AuthUser(principal)),
             None => Err(ApiError::Unauthorized {
                 code: "invalid_api_key",
                 message: "the API key is unknown or revoked".into(),

@@ -25,11 +25,15 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Largest accepted upload, in bytes. Bigger uploads get 413.
     pub max_upload_bytes: u64,
+    /// Largest accepted evidence body on `POST /v1/evidence`, in bytes.
+    pub max_evidence_bytes: u64,
     /// How long a minted result link stays valid, in seconds.
     pub result_link_ttl_secs: u64,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
     pub worker: WorkerConfig,
+    /// The verdict policy (weights, half-lives, thresholds).
+    pub policy: numcheck_core::Policy,
 }
 
 /// Log output format.
@@ -59,9 +63,11 @@ impl Default for Config {
             data_dir: PathBuf::from("./numcheck-data"),
             public_url: None,
             max_upload_bytes: 256 * 1024 * 1024,
+            max_evidence_bytes: 4 * 1024 * 1024 * 1024,
             result_link_ttl_secs: 24 * 3600,
             log_format: LogFormat::Text,
             worker: WorkerConfig::default(),
+            policy: numcheck_core::Policy::default(),
         }
     }
 }
@@ -152,6 +158,7 @@ impl Config {
                 "worker.lease_secs must be above 0".into(),
             ));
         }
+        self.policy.validate().map_err(ConfigError::Invalid)?;
         if self.result_link_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "result_link_ttl_secs must be above 0".into(),
@@ -167,6 +174,7 @@ fn known_env_keys() -> Vec<String> {
         "DATA_DIR",
         "PUBLIC_URL",
         "MAX_UPLOAD_BYTES",
+        "MAX_EVIDENCE_BYTES",
         "RESULT_LINK_TTL_SECS",
         "LOG_FORMAT",
         "WORKER__CONCURRENCY",
@@ -186,6 +194,7 @@ fn unknown_env_vars() -> Vec<String> {
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| k.to_ascii_uppercase().starts_with("NUMCHECK_"))
         .filter(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+        .filter(|k| !k.to_ascii_uppercase().starts_with("NUMCHECK_POLICY__"))
         .map(|k| format!("ignoring unknown environment variable {k}"))
         .collect()
 }

@@ -1,91 +1,186 @@
-//! Assembling a task's result: `<task_id>.zip` holding `<task_id>.csv` (every checked row in
-//! input order) and `rejected.csv` (every failure row with its line number and reason), then
-//! publishing it and charging the task once.
+//! Assembling a result: `<name>.zip` holding `<name>.csv` (every checked row in input order),
+//! `rejected.csv` (every failure row with its line number and reason), `summary.json` (the
+//! counts) and, when asked for, `<name>.xlsx`.
 //!
-//! The zip is written to a temporary file in the data folder, part by part, so memory stays
-//! bounded. The charge — one credit per unique number — comes from a k-way merge of the
-//! chunks' sorted number runs, so it needs no set as large as the task. The zip carries no
-//! timestamps, so the same task always gives the same bytes.
+//! The zip is written to a temporary file part by part, so memory stays bounded. Unique
+//! numbers — what a task is charged — come from a k-way merge of the chunks' sorted number
+//! runs, so no set as large as the task is needed. Nothing in the zip carries a timestamp of
+//! its own, so the same input always gives the same bytes.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
 
 use anyhow::Context;
 use numcheck_blob::BlobStore;
-use numcheck_store::Task;
+use numcheck_core::TaskType;
+use numcheck_core::plan::METADATA_VERSION;
+use serde::Serialize;
 use tokio::runtime::Handle;
 use zip::CompressionMethod;
 use zip::write::SimpleFileOptions;
 
-use crate::clock::now_ms;
-use crate::pipeline::{REJECTED_HEADER, RESULT_HEADER};
-use crate::state::AppState;
-use crate::worker::part_key;
+use crate::options::{TaskOptions, header};
+use crate::pipeline::{REJECTED_HEADER, Summary};
+use crate::xlsx::{XLSX_MAX_ROWS, XlsxWriter};
 
-/// The blob key of a task's result.
-pub fn result_key(task: &Task) -> String {
-    format!("results/{}.zip", task.id)
+/// The blob key of one output part of a chunk.
+pub fn part_key(prefix: &str, seq: i64, ext: &str) -> String {
+    format!("{prefix}/{seq:08}.{ext}")
 }
 
-/// Builds, publishes and charges a task's result.
-pub async fn run(state: &AppState, owner: &str, task: &Task) -> anyhow::Result<()> {
-    let tmp = tempfile::NamedTempFile::new_in(&state.tmp_dir)
+/// What to assemble.
+#[derive(Debug, Clone)]
+pub struct ResultSpec {
+    /// The task id: names the files inside the zip.
+    pub name: String,
+    pub task_type: TaskType,
+    pub options: TaskOptions,
+    pub chunk_count: i64,
+    /// Where the chunk parts are (`work/<task_id>`).
+    pub parts: String,
+    /// Non-blank lines of the upload.
+    pub total: u64,
+    /// Verdicts' reference time (RFC 3339).
+    pub as_of: String,
+}
+
+/// An assembled result.
+#[derive(Debug)]
+pub struct Assembled {
+    pub file: tempfile::NamedTempFile,
+    /// Distinct numbers checked: the charge.
+    pub unique: i64,
+    pub summary: Summary,
+}
+
+#[derive(Serialize)]
+struct SummaryFile<'a> {
+    task_id: &'a str,
+    task_type: &'a str,
+    as_of: &'a str,
+    numbering_plan: &'a str,
+    total: u64,
+    success: u64,
+    failure: u64,
+    unique_numbers: i64,
+    duplicates: u64,
+    #[serde(flatten)]
+    counts: &'a Summary,
+}
+
+/// Builds the zip into a temporary file in `tmp_dir`.
+pub async fn assemble(blobs: &BlobStore, tmp_dir: &Path, spec: ResultSpec) -> anyhow::Result<Assembled> {
+    let tmp = tempfile::NamedTempFile::new_in(tmp_dir)
         .context("cannot create a temporary file for the result")?;
     let file = tmp.reopen()?;
-    let blobs = state.blobs.clone();
-    let t = task.clone();
+    let blobs = blobs.clone();
     let handle = Handle::current();
-    let unique = tokio::task::spawn_blocking(move || write_zip(&handle, &blobs, &t, file))
-        .await
-        .context("result assembly panicked")??;
-    let key = result_key(task);
-    state.blobs.put_file(&key, tmp.path()).await?;
-    let published = state
-        .store
-        .finish_export(&task.id, owner, &key, unique, now_ms())
-        .await?;
-    if published {
-        tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = unique, "task exported");
-        if let Err(e) = state
-            .blobs
-            .delete_prefix(&format!("work/{}", task.id))
+    let tmp_dir = tmp_dir.to_owned();
+    let (unique, summary) =
+        tokio::task::spawn_blocking(move || write_zip(&handle, &blobs, &tmp_dir, &spec, file))
             .await
-        {
-            tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");
-        }
-    } else {
-        tracing::warn!(task = %task.id, "export lease lost; another worker published the result");
-    }
-    Ok(())
+            .context("result assembly panicked")??;
+    Ok(Assembled {
+        file: tmp,
+        unique,
+        summary,
+    })
 }
 
 fn write_zip(
     rt: &Handle,
     blobs: &BlobStore,
-    task: &Task,
+    tmp_dir: &Path,
+    spec: &ResultSpec,
     file: std::fs::File,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<(i64, Summary)> {
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .large_file(true);
-    zip.start_file(format!("{}.csv", task.id), options)?;
-    zip.write_all(RESULT_HEADER.as_bytes())?;
-    for seq in 0..task.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(task, seq, "csv")))?;
+    let csv_header = header(spec.task_type, spec.options.columns);
+    zip.start_file(format!("{}.csv", spec.name), options)?;
+    zip.write_all(csv_header.as_bytes())?;
+    for seq in 0..spec.chunk_count {
+        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "csv")))?;
         zip.write_all(&part)?;
     }
     zip.start_file("rejected.csv", options)?;
     zip.write_all(REJECTED_HEADER.as_bytes())?;
-    for seq in 0..task.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(task, seq, "rej")))?;
+    for seq in 0..spec.chunk_count {
+        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "rej")))?;
         zip.write_all(&part)?;
     }
+
+    let unique = count_unique(rt, blobs, spec)?;
+    let mut summary = Summary::default();
+    for seq in 0..spec.chunk_count {
+        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "sum")))?;
+        let s: Summary = serde_json::from_slice(&part).context("chunk summary is corrupt")?;
+        summary.add(&s);
+    }
+    let file = SummaryFile {
+        task_id: &spec.name,
+        task_type: spec.task_type.as_str(),
+        as_of: &spec.as_of,
+        numbering_plan: METADATA_VERSION,
+        total: spec.total,
+        success: summary.success,
+        failure: summary.failure,
+        unique_numbers: unique,
+        duplicates: summary.success.saturating_sub(unique.max(0) as u64),
+        counts: &summary,
+    };
+    zip.start_file("summary.json", options)?;
+    serde_json::to_writer_pretty(&mut zip, &file)?;
+    zip.write_all(b"\n")?;
+
+    if spec.options.xlsx {
+        let sheet = tempfile::NamedTempFile::new_in(tmp_dir)?;
+        write_xlsx(rt, blobs, spec, csv_header, sheet.path())?;
+        zip.start_file(format!("{}.xlsx", spec.name), options)?;
+        let mut f = std::fs::File::open(sheet.path())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buf[..n])?;
+        }
+    }
+
     let mut inner = zip.finish()?;
     inner.flush()?;
     inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    count_unique(rt, blobs, task)
+    Ok((unique, summary))
+}
+
+fn write_xlsx(
+    rt: &Handle,
+    blobs: &BlobStore,
+    spec: &ResultSpec,
+    csv_header: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let header: Vec<&str> = csv_header.trim_end().split(',').collect();
+    let mut sheet = XlsxWriter::new(path, &header, XLSX_MAX_ROWS)?;
+    for seq in 0..spec.chunk_count {
+        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "csv")))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(part.as_ref());
+        for record in reader.records() {
+            let record = record.context("chunk rows are corrupt")?;
+            let cells: Vec<&str> = record.iter().collect();
+            sheet.push_row(&cells)?;
+        }
+    }
+    sheet.finish()?;
+    Ok(())
 }
 
 /// Bytes of a run read at a time.
@@ -122,10 +217,10 @@ impl Run {
 }
 
 /// Distinct numbers across all chunks: a k-way merge of the sorted runs.
-fn count_unique(rt: &Handle, blobs: &BlobStore, task: &Task) -> anyhow::Result<i64> {
-    let mut runs = Vec::with_capacity(task.chunk_count as usize);
-    for seq in 0..task.chunk_count {
-        let key = part_key(task, seq, "nums");
+fn count_unique(rt: &Handle, blobs: &BlobStore, spec: &ResultSpec) -> anyhow::Result<i64> {
+    let mut runs = Vec::with_capacity(spec.chunk_count as usize);
+    for seq in 0..spec.chunk_count {
+        let key = part_key(&spec.parts, seq, "nums");
         let size = rt
             .block_on(blobs.size(&key))?
             .with_context(|| format!("number run {key} is missing"))?;

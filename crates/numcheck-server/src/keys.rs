@@ -98,6 +98,7 @@ pub async fn issue(
     user_name: &str,
     credits: Option<i64>,
     is_admin: bool,
+    can_ingest: bool,
 ) -> anyhow::Result<Issued> {
     let name = user_name.trim();
     anyhow::ensure!(
@@ -130,7 +131,7 @@ pub async fn issue(
     };
     let key = generate()?;
     store
-        .add_key(&user.id, &key.prefix, &key.hash, now_ms())
+        .add_key(&user.id, &key.prefix, &key.hash, can_ingest, now_ms())
         .await?;
     Ok(Issued {
         user,

@@ -10,22 +10,26 @@ mod auth;
 pub mod clock;
 pub mod config;
 pub mod datadir;
+mod engine;
 mod error;
 mod export;
 pub mod keys;
+pub mod ingest;
+mod options;
 mod pipeline;
 mod routes;
 pub mod signing;
 mod state;
 mod upload;
 mod worker;
+mod xlsx;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use numcheck_core::NumberingPlan;
+use numcheck_core::{CodeTable, NumberingPlan};
 use numcheck_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -62,7 +66,7 @@ impl Application {
             tracing::info!(released, "took back work from a previous run");
         }
         let first_admin_key = if data.store.count_keys().await? == 0 {
-            let issued = keys::issue(data.store.as_ref(), "admin", None, true).await?;
+            let issued = keys::issue(data.store.as_ref(), "admin", None, true, true).await?;
             Some(issued.key.secret)
         } else {
             None
@@ -74,6 +78,7 @@ impl Application {
             None => Some(format!("http://{addr}")),
         };
         let store: Arc<dyn Store> = data.store.clone();
+        let policy = config.policy.clone();
         let state = AppState {
             store,
             blobs: data.blobs.clone(),
@@ -81,6 +86,12 @@ impl Application {
             config: Arc::new(config),
             public_url,
             plan: NumberingPlan,
+            engine: engine::Engine {
+                plan: NumberingPlan,
+                policy: Arc::new(policy),
+                store: data.store.clone(),
+            },
+            codes: Arc::new(CodeTable::generic()),
             work: Arc::new(Notify::new()),
             tmp_dir: data.tmp_dir(),
             shutdown: CancellationToken::new(),

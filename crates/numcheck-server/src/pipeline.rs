@@ -1,41 +1,39 @@
-//! The work on one chunk: lines in, result rows, rejected rows and the chunk's sorted unique
-//! numbers out. Synchronous and free of I/O so it runs on a blocking thread and is tested
-//! directly.
+//! The work on one chunk, in two synchronous steps around one batched profile lookup:
+//! [`parse`] reads the chunk's lines against the numbering plan; [`render`] decides each
+//! number (policy over its profile) and writes result rows, rejected rows, the chunk's sorted
+//! unique numbers and its summary. Both are free of I/O, so they run on blocking threads and
+//! are tested directly.
 
-use numcheck_core::{LineError, LineSplitter, NumberingPlan, RegionCode, Verdict};
+use std::collections::{BTreeMap, HashMap};
 
-/// The header of the result CSV. The first two columns are the contract's.
-pub const RESULT_HEADER: &str = "Number,ActiveStatus,Reason,LineType,Region,Line\n";
+use chrono::{DateTime, SecondsFormat};
+use numcheck_core::{
+    Checked, E164, LineError, LineSplitter, NumberingPlan, Policy, Profile,
+    RegionCode, TaskType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::options::{Columns, TaskOptions};
+
 /// The header of `rejected.csv`.
 pub const REJECTED_HEADER: &str = "Line,Input,Reason\n";
 
-/// What one chunk produced.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ChunkOutput {
-    /// Result CSV rows (no header), in input order.
-    pub rows: Vec<u8>,
-    /// Rejected CSV rows (no header), in input order.
-    pub rejected: Vec<u8>,
-    /// The chunk's distinct numbers, ascending, as little-endian `u64`s.
-    pub numbers: Vec<u8>,
-    pub success: i64,
-    pub failure: i64,
+/// One non-blank line of a chunk, read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Number { line: u64, checked: Checked },
+    Failure { line: u64, text: String, error: LineError },
 }
 
-/// Processes the bytes of one chunk, which start at line `first_line`, byte `byte_start`.
-pub fn process(
+/// Reads a chunk's lines. `data` starts at byte `byte_start`, line `first_line`.
+pub fn parse(
     plan: &NumberingPlan,
     data: &[u8],
     byte_start: u64,
     first_line: u64,
     region: Option<RegionCode>,
-) -> ChunkOutput {
-    let mut out = ChunkOutput::default();
-    let mut numbers: Vec<u64> = Vec::new();
-    let mut rejected = csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+) -> Vec<Item> {
+    let mut items = Vec::new();
     let mut splitter = LineSplitter::starting_at(byte_start, first_line);
     let mut handle = |line: numcheck_core::Line<'_>| {
         if line.is_blank() {
@@ -46,70 +44,233 @@ pub fn process(
         } else {
             plan.check_line(line.text, region)
         };
-        match checked {
-            Ok(c) => {
-                let verdict = Verdict::from_plan(&c);
-                numbers.push(c.e164.as_u64());
-                let region = c.region.map(|r| r.as_str()).unwrap_or_default();
-                out.rows.extend_from_slice(
-                    format!(
-                        "{},{},{},{},{},{}\n",
-                        c.e164,
-                        verdict.status,
-                        verdict.reason.as_str(),
-                        c.line_type.as_str(),
-                        region,
-                        line.number
-                    )
-                    .as_bytes(),
-                );
-                out.success += 1;
+        items.push(match checked {
+            Ok(checked) => Item::Number {
+                line: line.number,
+                checked,
+            },
+            Err(error) => Item::Failure {
+                line: line.number,
+                text: String::from_utf8_lossy(line.text).trim().to_owned(),
+                error,
+            },
+        });
+    };
+    splitter.push(data, &mut handle);
+    splitter.finish(&mut handle);
+    items
+}
+
+/// The distinct numbers of a chunk, for the profile lookup.
+pub fn numbers(items: &[Item]) -> Vec<E164> {
+    let mut v: Vec<E164> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Number { checked, .. } => Some(checked.e164),
+            Item::Failure { .. } => None,
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Counts of a chunk or a whole task, for `summary.json`. Maps are ordered so the same task
+/// always gives the same file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub success: u64,
+    pub failure: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_reason: BTreeMap<String, u64>,
+    pub by_region: BTreeMap<String, u64>,
+    pub by_line_type: BTreeMap<String, u64>,
+    pub possibly_reassigned: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub failures_by_reason: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, other: &Summary) {
+        fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
+            for (k, v) in b {
+                *a.entry(k.clone()).or_default() += v;
             }
-            Err(e) => {
-                let text = String::from_utf8_lossy(line.text);
-                let text = text.trim();
+        }
+        self.success += other.success;
+        self.failure += other.failure;
+        add_map(&mut self.by_status, &other.by_status);
+        add_map(&mut self.by_reason, &other.by_reason);
+        add_map(&mut self.by_region, &other.by_region);
+        add_map(&mut self.by_line_type, &other.by_line_type);
+        self.possibly_reassigned += other.possibly_reassigned;
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        add_map(&mut self.failures_by_reason, &other.failures_by_reason);
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    *map.entry(key.to_owned()).or_default() += 1;
+}
+
+/// What one chunk produced.
+#[derive(Debug, Default, PartialEq)]
+pub struct ChunkOutput {
+    /// Result CSV rows (no header), in input order.
+    pub rows: Vec<u8>,
+    /// Rejected CSV rows (no header), in input order.
+    pub rejected: Vec<u8>,
+    /// The chunk's distinct numbers, ascending, as little-endian `u64`s.
+    pub numbers: Vec<u8>,
+    pub summary: Summary,
+}
+
+/// How to decide and write rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderSpec<'a> {
+    pub task_type: TaskType,
+    pub options: TaskOptions,
+    pub policy: &'a Policy,
+    pub plan: &'a NumberingPlan,
+    /// Verdicts are as of this time (the task's creation), so re-processing a chunk gives the
+    /// same rows.
+    pub as_of_ms: i64,
+}
+
+fn time_secs(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Decides and writes a parsed chunk.
+pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpec<'_>) -> ChunkOutput {
+    let mut out = ChunkOutput::default();
+    let mut rows = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let mut rejected = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let s = &mut out.summary;
+    for item in items {
+        match item {
+            Item::Number { line, checked } => {
+                s.success += 1;
+                if checked.valid {
+                    s.valid += 1;
+                } else {
+                    s.invalid += 1;
+                }
+                let region = checked.region.map(|r| r.as_str()).unwrap_or_default();
+                let line_type = checked.line_type.as_str();
+                bump(&mut s.by_line_type, line_type);
+                bump(&mut s.by_region, if region.is_empty() { "none" } else { &region });
+                let number = checked.e164.to_string();
+                let line = line.to_string();
+                // Writing into a Vec cannot fail.
+                let _ = match spec.task_type {
+                    TaskType::ActiveCheck => {
+                        let v = spec.policy.decide(checked.valid, profiles.get(&checked.e164), spec.as_of_ms);
+                        bump(&mut s.by_status, v.status.as_str());
+                        bump(&mut s.by_reason, v.reason.as_str());
+                        if v.possibly_reassigned {
+                            s.possibly_reassigned += 1;
+                        }
+                        match spec.options.columns {
+                            Columns::Basic => rows.write_record([number.as_str(), v.status.as_str()]),
+                            Columns::Full => rows.write_record([
+                                number.as_str(),
+                                v.status.as_str(),
+                                v.reason.as_str(),
+                                &format!("{:.3}", v.confidence),
+                                &v.last_activity_ms.map(time_secs).unwrap_or_default(),
+                                line_type,
+                                &region,
+                                if v.possibly_reassigned { "true" } else { "false" },
+                                &line,
+                            ]),
+                        }
+                    }
+                    TaskType::NumberInfo => {
+                        let valid = if checked.valid { "true" } else { "false" };
+                        bump(&mut s.by_status, if checked.valid { "valid" } else { "invalid" });
+                        match spec.options.columns {
+                            Columns::Basic => rows.write_record([number.as_str(), valid]),
+                            Columns::Full => {
+                                let f = spec.plan.formats(checked.e164);
+                                rows.write_record([
+                                    number.as_str(),
+                                    valid,
+                                    line_type,
+                                    &region,
+                                    &f.as_ref().map(|f| f.country_code.to_string()).unwrap_or_default(),
+                                    f.as_ref().map(|f| f.national.as_str()).unwrap_or_default(),
+                                    f.as_ref().map(|f| f.international.as_str()).unwrap_or_default(),
+                                    &line,
+                                ])
+                            }
+                        }
+                    }
+                };
+            }
+            Item::Failure { line, text, error } => {
+                s.failure += 1;
+                bump(&mut s.failures_by_reason, error.code());
                 // Keep spreadsheets from running a rejected line as a formula.
                 let shown = if text.starts_with(['=', '@', '\t', '\r']) {
                     format!("'{text}")
                 } else {
-                    text.to_owned()
+                    text.clone()
                 };
-                // Writing into a Vec cannot fail.
-                let _ = rejected.write_record([line.number.to_string().as_str(), &shown, e.code()]);
-                out.failure += 1;
+                let _ = rejected.write_record([line.to_string().as_str(), &shown, error.code()]);
             }
         }
-    };
-    splitter.push(data, &mut handle);
-    splitter.finish(&mut handle);
+    }
+    out.rows = rows.into_inner().unwrap_or_default();
     out.rejected = rejected.into_inner().unwrap_or_default();
-    numbers.sort_unstable();
-    numbers.dedup();
-    out.numbers = numbers.iter().flat_map(|n| n.to_le_bytes()).collect();
+    out.numbers = numbers(items).iter().flat_map(|n| n.as_u64().to_le_bytes()).collect();
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use numcheck_core::{EvidenceClass, EvidenceKind, Observation};
+
+    fn spec(policy: &Policy, task_type: TaskType, columns: Columns) -> RenderSpec<'_> {
+        RenderSpec {
+            task_type,
+            options: TaskOptions { columns, xlsx: false },
+            policy,
+            plan: &NumberingPlan,
+            as_of_ms: 1_800_000_000_000,
+        }
+    }
 
     #[test]
     fn rows_keep_input_order_and_failures_go_to_rejected() {
         let data = b"+14155552671\n\nnot a number\n+4400000000\r\n=cmd|x\n+14155552671";
-        let out = process(&NumberingPlan, data, 0, 1, None);
+        let items = parse(&NumberingPlan, data, 0, 1, None);
+        let policy = Policy::default();
+        let out = render(&items, &HashMap::new(), spec(&policy, TaskType::ActiveCheck, Columns::Full));
         let rows = String::from_utf8(out.rows).unwrap();
         assert_eq!(
             rows,
-            "+14155552671,unknown,no_evidence,fixed_line_or_mobile,US,1\n\
-             +440000000,inactive,invalid_number,unknown,,4\n\
-             +14155552671,unknown,no_evidence,fixed_line_or_mobile,US,6\n"
+            "+14155552671,unknown,no_evidence,0.500,,fixed_line_or_mobile,US,false,1\n\
+             +440000000,inactive,invalid_number,1.000,,unknown,,false,4\n\
+             +14155552671,unknown,no_evidence,0.500,,fixed_line_or_mobile,US,false,6\n"
         );
         let rejected = String::from_utf8(out.rejected).unwrap();
-        assert_eq!(
-            rejected,
-            "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n"
-        );
-        assert_eq!((out.success, out.failure), (3, 2));
+        assert_eq!(rejected, "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n");
+        assert_eq!((out.summary.success, out.summary.failure), (3, 2));
+        assert_eq!(out.summary.by_status["unknown"], 2);
+        assert_eq!(out.summary.by_reason["invalid_number"], 1);
+        assert_eq!(out.summary.failures_by_reason["not_a_number"], 2);
         let nums: Vec<u64> = out
             .numbers
             .chunks(8)
@@ -119,8 +280,54 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_started_mid_file_numbers_its_lines_from_its_first_line() {
-        let out = process(&NumberingPlan, b"+33612345678\n", 500, 42, None);
-        assert!(String::from_utf8(out.rows).unwrap().ends_with(",42\n"));
+    fn evidence_turns_into_verdict_columns() {
+        let policy = Policy::default();
+        let n: E164 = "+14155552671".parse().unwrap();
+        let delivered = Observation {
+            number: n,
+            observed_at_ms: 1_800_000_000_000 - 86_400_000,
+            source: "smsc".into(),
+            kind: EvidenceKind::SmsDlr,
+            raw_code: "DELIVRD".into(),
+            class: EvidenceClass::StrongActive,
+            weight: 1.0,
+            message_id: None,
+        };
+        let profiles = HashMap::from([(n, Profile::of(&delivered))]);
+        let items = parse(&NumberingPlan, b"+1 415 555 2671\n", 0, 1, None);
+        let out = render(&items, &profiles, spec(&policy, TaskType::ActiveCheck, Columns::Full));
+        assert_eq!(
+            String::from_utf8(out.rows).unwrap(),
+            "+14155552671,active,recent_activity,0.800,2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n"
+        );
+        let basic = render(&items, &profiles, spec(&policy, TaskType::ActiveCheck, Columns::Basic));
+        assert_eq!(String::from_utf8(basic.rows).unwrap(), "+14155552671,active\n");
+    }
+
+    #[test]
+    fn number_info_writes_formats() {
+        let policy = Policy::default();
+        let items = parse(&NumberingPlan, b"030 901820\n", 0, 1, Some("DE".parse().unwrap()));
+        let out = render(&items, &HashMap::new(), spec(&policy, TaskType::NumberInfo, Columns::Full));
+        assert_eq!(
+            String::from_utf8(out.rows).unwrap(),
+            "+4930901820,true,fixed_line,DE,49,030 901820,+49 30 901820,1\n"
+        );
+        assert_eq!(out.summary.by_status["valid"], 1);
+    }
+
+    #[test]
+    fn summaries_add_up() {
+        let mut a = Summary::default();
+        a.success = 2;
+        a.by_status.insert("active".into(), 2);
+        let mut b = Summary::default();
+        b.success = 1;
+        b.by_status.insert("active".into(), 1);
+        b.by_status.insert("unknown".into(), 1);
+        a.add(&b);
+        assert_eq!(a.success, 3);
+        assert_eq!(a.by_status["active"], 3);
+        assert_eq!(a.by_status["unknown"], 1);
     }
 }

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use numcheck_blob::BlobStore;
-use numcheck_core::NumberingPlan;
+use numcheck_core::{CodeTable, NumberingPlan};
 use numcheck_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::signing::LinkSigner;
 
 /// Shared state; cheap to clone.
@@ -22,6 +23,9 @@ pub struct AppState {
     /// Base of result links, without a trailing slash; `None`: from the request's Host.
     pub public_url: Option<String>,
     pub plan: NumberingPlan,
+    pub engine: Engine,
+    /// Raw code → evidence class.
+    pub codes: Arc<CodeTable>,
     /// Wakes idle workers when a task is created.
     pub work: Arc<Notify>,
     pub tmp_dir: PathBuf,

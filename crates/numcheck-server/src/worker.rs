@@ -7,15 +7,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use bytes::Bytes;
 use numcheck_blob::BlobError;
 use numcheck_core::RegionCode;
 use numcheck_store::{ChunkSpec, Task, Work};
 
-use crate::clock::now_ms;
-use crate::export;
-use crate::pipeline;
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::engine::ChunkJob;
+use crate::export::{self, ResultSpec};
+use crate::options::TaskOptions;
 use crate::state::AppState;
 
 /// Idle workers look for work this often even without a wake-up (expired leases).
@@ -23,9 +22,14 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Pause after a failed piece of work before claiming again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// The blob key of one output part of a chunk.
-pub fn part_key(task: &Task, seq: i64, ext: &str) -> String {
-    format!("work/{}/{seq:08}.{ext}", task.id)
+/// The blob prefix of a task's chunk parts.
+pub fn parts_prefix(task: &Task) -> String {
+    format!("work/{}", task.id)
+}
+
+/// The blob key of a task's result.
+pub fn result_key(task: &Task) -> String {
+    format!("results/{}.zip", task.id)
 }
 
 /// One worker's loop. Returns when the server shuts down, after finishing the work in hand.
@@ -76,7 +80,7 @@ async fn pause(state: &AppState, d: Duration) {
 async fn handle(state: &AppState, owner: &str, work: Work) -> anyhow::Result<()> {
     match work {
         Work::Chunk { task, seq, spec } => process_chunk(state, owner, &task, seq, spec).await,
-        Work::Export { task } => export::run(state, owner, &task).await,
+        Work::Export { task } => export_task(state, owner, &task).await,
     }
 }
 
@@ -107,41 +111,70 @@ async fn process_chunk(
         ),
         None => None,
     };
-    let plan = state.plan;
-    let out = tokio::task::spawn_blocking(move || {
-        pipeline::process(
-            &plan,
-            &data,
-            spec.byte_start as u64,
-            spec.first_line as u64,
-            region,
+    let summary = state
+        .engine
+        .run_chunk(
+            &state.blobs,
+            ChunkJob {
+                data,
+                byte_start: spec.byte_start as u64,
+                first_line: spec.first_line as u64,
+                region,
+                task_type: task.task_type,
+                options: TaskOptions::from_json(&task.options),
+                as_of_ms: task.created_at_ns / 1_000_000,
+                parts: parts_prefix(task),
+                seq,
+            },
         )
-    })
-    .await
-    .context("chunk processing panicked")?;
-    state
-        .blobs
-        .put(&part_key(task, seq, "csv"), Bytes::from(out.rows))
-        .await?;
-    state
-        .blobs
-        .put(&part_key(task, seq, "rej"), Bytes::from(out.rejected))
-        .await?;
-    state
-        .blobs
-        .put(&part_key(task, seq, "nums"), Bytes::from(out.numbers))
         .await?;
     let committed = state
         .store
-        .commit_chunk(&task.id, seq, owner, out.success, out.failure, now_ms())
+        .commit_chunk(
+            &task.id,
+            seq,
+            owner,
+            summary.success as i64,
+            summary.failure as i64,
+            now_ms(),
+        )
         .await?;
     if committed {
-        tracing::debug!(task = %task.id, seq, success = out.success, failure = out.failure, "chunk committed");
+        tracing::debug!(task = %task.id, seq, success = summary.success, failure = summary.failure, "chunk committed");
         if seq + 1 == task.chunk_count {
             state.work.notify_waiters();
         }
     } else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost; another worker owns it");
+    }
+    Ok(())
+}
+
+/// Builds, publishes and charges a task's result.
+async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Result<()> {
+    let spec = ResultSpec {
+        name: task.id.to_string(),
+        task_type: task.task_type,
+        options: TaskOptions::from_json(&task.options),
+        chunk_count: task.chunk_count,
+        parts: parts_prefix(task),
+        total: task.total as u64,
+        as_of: rfc3339_ms(task.created_at_ns / 1_000_000),
+    };
+    let assembled = export::assemble(&state.blobs, &state.tmp_dir, spec).await?;
+    let key = result_key(task);
+    state.blobs.put_file(&key, assembled.file.path()).await?;
+    let published = state
+        .store
+        .finish_export(&task.id, owner, &key, assembled.unique, now_ms())
+        .await?;
+    if published {
+        tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = assembled.unique, "task exported");
+        if let Err(e) = state.blobs.delete_prefix(&parts_prefix(task)).await {
+            tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");
+        }
+    } else {
+        tracing::warn!(task = %task.id, "export lease lost; another worker published the result");
     }
     Ok(())
 }

@@ -7,8 +7,10 @@
 
 mod sqlite;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use numcheck_core::{TaskId, TaskStatus, TaskType, UserId};
+use numcheck_core::{E164, HalfLives, Observation, Profile, TaskId, TaskStatus, TaskType, UserId};
 
 pub use sqlite::SqliteStore;
 
@@ -42,12 +44,21 @@ pub struct User {
     pub created_at_ms: i64,
 }
 
+/// Who a request's key belongs to, and what the key may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: User,
+    /// May post evidence.
+    pub can_ingest: bool,
+}
+
 /// An API key as listed (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub id: i64,
     pub user_name: String,
     pub prefix: String,
+    pub can_ingest: bool,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
 }
@@ -73,6 +84,8 @@ pub struct Task {
     pub message: Option<String>,
     pub chunk_count: i64,
     pub chunks_done: i64,
+    /// Task options as JSON (result columns, formats), as given at create.
+    pub options: String,
 }
 
 /// One chunk of a task's input: a byte range of the upload and the line it starts at.
@@ -101,6 +114,8 @@ pub struct NewTask {
     pub needs_credits: i64,
     pub idempotency_key: Option<String>,
     pub chunks: Vec<ChunkSpec>,
+    /// Task options as JSON.
+    pub options: String,
 }
 
 /// What creating a task did.
@@ -135,6 +150,41 @@ pub struct LedgerRow {
     pub note: Option<String>,
 }
 
+/// What an evidence batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// New observations stored (and merged into profiles).
+    pub inserted: u64,
+    /// Observations already in the log (same source and message id, or same content).
+    pub duplicates: u64,
+}
+
+/// A summary of the evidence log.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EvidenceStats {
+    pub observations: i64,
+    pub numbers: i64,
+    pub by_class: Vec<(String, i64)>,
+    pub by_kind: Vec<(String, i64)>,
+    /// The sources with the most observations (at most 20).
+    pub by_source: Vec<(String, i64)>,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+}
+
+/// What a profile rebuild found and did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RebuildReport {
+    pub observations: i64,
+    pub profiles: i64,
+    /// Profiles that differed from the stored ones beyond float tolerance (or were missing).
+    pub changed: i64,
+    /// Stored profiles with no observations left, removed.
+    pub removed: i64,
+    /// The largest relative difference of a class mass between stored and rebuilt profiles.
+    pub max_relative_difference: f64,
+}
+
 /// The durable state behind numcheck.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -166,13 +216,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         user: &UserId,
         prefix: &str,
         hash: &[u8],
+        can_ingest: bool,
         now_ms: i64,
     ) -> Result<KeyInfo>;
     async fn list_keys(&self) -> Result<Vec<KeyInfo>>;
     /// Revokes the key with this id or prefix; the number of keys revoked.
     async fn revoke_key(&self, id_or_prefix: &str, now_ms: i64) -> Result<u64>;
-    /// The user owning a live (unrevoked) key with this hash.
-    async fn user_for_key_hash(&self, hash: &[u8]) -> Result<Option<User>>;
+    /// The user owning a live (unrevoked) key with this hash, and the key's rights.
+    async fn principal_for_key_hash(&self, hash: &[u8]) -> Result<Option<Principal>>;
     async fn count_keys(&self) -> Result<i64>;
     /// Credits a limited user can still commit: balance less what running tasks hold.
     async fn available_credits(&self, user: &UserId) -> Result<Option<i64>>;
@@ -216,4 +267,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()>;
     /// Gives up every lease held by `owner` (on shutdown, or by a restarted single node).
     async fn release_leases(&self, owner: Option<&str>) -> Result<u64>;
+
+    // --- evidence ---
+
+    /// Appends observations to the log, skipping ones already there, and merges the new ones
+    /// into their numbers' profiles, in one transaction.
+    async fn ingest(
+        &self,
+        batch: &[Observation],
+        half_lives: &HalfLives,
+        now_ms: i64,
+    ) -> Result<IngestOutcome>;
+    /// The stored profiles of these numbers (numbers without evidence are absent).
+    async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>>;
+    async fn evidence_stats(&self) -> Result<EvidenceStats>;
+    /// Recomputes every profile from the log (in one transaction, so ingest waits).
+    async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport>;
+}
+
+/// The identity of an observation: SHA-256 of (source, message id) when there is a message
+/// id, else of its content. The same fact ingested twice is stored once.
+pub fn dedupe_key(obs: &Observation) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    match &obs.message_id {
+        Some(id) => {
+            h.update(b"m\0");
+            h.update(obs.source.as_bytes());
+            h.update(b"\0");
+            h.update(id.as_bytes());
+        }
+        None => {
+            h.update(b"c\0");
+            h.update(obs.number.as_u64().to_le_bytes());
+            h.update(obs.observed_at_ms.to_le_bytes());
+            h.update(obs.source.as_bytes());
+            h.update(b"\0");
+            h.update(obs.kind.as_str().as_bytes());
+            h.update(b"\0");
+            h.update(obs.raw_code.as_bytes());
+            h.update(b"\0");
+            h.update(obs.class.as_str().as_bytes());
+            h.update(obs.weight.to_le_bytes());
+        }
+    }
+    h.finalize().into()
 }

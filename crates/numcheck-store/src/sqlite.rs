@@ -4,12 +4,13 @@
 //! lock upgrade; other processes on the same file (`numcheck keys create` beside a running
 //! server) wait on the busy timeout instead of failing.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use numcheck_core::{TaskId, UserId};
+use numcheck_core::{E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -17,7 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{
-    ChunkSpec, Created, KeyInfo, LedgerRow, NewTask, Result, Store, StoreError, Task, User, Work,
+    ChunkSpec, Created, EvidenceStats, IngestOutcome, KeyInfo, LedgerRow, NewTask, Principal,
+    RebuildReport, Result, Store, StoreError, Task, User, Work, dedupe_key,
 };
 
 /// The SQLite store.
@@ -28,7 +30,7 @@ pub struct SqliteStore {
 
 const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
     default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
-    charged, message, chunk_count, chunks_done";
+    charged, message, chunk_count, chunks_done, options";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and brings its schema up to date.
@@ -94,6 +96,7 @@ fn task_from_row(row: &SqliteRow) -> Result<Task> {
         message: row.try_get("message")?,
         chunk_count: row.try_get("chunk_count")?,
         chunks_done: row.try_get("chunks_done")?,
+        options: row.try_get("options")?,
     })
 }
 
@@ -102,6 +105,7 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyInfo> {
         id: row.try_get("id")?,
         user_name: row.try_get("name")?,
         prefix: row.try_get("prefix")?,
+        can_ingest: row.try_get::<i64, _>("can_ingest")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,
     })
@@ -236,21 +240,23 @@ impl Store for SqliteStore {
         user: &UserId,
         prefix: &str,
         hash: &[u8],
+        can_ingest: bool,
         now_ms: i64,
     ) -> Result<KeyInfo> {
         let mut tx = self.write().await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO api_keys (user_id, prefix, hash, created_at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_keys (user_id, prefix, hash, can_ingest, created_at_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(user.as_str())
         .bind(prefix)
         .bind(hash)
+        .bind(i64::from(can_ingest))
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
         let row = sqlx::query(
-            "SELECT k.id, u.name, k.prefix, k.created_at_ms, k.revoked_at_ms \
+            "SELECT k.id, u.name, k.prefix, k.can_ingest, k.created_at_ms, k.revoked_at_ms \
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?",
         )
         .bind(id)
@@ -263,7 +269,7 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let rows = sqlx::query(
-            "SELECT k.id, u.name, k.prefix, k.created_at_ms, k.revoked_at_ms \
+            "SELECT k.id, u.name, k.prefix, k.can_ingest, k.created_at_ms, k.revoked_at_ms \
              FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.id",
         )
         .fetch_all(&self.pool)
@@ -302,15 +308,22 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn user_for_key_hash(&self, hash: &[u8]) -> Result<Option<User>> {
+    async fn principal_for_key_hash(&self, hash: &[u8]) -> Result<Option<Principal>> {
         let row = sqlx::query(
-            "SELECT u.* FROM api_keys k JOIN users u ON u.id = k.user_id \
+            "SELECT u.*, k.can_ingest AS can_ingest FROM api_keys k JOIN users u ON u.id = k.user_id \
              WHERE k.hash = ? AND k.revoked_at_ms IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref()
+            .map(|r| {
+                Ok(Principal {
+                    user: user_from_row(r)?,
+                    can_ingest: r.try_get::<i64, _>("can_ingest")? != 0,
+                })
+            })
+            .transpose()
     }
 
     async fn count_keys(&self) -> Result<i64> {
@@ -376,8 +389,8 @@ impl Store for SqliteStore {
         let now_ms = new.created_at_ns / 1_000_000;
         sqlx::query(
             "INSERT INTO tasks (id, user_id, task_type, status, total, default_region, created_at_ns, \
-               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count) \
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options) \
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new.id.as_str())
         .bind(new.user_id.as_str())
@@ -391,6 +404,7 @@ impl Store for SqliteStore {
         .bind(reserved)
         .bind(&new.idempotency_key)
         .bind(new.chunks.len() as i64)
+        .bind(&new.options)
         .execute(&mut *tx)
         .await?;
         for (seq, c) in new.chunks.iter().enumerate() {
@@ -618,4 +632,273 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(a.rows_affected() + b.rows_affected())
     }
+
+    async fn ingest(
+        &self,
+        batch: &[Observation],
+        half_lives: &HalfLives,
+        now_ms: i64,
+    ) -> Result<IngestOutcome> {
+        let mut tx = self.write().await?;
+        let mut inserted: Vec<&Observation> = Vec::with_capacity(batch.len());
+        for rows in batch.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT OR IGNORE INTO observations (number, observed_at_ms, source, kind, raw_code, \
+                 class, weight, message_id, dedupe_key, ingested_at_ms) VALUES ",
+            );
+            for i in 0..rows.len() {
+                sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?,?,?)" });
+            }
+            sql.push_str(" RETURNING dedupe_key");
+            let keys: Vec<[u8; 32]> = rows.iter().map(dedupe_key).collect();
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (obs, key) in rows.iter().zip(&keys) {
+                q = q
+                    .bind(obs.number.as_u64() as i64)
+                    .bind(obs.observed_at_ms)
+                    .bind(&obs.source)
+                    .bind(obs.kind.as_str())
+                    .bind(&obs.raw_code)
+                    .bind(obs.class.as_str())
+                    .bind(obs.weight)
+                    .bind(&obs.message_id)
+                    .bind(key.as_slice())
+                    .bind(now_ms);
+            }
+            let returned = q.fetch_all(&mut *tx).await?;
+            let mut fresh = std::collections::HashSet::with_capacity(returned.len());
+            for r in &returned {
+                let k: Vec<u8> = r.try_get("dedupe_key")?;
+                fresh.insert(k);
+            }
+            // A batch may repeat a fact: only its first copy is new.
+            for (obs, key) in rows.iter().zip(&keys) {
+                if fresh.remove(key.as_slice()) {
+                    inserted.push(obs);
+                }
+            }
+        }
+        // Fold the new observations per number, then merge into stored profiles.
+        let mut deltas: HashMap<E164, Profile> = HashMap::new();
+        for obs in &inserted {
+            let p = Profile::of(obs);
+            deltas
+                .entry(obs.number)
+                .and_modify(|d| *d = d.merge(&p, half_lives))
+                .or_insert(p);
+        }
+        let numbers: Vec<E164> = deltas.keys().copied().collect();
+        let stored = profiles_in(&mut tx, &numbers).await?;
+        let merged: Vec<(E164, Profile)> = deltas
+            .into_iter()
+            .map(|(n, d)| match stored.get(&n) {
+                Some(old) => (n, old.merge(&d, half_lives)),
+                None => (n, d),
+            })
+            .collect();
+        upsert_profiles(&mut tx, &merged).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            inserted: inserted.len() as u64,
+            duplicates: (batch.len() - inserted.len()) as u64,
+        })
+    }
+
+    async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = HashMap::new();
+        for part in numbers.chunks(NUMBERS_PER_QUERY) {
+            out.extend(profiles_query(&mut conn, part).await?);
+        }
+        Ok(out)
+    }
+
+    async fn evidence_stats(&self) -> Result<EvidenceStats> {
+        let head = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(observed_at_ms) AS first, MAX(observed_at_ms) AS last FROM observations",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let numbers: i64 = sqlx::query("SELECT COUNT(*) AS n FROM profiles")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let group = |sql: &'static str| {
+            let pool = self.pool.clone();
+            async move {
+                sqlx::query(sql)
+                    .fetch_all(&pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?)))
+                    .collect::<Result<Vec<_>>>()
+            }
+        };
+        Ok(EvidenceStats {
+            observations: head.try_get("n")?,
+            numbers,
+            by_class: group("SELECT class AS k, COUNT(*) AS n FROM observations GROUP BY class ORDER BY n DESC").await?,
+            by_kind: group("SELECT kind AS k, COUNT(*) AS n FROM observations GROUP BY kind ORDER BY n DESC").await?,
+            by_source: group("SELECT source AS k, COUNT(*) AS n FROM observations GROUP BY source ORDER BY n DESC LIMIT 20").await?,
+            first_ms: head.try_get("first")?,
+            last_ms: head.try_get("last")?,
+        })
+    }
+
+    async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport> {
+        let mut tx = self.write().await?;
+        let mut report = RebuildReport::default();
+        let mut after: i64 = -1;
+        loop {
+            let numbers: Vec<i64> = sqlx::query(
+                "SELECT DISTINCT number FROM observations WHERE number > ? ORDER BY number LIMIT 2000",
+            )
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("number"))
+            .collect::<Result<_, _>>()?;
+            let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+                break;
+            };
+            let rows = sqlx::query(
+                "SELECT number, observed_at_ms, class, weight FROM observations \
+                 WHERE number BETWEEN ? AND ? ORDER BY number, id",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut rebuilt: HashMap<E164, Profile> = HashMap::new();
+            for r in &rows {
+                let raw: i64 = r.try_get("number")?;
+                let number = E164::from_u64(raw as u64)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad number {raw}")))?;
+                let class: EvidenceClass = r
+                    .try_get::<String, _>("class")?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?;
+                let at: i64 = r.try_get("observed_at_ms")?;
+                let weight: f64 = r.try_get("weight")?;
+                let single = Profile::of(&Observation {
+                    number,
+                    observed_at_ms: at,
+                    source: String::new(),
+                    kind: numcheck_core::EvidenceKind::SmsDlr,
+                    raw_code: String::new(),
+                    class,
+                    weight,
+                    message_id: None,
+                });
+                rebuilt
+                    .entry(number)
+                    .and_modify(|p| *p = p.merge(&single, half_lives))
+                    .or_insert(single);
+            }
+            report.observations += rows.len() as i64;
+            let keys: Vec<E164> = rebuilt.keys().copied().collect();
+            let stored = profiles_in(&mut tx, &keys).await?;
+            for (n, p) in &rebuilt {
+                match stored.get(n) {
+                    Some(old) => {
+                        let d = max_relative_difference(old, p);
+                        report.max_relative_difference = report.max_relative_difference.max(d);
+                        if !old.approx_eq(p, 1e-9) {
+                            report.changed += 1;
+                        }
+                    }
+                    None => report.changed += 1,
+                }
+            }
+            report.profiles += rebuilt.len() as i64;
+            let all: Vec<(E164, Profile)> = rebuilt.into_iter().collect();
+            upsert_profiles(&mut tx, &all).await?;
+            after = last;
+        }
+        report.removed = sqlx::query(
+            "DELETE FROM profiles WHERE number NOT IN (SELECT number FROM observations)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Rows per multi-row INSERT (10 parameters a row, well under SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 200;
+/// Numbers per `IN (…)` lookup.
+const NUMBERS_PER_QUERY: usize = 500;
+
+fn max_relative_difference(a: &Profile, b: &Profile) -> f64 {
+    a.classes
+        .iter()
+        .zip(&b.classes)
+        .map(|(x, y)| {
+            let scale = x.mass.abs().max(y.mass.abs());
+            if scale == 0.0 { 0.0 } else { (x.mass - y.mass).abs() / scale }
+        })
+        .fold(0.0, f64::max)
+}
+
+async fn profiles_query(
+    conn: &mut sqlx::SqliteConnection,
+    numbers: &[E164],
+) -> Result<Vec<(E164, Profile)>> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("SELECT number, data FROM profiles WHERE number IN (");
+    for i in 0..numbers.len() {
+        sql.push_str(if i == 0 { "?" } else { ",?" });
+    }
+    sql.push(')');
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for n in numbers {
+        q = q.bind(n.as_u64() as i64);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|r| {
+            let raw: i64 = r.try_get("number")?;
+            let data: Vec<u8> = r.try_get("data")?;
+            let n = E164::from_u64(raw as u64)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad number {raw}")))?;
+            let p = Profile::from_bytes(&data)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad profile for {n}")))?;
+            Ok((n, p))
+        })
+        .collect()
+}
+
+async fn profiles_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    numbers: &[E164],
+) -> Result<HashMap<E164, Profile>> {
+    let mut out = HashMap::with_capacity(numbers.len());
+    for part in numbers.chunks(NUMBERS_PER_QUERY) {
+        out.extend(profiles_query(&mut *tx, part).await?);
+    }
+    Ok(out)
+}
+
+async fn upsert_profiles(
+    tx: &mut Transaction<'static, Sqlite>,
+    profiles: &[(E164, Profile)],
+) -> Result<()> {
+    for part in profiles.chunks(NUMBERS_PER_QUERY) {
+        let mut sql = String::from("INSERT INTO profiles (number, data) VALUES ");
+        for i in 0..part.len() {
+            sql.push_str(if i == 0 { "(?,?)" } else { ",(?,?)" });
+        }
+        sql.push_str(" ON CONFLICT(number) DO UPDATE SET data = excluded.data");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (n, p) in part {
+            q = q.bind(n.as_u64() as i64).bind(p.to_bytes());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

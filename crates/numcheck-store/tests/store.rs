@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use numcheck_core::{TaskId, TaskStatus, TaskType, UserId};
+use numcheck_core::{
+    E164, EvidenceClass, EvidenceKind, Observation, Policy, Profile, TaskId, TaskStatus, TaskType,
+    UserId,
+};
 use numcheck_store::{ChunkSpec, Created, NewTask, SqliteStore, Store, StoreError, Work};
 
 fn uid(n: u8) -> UserId {
@@ -21,6 +24,7 @@ fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option<&st
         input_bytes: 100,
         needs_credits: needs,
         idempotency_key: idem.map(str::to_owned),
+        options: "{}".into(),
         chunks: (0..chunks)
             .map(|i| ChunkSpec {
                 byte_start: (i * 100) as i64,
@@ -51,18 +55,17 @@ async fn keys_story(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     let k = store
-        .add_key(&alice.id, "nck_abcd", &[7; 32], 2)
+        .add_key(&alice.id, "nck_abcd", &[7; 32], true, 2)
         .await
         .unwrap();
     assert_eq!(k.user_name, "alice");
     assert_eq!(store.count_keys().await.unwrap(), 1);
-    assert_eq!(
-        store.user_for_key_hash(&[7; 32]).await.unwrap().unwrap().id,
-        alice.id
-    );
-    assert!(store.user_for_key_hash(&[8; 32]).await.unwrap().is_none());
+    let who = store.principal_for_key_hash(&[7; 32]).await.unwrap().unwrap();
+    assert_eq!(who.user.id, alice.id);
+    assert!(who.can_ingest);
+    assert!(store.principal_for_key_hash(&[8; 32]).await.unwrap().is_none());
     assert_eq!(store.revoke_key("nck_abcd", 3).await.unwrap(), 1);
-    assert!(store.user_for_key_hash(&[7; 32]).await.unwrap().is_none());
+    assert!(store.principal_for_key_hash(&[7; 32]).await.unwrap().is_none());
     assert_eq!(
         store.revoke_key("nck_abcd", 3).await.unwrap(),
         0,
@@ -259,6 +262,85 @@ async fn task_story(store: &dyn Store) {
     assert_eq!(failed.message.as_deref(), Some("input lost"));
     let unknown: TaskId = "d4g8o46p2jvh04o9uolv".parse().unwrap();
     assert!(store.task(&unknown).await.unwrap().is_none());
+}
+
+const DAY: i64 = 86_400_000;
+
+fn observation(n: u64, t: i64, class: EvidenceClass, msg: Option<&str>) -> Observation {
+    Observation {
+        number: E164::from_u64(n).unwrap(),
+        observed_at_ms: t,
+        source: "smsc-1".into(),
+        kind: EvidenceKind::SmsDlr,
+        raw_code: class.as_str().into(),
+        class,
+        weight: 1.0,
+        message_id: msg.map(str::to_owned),
+    }
+}
+
+/// Evidence: an append-only log without duplicates, profiles merged incrementally, and a
+/// rebuild from the log that equals them.
+async fn evidence_story(store: &dyn Store) {
+    let h = Policy::default().half_lives();
+    let classes = [
+        EvidenceClass::StrongActive,
+        EvidenceClass::WeakInactive,
+        EvidenceClass::StrongInactive,
+        EvidenceClass::WeakActive,
+        EvidenceClass::Neutral,
+    ];
+    let all: Vec<Observation> = (0..2_000u64)
+        .map(|i| {
+            let msg = (i % 3 == 0).then(|| format!("m{i}"));
+            observation(14_155_550_100 + i % 37, (i as i64) * DAY / 7, classes[(i % 5) as usize], msg.as_deref())
+        })
+        .collect();
+    // Ingest in uneven batches; the second half twice.
+    let mut inserted = 0;
+    for part in all.chunks(333) {
+        inserted += store.ingest(part, &h, 1).await.unwrap().inserted;
+    }
+    assert_eq!(inserted, 2_000);
+    let again = store.ingest(&all[1_000..], &h, 2).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 1_000), "re-import adds nothing");
+    // A batch that repeats a fact inside itself stores it once.
+    let twice = vec![observation(4_930_901_820, 5, EvidenceClass::StrongActive, Some("x")); 2];
+    let out = store.ingest(&twice, &h, 3).await.unwrap();
+    assert_eq!((out.inserted, out.duplicates), (1, 1));
+    // Same source and message id with different content is the same message.
+    let mut retry = twice[0].clone();
+    retry.raw_code = "DELIVRD".into();
+    assert_eq!(store.ingest(&[retry], &h, 4).await.unwrap().inserted, 0);
+
+    let numbers: Vec<E164> = (0..37).map(|i| E164::from_u64(14_155_550_100 + i).unwrap()).collect();
+    let incremental = store.profiles(&numbers).await.unwrap();
+    assert_eq!(incremental.len(), 37);
+    // The same profiles folded directly from the observations.
+    for n in &numbers {
+        let expected = all
+            .iter()
+            .filter(|o| o.number == *n)
+            .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), &h));
+        assert!(incremental[n].approx_eq(&expected, 1e-9), "{n}");
+    }
+    let stats = store.evidence_stats().await.unwrap();
+    assert_eq!((stats.observations, stats.numbers), (2_001, 38));
+    assert_eq!(stats.by_class.iter().map(|(_, n)| n).sum::<i64>(), 2_001);
+
+    let report = store.rebuild_profiles(&h).await.unwrap();
+    assert_eq!((report.observations, report.profiles, report.changed, report.removed), (2_001, 38, 0, 0));
+    assert!(report.max_relative_difference < 1e-9, "{report:?}");
+    let rebuilt = store.profiles(&numbers).await.unwrap();
+    for n in &numbers {
+        assert!(rebuilt[n].approx_eq(&incremental[n], 1e-9));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_evidence_story() {
+    let (_dir, store) = sqlite().await;
+    evidence_story(&store).await;
 }
 
 #[tokio::test]

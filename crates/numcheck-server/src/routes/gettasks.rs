@@ -34,7 +34,7 @@ pub struct TaskView {
 
 pub async fn get_task(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(who): AuthUser,
     request: Request,
 ) -> Result<Json<TaskView>, ApiError> {
     let host = request
@@ -48,7 +48,7 @@ pub async fn get_task(
         .store
         .task(&id)
         .await?
-        .filter(|t| t.user_id == user.id)
+        .filter(|t| t.user_id == who.user.id)
         .ok_or_else(ApiError::task_not_found)?;
     Ok(Json(view(&state, &task, host.as_deref())))
 }

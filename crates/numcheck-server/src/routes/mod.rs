@@ -1,5 +1,6 @@
 //! The HTTP routes. `router` is what both `main` and the tests serve.
 
+mod evidence;
 mod gettasks;
 mod health;
 mod results;
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
             post(tasks::create).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/gettasks", post(gettasks::get_task))
+        .route(
+            "/v1/evidence",
+            post(evidence::post).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/results/{file}", get(results::download))
         .route("/healthz", get(health::healthz))
         .fallback(not_found)

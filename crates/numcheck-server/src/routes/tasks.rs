@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::auth::AuthUser;
 use crate::clock::{now_ns, rfc3339_ns};
 use crate::error::ApiError;
+use crate::options::TaskOptions;
 use crate::state::AppState;
 use crate::upload::{self, Received};
 
@@ -43,13 +44,14 @@ const MAX_TEXT_FIELD: usize = 1024;
 
 pub async fn create(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(who): AuthUser,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<CreatedBody>, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    let user = who.user;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -120,6 +122,8 @@ struct Form {
     file: Option<Received>,
     task_type: Option<String>,
     default_region: Option<String>,
+    columns: Option<String>,
+    formats: Option<String>,
 }
 
 async fn read_form(
@@ -147,6 +151,8 @@ async fn read_form(
                 form.task_type = Some(value);
             }
             "default_region" => form.default_region = Some(text_field(field).await?),
+            "columns" => form.columns = Some(text_field(field).await?),
+            "formats" => form.formats = Some(text_field(field).await?),
             _ => drain(field).await?,
         }
     }
@@ -175,6 +181,7 @@ async fn finish(
                 .map_err(|e| ApiError::bad_request("invalid_default_region", e.to_string()))?,
         ),
     };
+    let options = TaskOptions::from_form(form.columns.as_deref(), form.formats.as_deref())?;
     if file.total == 0 {
         return Err(ApiError::bad_request(
             "empty_file",
@@ -197,6 +204,7 @@ async fn finish(
         needs_credits,
         idempotency_key,
         chunks: file.chunks.clone(),
+        options: options.to_json(),
     };
     match state.store.create_task(new).await? {
         Created::New(task) => {

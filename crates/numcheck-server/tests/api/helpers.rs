@@ -81,7 +81,7 @@ impl TestServer {
 
     /// A key for a new user; `credits: None` is unlimited.
     pub async fn key(&self, user: &str, credits: Option<i64>) -> String {
-        keys::issue(self.state.store.as_ref(), user, credits, false)
+        keys::issue(self.state.store.as_ref(), user, credits, false, false)
             .await
             .unwrap()
             .key

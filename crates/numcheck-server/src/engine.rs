@@ -1,0 +1,85 @@
+//! The activity engine on one chunk: read lines, look up the evidence profiles of the
+//! chunk's numbers in one batch, decide, and write the chunk's parts to the blob store.
+//! Shared by the server's workers and `numcheck check`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use numcheck_blob::BlobStore;
+use numcheck_core::{NumberingPlan, Policy, RegionCode, TaskType};
+use numcheck_store::Store;
+
+use crate::export::part_key;
+use crate::options::TaskOptions;
+use crate::pipeline::{self, RenderSpec, Summary};
+
+/// The engine: numbering plan, policy and the evidence store.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub plan: NumberingPlan,
+    pub policy: Arc<Policy>,
+    pub store: Arc<dyn Store>,
+}
+
+/// One chunk to run.
+#[derive(Debug, Clone)]
+pub struct ChunkJob {
+    pub data: Bytes,
+    pub byte_start: u64,
+    pub first_line: u64,
+    pub region: Option<RegionCode>,
+    pub task_type: TaskType,
+    pub options: TaskOptions,
+    pub as_of_ms: i64,
+    /// Blob prefix of the task's parts.
+    pub parts: String,
+    pub seq: i64,
+}
+
+impl Engine {
+    /// Processes a chunk and writes its parts (`.csv`, `.rej`, `.nums`, `.sum`). Writing the
+    /// same chunk twice writes the same bytes, so a retried chunk is harmless.
+    pub async fn run_chunk(&self, blobs: &BlobStore, job: ChunkJob) -> anyhow::Result<Summary> {
+        let plan = self.plan;
+        let data = job.data.clone();
+        let (start, first, region) = (job.byte_start, job.first_line, job.region);
+        let items = tokio::task::spawn_blocking(move || {
+            pipeline::parse(&plan, &data, start, first, region)
+        })
+        .await
+        .context("chunk parsing panicked")?;
+        let profiles = match job.task_type {
+            TaskType::ActiveCheck => {
+                let numbers = pipeline::numbers(&items);
+                self.store.profiles(&numbers).await?
+            }
+            TaskType::NumberInfo => HashMap::new(),
+        };
+        let policy = self.policy.clone();
+        let (task_type, options, as_of_ms) = (job.task_type, job.options, job.as_of_ms);
+        let out = tokio::task::spawn_blocking(move || {
+            pipeline::render(
+                &items,
+                &profiles,
+                RenderSpec {
+                    task_type,
+                    options,
+                    policy: &policy,
+                    plan: &plan,
+                    as_of_ms,
+                },
+            )
+        })
+        .await
+        .context("chunk rendering panicked")?;
+        let summary_json = serde_json::to_vec(&out.summary)?;
+        let key = |ext| part_key(&job.parts, job.seq, ext);
+        blobs.put(&key("csv"), Bytes::from(out.rows)).await?;
+        blobs.put(&key("rej"), Bytes::from(out.rejected)).await?;
+        blobs.put(&key("nums"), Bytes::from(out.numbers)).await?;
+        blobs.put(&key("sum"), Bytes::from(summary_json)).await?;
+        Ok(out.summary)
+    }
+}

@@ -1,0 +1,173 @@
+//! Evidence ingest, shared by `POST /v1/evidence` and `numcheck evidence import`: lines in,
+//! observations out to the store in batches, every rejected row reported with its line
+//! number and reason. One bad row never stops the rest, and because the store skips facts
+//! it already has, sending the same data again (say, after a dropped connection) adds
+//! nothing.
+
+use numcheck_core::{CodeTable, HalfLives, LineSplitter, Observation, Row, RowError, RowFormat, RowReader};
+use numcheck_store::Store;
+use serde::Serialize;
+
+/// Observations written per store transaction.
+const BATCH: usize = 5_000;
+/// Rejected rows listed one by one in a report (all are counted).
+pub const MAX_LISTED_ERRORS: usize = 1_000;
+
+/// One rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub error: &'static str,
+    pub message: String,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Data rows read (the CSV header excluded).
+    pub rows: u64,
+    /// New observations stored.
+    pub inserted: u64,
+    /// Valid rows already in the log.
+    pub duplicates: u64,
+    /// Valid rows that are not evidence: non-final delivery states.
+    pub not_final: u64,
+    pub rejected: u64,
+    /// The first rejected rows, with line numbers and reasons.
+    pub errors: Vec<RejectedRow>,
+    /// More rows were rejected than `errors` lists.
+    pub errors_truncated: bool,
+}
+
+/// Why an ingest stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The CSV header is unusable, so no row can be read.
+    #[error("line {line}: {}", .error.message)]
+    Header { line: u64, error: RowError },
+    #[error("{0}")]
+    Store(#[from] numcheck_store::StoreError),
+}
+
+/// An ingest in progress.
+#[derive(Debug)]
+pub struct Ingestor<'a> {
+    store: &'a dyn Store,
+    reader: RowReader,
+    half_lives: HalfLives,
+    splitter: LineSplitter,
+    batch: Vec<Observation>,
+    report: IngestReport,
+    header_error: Option<(u64, RowError)>,
+    now_ms: i64,
+}
+
+impl<'a> Ingestor<'a> {
+    pub fn new(
+        store: &'a dyn Store,
+        format: RowFormat,
+        codes: CodeTable,
+        half_lives: HalfLives,
+        now_ms: i64,
+    ) -> Self {
+        Ingestor {
+            store,
+            reader: RowReader::new(format, codes, now_ms),
+            half_lives,
+            splitter: LineSplitter::new(),
+            batch: Vec::with_capacity(BATCH),
+            report: IngestReport::default(),
+            header_error: None,
+            now_ms,
+        }
+    }
+
+    /// Feeds the next piece of the body.
+    pub async fn push(&mut self, bytes: &[u8]) -> Result<(), IngestError> {
+        let mut splitter = std::mem::take(&mut self.splitter);
+        splitter.push(bytes, |line| self.take(line));
+        self.splitter = splitter;
+        self.check_header()?;
+        if self.batch.len() >= BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the body and writes what is left.
+    pub async fn finish(mut self) -> Result<IngestReport, IngestError> {
+        let mut splitter = std::mem::take(&mut self.splitter);
+        splitter.finish(|line| self.take(line));
+        self.check_header()?;
+        self.flush().await?;
+        Ok(self.report)
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &IngestReport {
+        &self.report
+    }
+
+    fn check_header(&mut self) -> Result<(), IngestError> {
+        match self.header_error.take() {
+            Some((line, error)) => Err(IngestError::Header { line, error }),
+            None => Ok(()),
+        }
+    }
+
+    fn take(&mut self, line: numcheck_core::Line<'_>) {
+        if line.is_blank() || self.header_error.is_some() {
+            return;
+        }
+        let outcome = if line.truncated {
+            Err(RowError {
+                code: "line_too_long",
+                message: format!("the line is longer than {} bytes", numcheck_core::lines::MAX_LINE_BYTES),
+            })
+        } else {
+            self.reader.line(line.text)
+        };
+        match outcome {
+            Ok(Row::Header) => {}
+            Ok(Row::Observation(o)) => {
+                self.report.rows += 1;
+                self.batch.push(o);
+            }
+            Ok(Row::NotFinal) => {
+                self.report.rows += 1;
+                self.report.not_final += 1;
+            }
+            // Only a CSV header gives this; without a header no row can be read.
+            Err(e) if e.code == "invalid_header" => {
+                self.header_error = Some((line.number, e));
+            }
+            Err(e) => {
+                self.report.rows += 1;
+                self.report.rejected += 1;
+                if self.report.errors.len() < MAX_LISTED_ERRORS {
+                    self.report.errors.push(RejectedRow {
+                        line: line.number,
+                        error: e.code,
+                        message: e.message,
+                    });
+                } else {
+                    self.report.errors_truncated = true;
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), IngestError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let out = self
+            .store
+            .ingest(&self.batch, &self.half_lives, self.now_ms)
+            .await?;
+        self.report.inserted += out.inserted;
+        self.report.duplicates += out.duplicates;
+        self.batch.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Per-task output options, from the create form: which columns, which formats.
+
+use numcheck_core::TaskType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Which result columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Columns {
+    /// Every column (the default).
+    #[default]
+    Full,
+    /// Only the first two: what the original service returns.
+    Basic,
+}
+
+/// Output options of one task, stored with it as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskOptions {
+    pub columns: Columns,
+    /// Also write an `.xlsx` copy of the result.
+    pub xlsx: bool,
+}
+
+impl TaskOptions {
+    /// Reads the `columns` and `formats` form fields.
+    pub fn from_form(columns: Option<&str>, formats: Option<&str>) -> Result<Self, ApiError> {
+        let columns = match columns.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("full") => Columns::Full,
+            Some("basic") => Columns::Basic,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_columns",
+                    format!("columns {other:?} is not supported; use basic or full"),
+                ));
+            }
+        };
+        let mut xlsx = false;
+        for f in formats.unwrap_or("csv").split(',') {
+            match f.trim().to_ascii_lowercase().as_str() {
+                "" | "csv" => {}
+                "xlsx" => xlsx = true,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_formats",
+                        format!("format {other:?} is not supported; use csv, xlsx or csv,xlsx"),
+                    ));
+                }
+            }
+        }
+        Ok(TaskOptions { columns, xlsx })
+    }
+
+    /// The stored form; unreadable stored options fall back to the defaults.
+    pub fn from_json(json: &str) -> TaskOptions {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    pub fn to_json(self) -> String {
+        serde_json::to_string(&self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// The result CSV's header (with its line end) for a task type and column choice.
+pub fn header(task_type: TaskType, columns: Columns) -> &'static str {
+    match (task_type, columns) {
+        (TaskType::ActiveCheck, Columns::Full) => {
+            "Number,ActiveStatus,Reason,Confidence,LastActivity,LineType,Region,PossiblyReassigned,Line\n"
+        }
+        (TaskType::ActiveCheck, Columns::Basic) => "Number,ActiveStatus\n",
+        (TaskType::NumberInfo, Columns::Full) => {
+            "Number,Valid,LineType,Region,CountryCode,NationalFormat,InternationalFormat,Line\n"
+        }
+        (TaskType::NumberInfo, Columns::Basic) => "Number,Valid\n",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_parse_and_bad_values_are_refused() {
+        assert_eq!(TaskOptions::from_form(None, None).unwrap(), TaskOptions::default());
+        let o = TaskOptions::from_form(Some("basic"), Some("csv, XLSX")).unwrap();
+        assert_eq!((o.columns, o.xlsx), (Columns::Basic, true));
+        assert!(TaskOptions::from_form(Some("some"), None).is_err());
+        assert!(TaskOptions::from_form(None, Some("pdf")).is_err());
+        assert_eq!(TaskOptions::from_json(&o.to_json()), o);
+        assert_eq!(TaskOptions::from_json("{}"), TaskOptions::default());
+    }
+
+    #[test]
+    fn every_header_starts_with_number() {
+        for t in TaskType::ALL {
+            for c in [Columns::Full, Columns::Basic] {
+                assert!(header(*t, c).starts_with("Number,"));
+            }
+        }
+        assert!(header(TaskType::ActiveCheck, Columns::Basic) == "Number,ActiveStatus\n");
+    }
+}

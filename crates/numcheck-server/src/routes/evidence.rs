@@ -1,0 +1,90 @@
+//! `POST /v1/evidence`: stream observations in, as CSV (with a header) or NDJSON. Only keys
+//! with the ingest right may post (`numcheck keys create --ingest`).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, header};
+use futures::StreamExt;
+use numcheck_core::RowFormat;
+
+use crate::auth::AuthUser;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::ingest::{IngestError, IngestReport, Ingestor};
+use crate::state::AppState;
+
+pub async fn post(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestReport>, ApiError> {
+    if !who.can_ingest {
+        return Err(ApiError::Forbidden {
+            code: "ingest_not_allowed",
+            message: "this API key may not post evidence; an operator can issue one with `numcheck keys create --ingest`".into(),
+        });
+    }
+    let format = format(query.as_deref(), &headers)?;
+    let mut ingestor = Ingestor::new(
+        state.store.as_ref(),
+        format,
+        (*state.codes).clone(),
+        state.config.policy.half_lives(),
+        now_ms(),
+    );
+    let limit = state.config.max_evidence_bytes;
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("the request body could not be read: {e}"))
+        })?;
+        size += bytes.len() as u64;
+        if size > limit {
+            return Err(ApiError::TooLarge { limit: Some(limit) });
+        }
+        ingestor.push(&bytes).await.map_err(ingest_error)?;
+    }
+    let report = ingestor.finish().await.map_err(ingest_error)?;
+    tracing::info!(user = %who.user.name, inserted = report.inserted, duplicates = report.duplicates, rejected = report.rejected, "evidence ingested");
+    Ok(Json(report))
+}
+
+fn ingest_error(e: IngestError) -> ApiError {
+    match e {
+        IngestError::Header { line, error } => ApiError::bad_request(
+            "invalid_header",
+            format!("line {line}: {}", error.message),
+        ),
+        IngestError::Store(e) => e.into(),
+    }
+}
+
+fn format(query: Option<&str>, headers: &HeaderMap) -> Result<RowFormat, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
+    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "format") {
+        return f
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("unknown_format", e));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    match essence {
+        "text/csv" | "application/csv" => Ok(RowFormat::Csv),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/json" => {
+            Ok(RowFormat::Ndjson)
+        }
+        _ => Err(ApiError::bad_request(
+            "unknown_format",
+            "say what the body is: Content-Type text/csv or application/x-ndjson, or ?format=csv|ndjson",
+        )),
+    }
+}
