@@ -5,5 +5,6 @@
 mod contract;
 mod credits;
 mod errors;
+mod evidence;
 mod helpers;
 mod processing;
