@@ -50,7 +50,8 @@ impl CodeTable {
                 }
             }
             let mut fields = trimmed.splitn(4, ',');
-            let (Some(kind), Some(code), Some(class)) = (fields.next(), fields.next(), fields.next())
+            let (Some(kind), Some(code), Some(class)) =
+                (fields.next(), fields.next(), fields.next())
             else {
                 return Err(TableError {
                     line: line_no,
@@ -67,7 +68,9 @@ impl CodeTable {
             if code.is_empty() {
                 return Err(err("empty raw_code".into()));
             }
-            table.entries.insert((kind, code.to_ascii_uppercase()), class);
+            table
+                .entries
+                .insert((kind, code.to_ascii_uppercase()), class);
         }
         Ok(table)
     }
@@ -121,12 +124,28 @@ mod tests {
     #[test]
     fn codes_are_case_insensitive_and_star_is_the_kinds_default() {
         let t = CodeTable::generic();
-        assert_eq!(t.classify(EvidenceKind::SmsDlr, "delivrd"), Some(EvidenceClass::StrongActive));
-        assert_eq!(t.classify(EvidenceKind::SmsDlr, " EXPIRED "), Some(EvidenceClass::WeakInactive));
-        assert_eq!(t.classify(EvidenceKind::Call, "404"), Some(EvidenceClass::StrongInactive));
-        assert_eq!(t.classify(EvidenceKind::Deactivation, "anything"), Some(EvidenceClass::StrongInactive));
+        assert_eq!(
+            t.classify(EvidenceKind::SmsDlr, "delivrd"),
+            Some(EvidenceClass::StrongActive)
+        );
+        assert_eq!(
+            t.classify(EvidenceKind::SmsDlr, " EXPIRED "),
+            Some(EvidenceClass::WeakInactive)
+        );
+        assert_eq!(
+            t.classify(EvidenceKind::Call, "404"),
+            Some(EvidenceClass::StrongInactive)
+        );
+        assert_eq!(
+            t.classify(EvidenceKind::Deactivation, "anything"),
+            Some(EvidenceClass::StrongInactive)
+        );
         assert_eq!(t.classify(EvidenceKind::SmsDlr, "NOPE"), None);
-        assert_eq!(t.classify(EvidenceKind::Hlr, "DELIVRD"), None, "codes are per kind");
+        assert_eq!(
+            t.classify(EvidenceKind::Hlr, "DELIVRD"),
+            None,
+            "codes are per kind"
+        );
     }
 
     #[test]
@@ -134,7 +153,10 @@ mod tests {
         let mut t = CodeTable::generic();
         let own = CodeTable::parse("kind,raw_code,class\nsms_dlr,EXPIRED,neutral\n").unwrap();
         t.overlay(&own);
-        assert_eq!(t.classify(EvidenceKind::SmsDlr, "EXPIRED"), Some(EvidenceClass::Neutral));
+        assert_eq!(
+            t.classify(EvidenceKind::SmsDlr, "EXPIRED"),
+            Some(EvidenceClass::Neutral)
+        );
         let err = CodeTable::parse("kind,raw_code,class\nsms_dlr,X,loud\n").unwrap_err();
         assert_eq!(err.line, 2);
         let err = CodeTable::parse("kind,raw_code,class\nfax,X,neutral\n").unwrap_err();

@@ -83,7 +83,10 @@ impl EvidenceClass {
     }
 
     pub fn is_activity(self) -> bool {
-        matches!(self, EvidenceClass::StrongActive | EvidenceClass::WeakActive)
+        matches!(
+            self,
+            EvidenceClass::StrongActive | EvidenceClass::WeakActive
+        )
     }
 }
 
@@ -278,7 +281,8 @@ impl Profile {
                 a.count == b.count
                     && a.first_ms == b.first_ms
                     && a.last_ms == b.last_ms
-                    && (a.mass - b.mass).abs() <= tolerance * a.mass.abs().max(b.mass.abs()).max(1e-12)
+                    && (a.mass - b.mass).abs()
+                        <= tolerance * a.mass.abs().max(b.mass.abs()).max(1e-12)
             })
     }
 }
@@ -324,23 +328,34 @@ mod tests {
         let m = a.merge(&b, &H).merge(&c, &H);
         assert_eq!(m.ref_ms, 20 * DAY);
         let sa = m.class(EvidenceClass::StrongActive);
-        assert_eq!((sa.count, sa.first_ms, sa.last_ms), (2, Some(5 * DAY), Some(10 * DAY)));
+        assert_eq!(
+            (sa.count, sa.first_ms, sa.last_ms),
+            (2, Some(5 * DAY), Some(10 * DAY))
+        );
         assert_eq!(m.last_disconnect_ms, Some(20 * DAY));
         assert_eq!(m.last_activity_ms(), Some(10 * DAY));
     }
 
     #[test]
     fn bytes_round_trip() {
-        let p = Profile::of(&obs(3, EvidenceClass::WeakActive, 0.5))
-            .merge(&Profile::of(&obs(9, EvidenceClass::StrongInactive, 1.0)), &H);
+        let p = Profile::of(&obs(3, EvidenceClass::WeakActive, 0.5)).merge(
+            &Profile::of(&obs(9, EvidenceClass::StrongInactive, 1.0)),
+            &H,
+        );
         assert_eq!(Profile::from_bytes(&p.to_bytes()), Some(p));
-        assert_eq!(Profile::from_bytes(&Profile::default().to_bytes()), Some(Profile::default()));
+        assert_eq!(
+            Profile::from_bytes(&Profile::default().to_bytes()),
+            Some(Profile::default())
+        );
         assert_eq!(Profile::from_bytes(&[0; 3]), None);
     }
 
     #[test]
     fn vocabulary_parses_and_names_the_choices_on_error() {
-        assert_eq!("weak_inactive".parse::<EvidenceClass>(), Ok(EvidenceClass::WeakInactive));
+        assert_eq!(
+            "weak_inactive".parse::<EvidenceClass>(),
+            Ok(EvidenceClass::WeakInactive)
+        );
         assert_eq!("sms_dlr".parse::<EvidenceKind>(), Ok(EvidenceKind::SmsDlr));
         let err = "loud".parse::<EvidenceClass>().unwrap_err();
         assert!(err.contains("strong_active"), "{err}");

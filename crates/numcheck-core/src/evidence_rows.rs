@@ -32,7 +32,9 @@ impl std::str::FromStr for RowFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "csv" => Ok(RowFormat::Csv),
             "ndjson" | "jsonl" | "json" => Ok(RowFormat::Ndjson),
-            other => Err(format!("unknown evidence format {other:?}; use csv or ndjson")),
+            other => Err(format!(
+                "unknown evidence format {other:?}; use csv or ndjson"
+            )),
         }
     }
 }
@@ -127,7 +129,10 @@ impl RowReader {
     pub fn line(&mut self, line: &[u8]) -> Result<Row, RowError> {
         let fields = match self.format {
             RowFormat::Ndjson => serde_json::from_slice::<Fields>(line).map_err(|e| {
-                RowError::new("invalid_json", format!("not a JSON object of evidence fields: {e}"))
+                RowError::new(
+                    "invalid_json",
+                    format!("not a JSON object of evidence fields: {e}"),
+                )
             })?,
             RowFormat::Csv => {
                 let record = csv_record(line)?;
@@ -170,11 +175,10 @@ impl RowReader {
             .plan
             .parse_line(number_text.as_bytes(), None)
             .map_err(|e| RowError::new("invalid_number", format!("{number_text:?}: {e}")))?;
-        let observed_at_ms = parse_time(
-            f.observed_at
-                .as_ref()
-                .ok_or_else(|| RowError::new("missing_observed_at", "the row has no observed_at"))?,
-        )?;
+        let observed_at_ms =
+            parse_time(f.observed_at.as_ref().ok_or_else(|| {
+                RowError::new("missing_observed_at", "the row has no observed_at")
+            })?)?;
         if observed_at_ms > self.now_ms + FUTURE_SLACK_MS {
             return Err(RowError::new(
                 "observed_in_future",
@@ -228,8 +232,14 @@ impl RowReader {
             }
         };
         let message_id = f.message_id.as_ref().and_then(text_of);
-        if message_id.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE_ID) {
-            return Err(RowError::new("invalid_message_id", "message_id is too long"));
+        if message_id
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_MESSAGE_ID)
+        {
+            return Err(RowError::new(
+                "invalid_message_id",
+                "message_id is too long",
+            ));
         }
         let weight = match f.weight.as_ref().and_then(text_of) {
             None => 1.0,
@@ -264,7 +274,10 @@ fn csv_record(line: &[u8]) -> Result<csv::StringRecord, RowError> {
         .from_reader(line);
     match reader.records().next() {
         Some(Ok(r)) => Ok(r),
-        Some(Err(e)) => Err(RowError::new("invalid_csv", format!("the line is not CSV: {e}"))),
+        Some(Err(e)) => Err(RowError::new(
+            "invalid_csv",
+            format!("the line is not CSV: {e}"),
+        )),
         None => Err(RowError::new("invalid_csv", "the line is empty")),
     }
 }
@@ -272,16 +285,23 @@ fn csv_record(line: &[u8]) -> Result<csv::StringRecord, RowError> {
 fn parse_header(record: &csv::StringRecord) -> Result<Vec<Column>, RowError> {
     let cols: Vec<Column> = record
         .iter()
-        .map(|h| match h.trim().trim_start_matches('\u{FEFF}').to_ascii_lowercase().as_str() {
-            "number" | "msisdn" | "phone" => Column::Number,
-            "observed_at" | "time" | "timestamp" => Column::ObservedAt,
-            "source" => Column::Source,
-            "kind" => Column::Kind,
-            "raw_code" | "code" | "status" => Column::RawCode,
-            "message_id" => Column::MessageId,
-            "class" => Column::Class,
-            "weight" => Column::Weight,
-            _ => Column::Other,
+        .map(|h| {
+            match h
+                .trim()
+                .trim_start_matches('\u{FEFF}')
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "number" | "msisdn" | "phone" => Column::Number,
+                "observed_at" | "time" | "timestamp" => Column::ObservedAt,
+                "source" => Column::Source,
+                "kind" => Column::Kind,
+                "raw_code" | "code" | "status" => Column::RawCode,
+                "message_id" => Column::MessageId,
+                "class" => Column::Class,
+                "weight" => Column::Weight,
+                _ => Column::Other,
+            }
         })
         .collect();
     for (need, name) in [
@@ -320,7 +340,11 @@ fn parse_time(v: &serde_json::Value) -> Result<i64, RowError> {
     let text = text_of(v).ok_or_else(|| bad(""))?;
     if let Ok(n) = text.parse::<i64>() {
         // Below 10^11 it is seconds (until the year 5138), above it milliseconds.
-        let ms = if n.abs() < 100_000_000_000 { n.checked_mul(1000) } else { Some(n) };
+        let ms = if n.abs() < 100_000_000_000 {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        };
         return ms.filter(|ms| *ms > 0).ok_or_else(|| bad(&text));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&text) {
@@ -367,14 +391,20 @@ mod tests {
         assert_eq!(o.weight, 1.0);
         // An explicit class wins over the table; quoted fields and seconds work.
         let o = obs(r.line(b"\"+1 415 555 2671\",1761991200,sw,call,486,,weak_inactive,2.5"));
-        assert_eq!((o.class, o.weight, o.observed_at_ms), (EvidenceClass::WeakInactive, 2.5, 1_761_991_200_000));
+        assert_eq!(
+            (o.class, o.weight, o.observed_at_ms),
+            (EvidenceClass::WeakInactive, 2.5, 1_761_991_200_000)
+        );
     }
 
     #[test]
     fn ndjson_rows_take_strings_or_numbers() {
         let mut r = RowReader::new(RowFormat::Ndjson, CodeTable::generic(), NOW);
         let o = obs(r.line(br#"{"number":"+33612345678","observed_at":1761991200000,"source":"hlr","kind":"hlr","raw_code":"ABSENT"}"#));
-        assert_eq!((o.class, o.observed_at_ms), (EvidenceClass::WeakInactive, 1_761_991_200_000));
+        assert_eq!(
+            (o.class, o.observed_at_ms),
+            (EvidenceClass::WeakInactive, 1_761_991_200_000)
+        );
         let o = obs(r.line(br#"{"number":"+33612345678","observed_at":"2026-11-01 10:00:00","source":"carrier","kind":"deactivation","raw_code":"D1","message_id":42}"#));
         assert_eq!(o.class, EvidenceClass::StrongInactive);
         assert_eq!(o.message_id.as_deref(), Some("42"));
@@ -383,7 +413,10 @@ mod tests {
     #[test]
     fn non_final_delivery_states_are_not_evidence() {
         let mut r = csv_reader();
-        assert_eq!(r.line(b"+14155552671,1761991200,smsc,sms_dlr,ENROUTE,m1,,"), Ok(Row::NotFinal));
+        assert_eq!(
+            r.line(b"+14155552671,1761991200,smsc,sms_dlr,ENROUTE,m1,,"),
+            Ok(Row::NotFinal)
+        );
     }
 
     #[test]
@@ -391,22 +424,51 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"hello,1761991200,s,sms_dlr,DELIVRD,,,", "invalid_number"),
             (b",1761991200,s,sms_dlr,DELIVRD,,,", "missing_number"),
-            (b"+14155552671,yesterday,s,sms_dlr,DELIVRD,,,", "invalid_observed_at"),
+            (
+                b"+14155552671,yesterday,s,sms_dlr,DELIVRD,,,",
+                "invalid_observed_at",
+            ),
             (b"+14155552671,,s,sms_dlr,DELIVRD,,,", "missing_observed_at"),
-            (b"+14155552671,4102444800,s,sms_dlr,DELIVRD,,,", "observed_in_future"),
-            (b"+14155552671,1761991200,,sms_dlr,DELIVRD,,,", "missing_source"),
+            (
+                b"+14155552671,4102444800,s,sms_dlr,DELIVRD,,,",
+                "observed_in_future",
+            ),
+            (
+                b"+14155552671,1761991200,,sms_dlr,DELIVRD,,,",
+                "missing_source",
+            ),
             (b"+14155552671,1761991200,s,fax,DELIVRD,,,", "unknown_kind"),
-            (b"+14155552671,1761991200,s,sms_dlr,WHATEVER,,,", "unknown_code"),
+            (
+                b"+14155552671,1761991200,s,sms_dlr,WHATEVER,,,",
+                "unknown_code",
+            ),
             (b"+14155552671,1761991200,s,sms_dlr,,,,", "missing_raw_code"),
-            (b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,loud,", "unknown_class"),
-            (b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,-1", "invalid_weight"),
-            (b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,1000", "invalid_weight"),
-            (b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,NaN", "invalid_weight"),
+            (
+                b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,loud,",
+                "unknown_class",
+            ),
+            (
+                b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,-1",
+                "invalid_weight",
+            ),
+            (
+                b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,1000",
+                "invalid_weight",
+            ),
+            (
+                b"+14155552671,1761991200,s,sms_dlr,DELIVRD,,,NaN",
+                "invalid_weight",
+            ),
         ];
         for (line, code) in cases {
             let mut r = csv_reader();
             let got = r.line(line);
-            assert_eq!(got.as_ref().err().map(|e| e.code), Some(*code), "{}: {got:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                got.as_ref().err().map(|e| e.code),
+                Some(*code),
+                "{}: {got:?}",
+                String::from_utf8_lossy(line)
+            );
         }
         let mut j = RowReader::new(RowFormat::Ndjson, CodeTable::generic(), NOW);
         assert_eq!(j.line(b"{not json").unwrap_err().code, "invalid_json");

@@ -16,14 +16,14 @@ pub mod policy;
 pub mod task;
 pub mod verdict;
 
+pub use codes::CodeTable;
 pub use e164::E164;
+pub use evidence::{EvidenceClass, EvidenceKind, HalfLives, Observation, Profile};
+pub use evidence_rows::{Row, RowError, RowFormat, RowReader};
 pub use ids::{TaskId, UserId};
 pub use lines::{ChunkBounds, Chunker, Line, LineSplitter, TextCheck, check_text};
 pub use normalise::{Dialled, LineError};
 pub use plan::{Checked, LineType, NumberingPlan, RegionCode};
-pub use task::{ActiveStatus, TaskStatus, TaskType};
-pub use codes::CodeTable;
-pub use evidence_rows::{Row, RowError, RowFormat, RowReader};
-pub use evidence::{EvidenceClass, EvidenceKind, HalfLives, Observation, Profile};
 pub use policy::Policy;
+pub use task::{ActiveStatus, TaskStatus, TaskType};
 pub use verdict::{Reason, Verdict};

@@ -196,11 +196,13 @@ pub struct Formats {
 impl NumberingPlan {
     /// National and international formats of a number, as libphonenumber writes them.
     pub fn formats(&self, e164: E164) -> Option<Formats> {
-        let number = PHONE_NUMBER_UTIL.parse(&e164.to_string(), None).ok()?;
+        let number = PHONE_NUMBER_UTIL.parse(e164.to_string(), None).ok()?;
         Some(Formats {
             country_code: u32::try_from(number.country_code).unwrap_or_default(),
             national: number.format_as(PhoneNumberFormat::National).to_string(),
-            international: number.format_as(PhoneNumberFormat::International).to_string(),
+            international: number
+                .format_as(PhoneNumberFormat::International)
+                .to_string(),
         })
     }
 }
@@ -279,7 +281,9 @@ mod tests {
 
     #[test]
     fn formats_follow_the_numbering_plan() {
-        let f = NumberingPlan.formats("+4930901820".parse().unwrap()).unwrap();
+        let f = NumberingPlan
+            .formats("+4930901820".parse().unwrap())
+            .unwrap();
         assert_eq!(f.country_code, 49);
         assert_eq!(f.national, "030 901820");
         assert_eq!(f.international, "+49 30 901820");

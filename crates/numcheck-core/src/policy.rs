@@ -122,17 +122,29 @@ impl Policy {
         if self.inactive_threshold >= self.active_threshold {
             return Err("policy.inactive_threshold must be below policy.active_threshold".into());
         }
-        if self.weights.as_array().iter().any(|w| !w.is_finite() || *w < 0.0) {
+        if self
+            .weights
+            .as_array()
+            .iter()
+            .any(|w| !w.is_finite() || *w < 0.0)
+        {
             return Err("policy weights must be finite and not negative".into());
         }
-        if self.half_life_days.as_array().iter().any(|h| !h.is_finite() || *h <= 0.0) {
+        if self
+            .half_life_days
+            .as_array()
+            .iter()
+            .any(|h| !h.is_finite() || *h <= 0.0)
+        {
             return Err("policy half-lives must be above 0 days".into());
         }
         if !(self.prior_active > 0.0 && self.prior_inactive > 0.0) {
             return Err("policy priors must be above 0".into());
         }
         if !(self.min_mass >= 0.0 && self.min_failure_span_days >= 0.0) {
-            return Err("policy.min_mass and policy.min_failure_span_days cannot be negative".into());
+            return Err(
+                "policy.min_mass and policy.min_failure_span_days cannot be negative".into(),
+            );
         }
         if !in_unit(self.disconnect_confidence) {
             return Err("policy.disconnect_confidence must be between 0 and 1".into());
@@ -201,22 +213,52 @@ impl Policy {
             _ => false,
         };
         if positive == 0.0 && negative > 0.0 && !spread {
-            return verdict(ActiveStatus::Unknown, Reason::TemporaryFailures, lean, reassigned);
+            return verdict(
+                ActiveStatus::Unknown,
+                Reason::TemporaryFailures,
+                lean,
+                reassigned,
+            );
         }
         if positive + negative < self.min_mass {
-            return verdict(ActiveStatus::Unknown, Reason::InsufficientEvidence, lean, reassigned);
+            return verdict(
+                ActiveStatus::Unknown,
+                Reason::InsufficientEvidence,
+                lean,
+                reassigned,
+            );
         }
         if score >= self.active_threshold {
-            return verdict(ActiveStatus::Active, Reason::RecentActivity, score, reassigned);
+            return verdict(
+                ActiveStatus::Active,
+                Reason::RecentActivity,
+                score,
+                reassigned,
+            );
         }
         if score <= self.inactive_threshold {
             return if spread {
-                verdict(ActiveStatus::Inactive, Reason::RepeatedFailures, 1.0 - score, reassigned)
+                verdict(
+                    ActiveStatus::Inactive,
+                    Reason::RepeatedFailures,
+                    1.0 - score,
+                    reassigned,
+                )
             } else {
-                verdict(ActiveStatus::Unknown, Reason::TemporaryFailures, lean, reassigned)
+                verdict(
+                    ActiveStatus::Unknown,
+                    Reason::TemporaryFailures,
+                    lean,
+                    reassigned,
+                )
             };
         }
-        verdict(ActiveStatus::Unknown, Reason::Inconclusive, lean, reassigned)
+        verdict(
+            ActiveStatus::Unknown,
+            Reason::Inconclusive,
+            lean,
+            reassigned,
+        )
     }
 }
 
@@ -248,38 +290,191 @@ mod tests {
         (!events.is_empty()).then_some(p)
     }
 
-    use EvidenceClass::{Neutral as N, StrongActive as SA, StrongInactive as SI, WeakActive as WA, WeakInactive as WI};
+    use EvidenceClass::{
+        Neutral as N, StrongActive as SA, StrongInactive as SI, WeakActive as WA,
+        WeakInactive as WI,
+    };
 
     /// (name, valid, events as (days ago, class), status, reason, possibly_reassigned)
+    type Case = (
+        &'static str,
+        bool,
+        &'static [(i64, EvidenceClass)],
+        ActiveStatus,
+        Reason,
+        bool,
+    );
+
     #[test]
     fn every_rule_and_boundary() {
-        let cases: &[(&str, bool, &[(i64, EvidenceClass)], ActiveStatus, Reason, bool)] = &[
-            ("invalid beats everything", false, &[(1, SA)], ActiveStatus::Inactive, Reason::InvalidNumber, false),
-            ("nothing known", true, &[], ActiveStatus::Unknown, Reason::NoEvidence, false),
-            ("fresh delivery", true, &[(1, SA)], ActiveStatus::Active, Reason::RecentActivity, false),
-            ("delivery a year ago has decayed below the minimum mass", true, &[(400, SA)], ActiveStatus::Unknown, Reason::InsufficientEvidence, false),
-            ("unknown subscriber after the last delivery", true, &[(30, SA), (2, SI)], ActiveStatus::Inactive, Reason::Disconnected, false),
-            ("a disconnect with no activity at all", true, &[(200, SI)], ActiveStatus::Inactive, Reason::Disconnected, false),
-            ("a disconnect on the same ms as activity is not superseded", true, &[(5, SA), (5, SI)], ActiveStatus::Inactive, Reason::Disconnected, false),
-            ("weak activity after a disconnect does not undo it", true, &[(20, SI), (1, WA)], ActiveStatus::Inactive, Reason::Disconnected, false),
-            ("strong activity after a deactivation", true, &[(90, SI), (3, SA)], ActiveStatus::Active, Reason::RecentActivity, true),
-            ("only absent-subscriber failures, close together", true, &[(3, WI), (2, WI), (1, WI), (1, WI)], ActiveStatus::Unknown, Reason::TemporaryFailures, false),
-            ("two failures spread over weeks are still temporary", true, &[(20, WI), (1, WI)], ActiveStatus::Unknown, Reason::TemporaryFailures, false),
-            ("three failures spread over a week and more", true, &[(10, WI), (5, WI), (1, WI)], ActiveStatus::Inactive, Reason::RepeatedFailures, false),
-            ("failures spread exactly the minimum span", true, &[(7, WI), (4, WI), (0, WI)], ActiveStatus::Inactive, Reason::RepeatedFailures, false),
-            ("failures spread just short of the span", true, &[(6, WI), (4, WI), (0, WI)], ActiveStatus::Unknown, Reason::TemporaryFailures, false),
-            ("a delivery among failures outweighs them", true, &[(10, WI), (5, WI), (1, SA)], ActiveStatus::Unknown, Reason::Inconclusive, false),
-            ("weak activity alone is inconclusive", true, &[(0, WA)], ActiveStatus::Unknown, Reason::Inconclusive, false),
-            ("two weak activities reach the active threshold", true, &[(0, WA), (0, WA)], ActiveStatus::Active, Reason::RecentActivity, false),
-            ("neutral evidence alone says nothing", true, &[(1, N), (2, N)], ActiveStatus::Unknown, Reason::InsufficientEvidence, false),
-            ("old failures decayed away", true, &[(400, WI), (390, WI), (380, WI)], ActiveStatus::Unknown, Reason::InsufficientEvidence, false),
+        let cases: &[Case] = &[
+            (
+                "invalid beats everything",
+                false,
+                &[(1, SA)],
+                ActiveStatus::Inactive,
+                Reason::InvalidNumber,
+                false,
+            ),
+            (
+                "nothing known",
+                true,
+                &[],
+                ActiveStatus::Unknown,
+                Reason::NoEvidence,
+                false,
+            ),
+            (
+                "fresh delivery",
+                true,
+                &[(1, SA)],
+                ActiveStatus::Active,
+                Reason::RecentActivity,
+                false,
+            ),
+            (
+                "delivery a year ago has decayed below the minimum mass",
+                true,
+                &[(400, SA)],
+                ActiveStatus::Unknown,
+                Reason::InsufficientEvidence,
+                false,
+            ),
+            (
+                "unknown subscriber after the last delivery",
+                true,
+                &[(30, SA), (2, SI)],
+                ActiveStatus::Inactive,
+                Reason::Disconnected,
+                false,
+            ),
+            (
+                "a disconnect with no activity at all",
+                true,
+                &[(200, SI)],
+                ActiveStatus::Inactive,
+                Reason::Disconnected,
+                false,
+            ),
+            (
+                "a disconnect on the same ms as activity is not superseded",
+                true,
+                &[(5, SA), (5, SI)],
+                ActiveStatus::Inactive,
+                Reason::Disconnected,
+                false,
+            ),
+            (
+                "weak activity after a disconnect does not undo it",
+                true,
+                &[(20, SI), (1, WA)],
+                ActiveStatus::Inactive,
+                Reason::Disconnected,
+                false,
+            ),
+            (
+                "strong activity after a deactivation",
+                true,
+                &[(90, SI), (3, SA)],
+                ActiveStatus::Active,
+                Reason::RecentActivity,
+                true,
+            ),
+            (
+                "only absent-subscriber failures, close together",
+                true,
+                &[(3, WI), (2, WI), (1, WI), (1, WI)],
+                ActiveStatus::Unknown,
+                Reason::TemporaryFailures,
+                false,
+            ),
+            (
+                "two failures spread over weeks are still temporary",
+                true,
+                &[(20, WI), (1, WI)],
+                ActiveStatus::Unknown,
+                Reason::TemporaryFailures,
+                false,
+            ),
+            (
+                "three failures spread over a week and more",
+                true,
+                &[(10, WI), (5, WI), (1, WI)],
+                ActiveStatus::Inactive,
+                Reason::RepeatedFailures,
+                false,
+            ),
+            (
+                "failures spread exactly the minimum span",
+                true,
+                &[(7, WI), (4, WI), (0, WI)],
+                ActiveStatus::Inactive,
+                Reason::RepeatedFailures,
+                false,
+            ),
+            (
+                "failures spread just short of the span",
+                true,
+                &[(6, WI), (4, WI), (0, WI)],
+                ActiveStatus::Unknown,
+                Reason::TemporaryFailures,
+                false,
+            ),
+            (
+                "a delivery among failures outweighs them",
+                true,
+                &[(10, WI), (5, WI), (1, SA)],
+                ActiveStatus::Unknown,
+                Reason::Inconclusive,
+                false,
+            ),
+            (
+                "weak activity alone is inconclusive",
+                true,
+                &[(0, WA)],
+                ActiveStatus::Unknown,
+                Reason::Inconclusive,
+                false,
+            ),
+            (
+                "two weak activities reach the active threshold",
+                true,
+                &[(0, WA), (0, WA)],
+                ActiveStatus::Active,
+                Reason::RecentActivity,
+                false,
+            ),
+            (
+                "neutral evidence alone says nothing",
+                true,
+                &[(1, N), (2, N)],
+                ActiveStatus::Unknown,
+                Reason::InsufficientEvidence,
+                false,
+            ),
+            (
+                "old failures decayed away",
+                true,
+                &[(400, WI), (390, WI), (380, WI)],
+                ActiveStatus::Unknown,
+                Reason::InsufficientEvidence,
+                false,
+            ),
         ];
         let policy = Policy::default();
         for (name, valid, events, status, reason, reassigned) in cases {
             let p = profile(events);
             let v = policy.decide(*valid, p.as_ref(), NOW);
-            assert_eq!((v.status, v.reason, v.possibly_reassigned), (*status, *reason, *reassigned), "{name}: {v:?}");
-            assert!((0.0..=1.0).contains(&v.confidence), "{name}: confidence {}", v.confidence);
+            assert_eq!(
+                (v.status, v.reason, v.possibly_reassigned),
+                (*status, *reason, *reassigned),
+                "{name}: {v:?}"
+            );
+            assert!(
+                (0.0..=1.0).contains(&v.confidence),
+                "{name}: confidence {}",
+                v.confidence
+            );
         }
     }
 
@@ -290,17 +485,32 @@ mod tests {
         let v = Policy::default().decide(true, p.as_ref(), NOW);
         assert_eq!(v.status, ActiveStatus::Active);
         assert!((v.confidence - 0.75).abs() < 1e-12);
-        let stricter = Policy { active_threshold: 0.76, ..Policy::default() };
-        assert_eq!(stricter.decide(true, p.as_ref(), NOW).status, ActiveStatus::Unknown);
+        let stricter = Policy {
+            active_threshold: 0.76,
+            ..Policy::default()
+        };
+        assert_eq!(
+            stricter.decide(true, p.as_ref(), NOW).status,
+            ActiveStatus::Unknown
+        );
     }
 
     #[test]
     fn the_minimum_mass_is_inclusive() {
         // One weak activity 0 days ago: P = 1.0 = min_mass; a hair older falls below.
-        let policy = Policy { active_threshold: 0.6, ..Policy::default() };
+        let policy = Policy {
+            active_threshold: 0.6,
+            ..Policy::default()
+        };
         let fresh = profile(&[(0, WA)]);
-        assert_eq!(policy.decide(true, fresh.as_ref(), NOW).reason, Reason::RecentActivity);
-        assert_eq!(policy.decide(true, fresh.as_ref(), NOW + 1).reason, Reason::InsufficientEvidence);
+        assert_eq!(
+            policy.decide(true, fresh.as_ref(), NOW).reason,
+            Reason::RecentActivity
+        );
+        assert_eq!(
+            policy.decide(true, fresh.as_ref(), NOW + 1).reason,
+            Reason::InsufficientEvidence
+        );
     }
 
     #[test]
@@ -321,8 +531,22 @@ mod tests {
     #[test]
     fn invalid_policies_are_refused() {
         assert!(Policy::default().validate().is_ok());
-        assert!(Policy { inactive_threshold: 0.8, ..Policy::default() }.validate().is_err());
-        assert!(Policy { prior_active: 0.0, ..Policy::default() }.validate().is_err());
+        assert!(
+            Policy {
+                inactive_threshold: 0.8,
+                ..Policy::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Policy {
+                prior_active: 0.0,
+                ..Policy::default()
+            }
+            .validate()
+            .is_err()
+        );
         let mut p = Policy::default();
         p.half_life_days.weak_active = 0.0;
         assert!(p.validate().is_err());

@@ -35,7 +35,11 @@ impl FromRequestParts<AppState> for AuthUser {
                 code: "missing_api_key",
                 message: "send your API key in the X-API-Key header".into(),
             })?;
-        match state.store.principal_for_key_hash(&keys::hash(value)).await? {
+        match state
+            .store
+            .principal_for_key_hash(&keys::hash(value))
+            .await?
+        {
             Some(principal) => Ok(AuthUser(principal)),
             None => Err(ApiError::Unauthorized {
                 code: "invalid_api_key",

@@ -71,7 +71,11 @@ struct SummaryFile<'a> {
 }
 
 /// Builds the zip into a temporary file in `tmp_dir`.
-pub async fn assemble(blobs: &BlobStore, tmp_dir: &Path, spec: ResultSpec) -> anyhow::Result<Assembled> {
+pub async fn assemble(
+    blobs: &BlobStore,
+    tmp_dir: &Path,
+    spec: ResultSpec,
+) -> anyhow::Result<Assembled> {
     let tmp = tempfile::NamedTempFile::new_in(tmp_dir)
         .context("cannot create a temporary file for the result")?;
     let file = tmp.reopen()?;

@@ -4,7 +4,9 @@
 //! it already has, sending the same data again (say, after a dropped connection) adds
 //! nothing.
 
-use numcheck_core::{CodeTable, HalfLives, LineSplitter, Observation, Row, RowError, RowFormat, RowReader};
+use numcheck_core::{
+    CodeTable, HalfLives, LineSplitter, Observation, Row, RowError, RowFormat, RowReader,
+};
 use numcheck_store::Store;
 use serde::Serialize;
 
@@ -122,7 +124,10 @@ impl<'a> Ingestor<'a> {
         let outcome = if line.truncated {
             Err(RowError {
                 code: "line_too_long",
-                message: format!("the line is longer than {} bytes", numcheck_core::lines::MAX_LINE_BYTES),
+                message: format!(
+                    "the line is longer than {} bytes",
+                    numcheck_core::lines::MAX_LINE_BYTES
+                ),
             })
         } else {
             self.reader.line(line.text)

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn form_fields_parse_and_bad_values_are_refused() {
-        assert_eq!(TaskOptions::from_form(None, None).unwrap(), TaskOptions::default());
+        assert_eq!(
+            TaskOptions::from_form(None, None).unwrap(),
+            TaskOptions::default()
+        );
         let o = TaskOptions::from_form(Some("basic"), Some("csv, XLSX")).unwrap();
         assert_eq!((o.columns, o.xlsx), (Columns::Basic, true));
         assert!(TaskOptions::from_form(Some("some"), None).is_err());

@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat};
 use numcheck_core::{
-    Checked, E164, LineError, LineSplitter, NumberingPlan, Policy, Profile,
-    RegionCode, TaskType,
+    Checked, E164, LineError, LineSplitter, NumberingPlan, Policy, Profile, RegionCode, TaskType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +20,15 @@ pub const REJECTED_HEADER: &str = "Line,Input,Reason\n";
 /// One non-blank line of a chunk, read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    Number { line: u64, checked: Checked },
-    Failure { line: u64, text: String, error: LineError },
+    Number {
+        line: u64,
+        checked: Checked,
+    },
+    Failure {
+        line: u64,
+        text: String,
+        error: LineError,
+    },
 }
 
 /// Reads a chunk's lines. `data` starts at byte `byte_start`, line `first_line`.
@@ -146,7 +152,11 @@ fn time_secs(ms: i64) -> String {
 }
 
 /// Decides and writes a parsed chunk.
-pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpec<'_>) -> ChunkOutput {
+pub fn render(
+    items: &[Item],
+    profiles: &HashMap<E164, Profile>,
+    spec: RenderSpec<'_>,
+) -> ChunkOutput {
     let mut out = ChunkOutput::default();
     let mut rows = csv::WriterBuilder::new()
         .has_headers(false)
@@ -169,20 +179,29 @@ pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpe
                 let region = checked.region.map(|r| r.as_str()).unwrap_or_default();
                 let line_type = checked.line_type.as_str();
                 bump(&mut s.by_line_type, line_type);
-                bump(&mut s.by_region, if region.is_empty() { "none" } else { &region });
+                bump(
+                    &mut s.by_region,
+                    if region.is_empty() { "none" } else { &region },
+                );
                 let number = checked.e164.to_string();
                 let line = line.to_string();
                 // Writing into a Vec cannot fail.
                 let _ = match spec.task_type {
                     TaskType::ActiveCheck => {
-                        let v = spec.policy.decide(checked.valid, profiles.get(&checked.e164), spec.as_of_ms);
+                        let v = spec.policy.decide(
+                            checked.valid,
+                            profiles.get(&checked.e164),
+                            spec.as_of_ms,
+                        );
                         bump(&mut s.by_status, v.status.as_str());
                         bump(&mut s.by_reason, v.reason.as_str());
                         if v.possibly_reassigned {
                             s.possibly_reassigned += 1;
                         }
                         match spec.options.columns {
-                            Columns::Basic => rows.write_record([number.as_str(), v.status.as_str()]),
+                            Columns::Basic => {
+                                rows.write_record([number.as_str(), v.status.as_str()])
+                            }
                             Columns::Full => rows.write_record([
                                 number.as_str(),
                                 v.status.as_str(),
@@ -191,14 +210,21 @@ pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpe
                                 &v.last_activity_ms.map(time_secs).unwrap_or_default(),
                                 line_type,
                                 &region,
-                                if v.possibly_reassigned { "true" } else { "false" },
+                                if v.possibly_reassigned {
+                                    "true"
+                                } else {
+                                    "false"
+                                },
                                 &line,
                             ]),
                         }
                     }
                     TaskType::NumberInfo => {
                         let valid = if checked.valid { "true" } else { "false" };
-                        bump(&mut s.by_status, if checked.valid { "valid" } else { "invalid" });
+                        bump(
+                            &mut s.by_status,
+                            if checked.valid { "valid" } else { "invalid" },
+                        );
                         match spec.options.columns {
                             Columns::Basic => rows.write_record([number.as_str(), valid]),
                             Columns::Full => {
@@ -208,9 +234,13 @@ pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpe
                                     valid,
                                     line_type,
                                     &region,
-                                    &f.as_ref().map(|f| f.country_code.to_string()).unwrap_or_default(),
+                                    &f.as_ref()
+                                        .map(|f| f.country_code.to_string())
+                                        .unwrap_or_default(),
                                     f.as_ref().map(|f| f.national.as_str()).unwrap_or_default(),
-                                    f.as_ref().map(|f| f.international.as_str()).unwrap_or_default(),
+                                    f.as_ref()
+                                        .map(|f| f.international.as_str())
+                                        .unwrap_or_default(),
                                     &line,
                                 ])
                             }
@@ -233,7 +263,10 @@ pub fn render(items: &[Item], profiles: &HashMap<E164, Profile>, spec: RenderSpe
     }
     out.rows = rows.into_inner().unwrap_or_default();
     out.rejected = rejected.into_inner().unwrap_or_default();
-    out.numbers = numbers(items).iter().flat_map(|n| n.as_u64().to_le_bytes()).collect();
+    out.numbers = numbers(items)
+        .iter()
+        .flat_map(|n| n.as_u64().to_le_bytes())
+        .collect();
     out
 }
 
@@ -245,7 +278,10 @@ mod tests {
     fn spec(policy: &Policy, task_type: TaskType, columns: Columns) -> RenderSpec<'_> {
         RenderSpec {
             task_type,
-            options: TaskOptions { columns, xlsx: false },
+            options: TaskOptions {
+                columns,
+                xlsx: false,
+            },
             policy,
             plan: &NumberingPlan,
             as_of_ms: 1_800_000_000_000,
@@ -257,7 +293,11 @@ mod tests {
         let data = b"+14155552671\n\nnot a number\n+4400000000\r\n=cmd|x\n+14155552671";
         let items = parse(&NumberingPlan, data, 0, 1, None);
         let policy = Policy::default();
-        let out = render(&items, &HashMap::new(), spec(&policy, TaskType::ActiveCheck, Columns::Full));
+        let out = render(
+            &items,
+            &HashMap::new(),
+            spec(&policy, TaskType::ActiveCheck, Columns::Full),
+        );
         let rows = String::from_utf8(out.rows).unwrap();
         assert_eq!(
             rows,
@@ -266,7 +306,10 @@ mod tests {
              +14155552671,unknown,no_evidence,0.500,,fixed_line_or_mobile,US,false,6\n"
         );
         let rejected = String::from_utf8(out.rejected).unwrap();
-        assert_eq!(rejected, "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n");
+        assert_eq!(
+            rejected,
+            "3,not a number,not_a_number\n5,'=cmd|x,not_a_number\n"
+        );
         assert_eq!((out.summary.success, out.summary.failure), (3, 2));
         assert_eq!(out.summary.by_status["unknown"], 2);
         assert_eq!(out.summary.by_reason["invalid_number"], 1);
@@ -295,20 +338,41 @@ mod tests {
         };
         let profiles = HashMap::from([(n, Profile::of(&delivered))]);
         let items = parse(&NumberingPlan, b"+1 415 555 2671\n", 0, 1, None);
-        let out = render(&items, &profiles, spec(&policy, TaskType::ActiveCheck, Columns::Full));
+        let out = render(
+            &items,
+            &profiles,
+            spec(&policy, TaskType::ActiveCheck, Columns::Full),
+        );
         assert_eq!(
             String::from_utf8(out.rows).unwrap(),
             "+14155552671,active,recent_activity,0.800,2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n"
         );
-        let basic = render(&items, &profiles, spec(&policy, TaskType::ActiveCheck, Columns::Basic));
-        assert_eq!(String::from_utf8(basic.rows).unwrap(), "+14155552671,active\n");
+        let basic = render(
+            &items,
+            &profiles,
+            spec(&policy, TaskType::ActiveCheck, Columns::Basic),
+        );
+        assert_eq!(
+            String::from_utf8(basic.rows).unwrap(),
+            "+14155552671,active\n"
+        );
     }
 
     #[test]
     fn number_info_writes_formats() {
         let policy = Policy::default();
-        let items = parse(&NumberingPlan, b"030 901820\n", 0, 1, Some("DE".parse().unwrap()));
-        let out = render(&items, &HashMap::new(), spec(&policy, TaskType::NumberInfo, Columns::Full));
+        let items = parse(
+            &NumberingPlan,
+            b"030 901820\n",
+            0,
+            1,
+            Some("DE".parse().unwrap()),
+        );
+        let out = render(
+            &items,
+            &HashMap::new(),
+            spec(&policy, TaskType::NumberInfo, Columns::Full),
+        );
         assert_eq!(
             String::from_utf8(out.rows).unwrap(),
             "+4930901820,true,fixed_line,DE,49,030 901820,+49 30 901820,1\n"
@@ -318,11 +382,15 @@ mod tests {
 
     #[test]
     fn summaries_add_up() {
-        let mut a = Summary::default();
-        a.success = 2;
+        let mut a = Summary {
+            success: 2,
+            ..Summary::default()
+        };
         a.by_status.insert("active".into(), 2);
-        let mut b = Summary::default();
-        b.success = 1;
+        let mut b = Summary {
+            success: 1,
+            ..Summary::default()
+        };
         b.by_status.insert("active".into(), 1);
         b.by_status.insert("unknown".into(), 1);
         a.add(&b);

@@ -647,7 +647,11 @@ impl Store for SqliteStore {
                  class, weight, message_id, dedupe_key, ingested_at_ms) VALUES ",
             );
             for i in 0..rows.len() {
-                sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?,?,?)" });
+                sql.push_str(if i == 0 {
+                    "(?,?,?,?,?,?,?,?,?,?)"
+                } else {
+                    ",(?,?,?,?,?,?,?,?,?,?)"
+                });
             }
             sql.push_str(" RETURNING dedupe_key");
             let keys: Vec<[u8; 32]> = rows.iter().map(dedupe_key).collect();
@@ -838,7 +842,11 @@ fn max_relative_difference(a: &Profile, b: &Profile) -> f64 {
         .zip(&b.classes)
         .map(|(x, y)| {
             let scale = x.mass.abs().max(y.mass.abs());
-            if scale == 0.0 { 0.0 } else { (x.mass - y.mass).abs() / scale }
+            if scale == 0.0 {
+                0.0
+            } else {
+                (x.mass - y.mass).abs() / scale
+            }
         })
         .fold(0.0, f64::max)
 }

@@ -60,12 +60,28 @@ async fn keys_story(store: &dyn Store) {
         .unwrap();
     assert_eq!(k.user_name, "alice");
     assert_eq!(store.count_keys().await.unwrap(), 1);
-    let who = store.principal_for_key_hash(&[7; 32]).await.unwrap().unwrap();
+    let who = store
+        .principal_for_key_hash(&[7; 32])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(who.user.id, alice.id);
     assert!(who.can_ingest);
-    assert!(store.principal_for_key_hash(&[8; 32]).await.unwrap().is_none());
+    assert!(
+        store
+            .principal_for_key_hash(&[8; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.revoke_key("nck_abcd", 3).await.unwrap(), 1);
-    assert!(store.principal_for_key_hash(&[7; 32]).await.unwrap().is_none());
+    assert!(
+        store
+            .principal_for_key_hash(&[7; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.revoke_key("nck_abcd", 3).await.unwrap(),
         0,
@@ -293,7 +309,12 @@ async fn evidence_story(store: &dyn Store) {
     let all: Vec<Observation> = (0..2_000u64)
         .map(|i| {
             let msg = (i % 3 == 0).then(|| format!("m{i}"));
-            observation(14_155_550_100 + i % 37, (i as i64) * DAY / 7, classes[(i % 5) as usize], msg.as_deref())
+            observation(
+                14_155_550_100 + i % 37,
+                (i as i64) * DAY / 7,
+                classes[(i % 5) as usize],
+                msg.as_deref(),
+            )
         })
         .collect();
     // Ingest in uneven batches; the second half twice.
@@ -303,7 +324,11 @@ async fn evidence_story(store: &dyn Store) {
     }
     assert_eq!(inserted, 2_000);
     let again = store.ingest(&all[1_000..], &h, 2).await.unwrap();
-    assert_eq!((again.inserted, again.duplicates), (0, 1_000), "re-import adds nothing");
+    assert_eq!(
+        (again.inserted, again.duplicates),
+        (0, 1_000),
+        "re-import adds nothing"
+    );
     // A batch that repeats a fact inside itself stores it once.
     let twice = vec![observation(4_930_901_820, 5, EvidenceClass::StrongActive, Some("x")); 2];
     let out = store.ingest(&twice, &h, 3).await.unwrap();
@@ -313,7 +338,9 @@ async fn evidence_story(store: &dyn Store) {
     retry.raw_code = "DELIVRD".into();
     assert_eq!(store.ingest(&[retry], &h, 4).await.unwrap().inserted, 0);
 
-    let numbers: Vec<E164> = (0..37).map(|i| E164::from_u64(14_155_550_100 + i).unwrap()).collect();
+    let numbers: Vec<E164> = (0..37)
+        .map(|i| E164::from_u64(14_155_550_100 + i).unwrap())
+        .collect();
     let incremental = store.profiles(&numbers).await.unwrap();
     assert_eq!(incremental.len(), 37);
     // The same profiles folded directly from the observations.
@@ -329,7 +356,15 @@ async fn evidence_story(store: &dyn Store) {
     assert_eq!(stats.by_class.iter().map(|(_, n)| n).sum::<i64>(), 2_001);
 
     let report = store.rebuild_profiles(&h).await.unwrap();
-    assert_eq!((report.observations, report.profiles, report.changed, report.removed), (2_001, 38, 0, 0));
+    assert_eq!(
+        (
+            report.observations,
+            report.profiles,
+            report.changed,
+            report.removed
+        ),
+        (2_001, 38, 0, 0)
+    );
     assert!(report.max_relative_difference < 1e-9, "{report:?}");
     let rebuilt = store.profiles(&numbers).await.unwrap();
     for n in &numbers {

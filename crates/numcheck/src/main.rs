@@ -1,10 +1,18 @@
 //! The `numcheck` binary: parses flags, sets up logging, loads the layered configuration and
 //! hands over to the server library. Nothing else lives here.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use numcheck_core::{CodeTable, NumberingPlan, RegionCode, RowFormat, TaskType};
+use numcheck_server::demo::DemoData;
+use numcheck_server::engine::Engine;
+use numcheck_server::ingest::Ingestor;
+use numcheck_server::local::{Columns, LocalCheck, check_file};
 use numcheck_server::{Application, Config, DataDir, LogFormat, keys};
 use numcheck_store::Store;
 use serde::Serialize;
@@ -29,6 +37,77 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Import and inspect evidence (delivery receipts, call outcomes, deactivations, …).
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Check a local file with the engine, without a server; writes the same zip.
+    Check(CheckArgs),
+    /// Build a synthetic evidence data set and a numbers file to try numcheck on.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Import observations from a CSV (with a header) or NDJSON file; prints what was taken.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+        /// csv or ndjson (default: from the file extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Counts of the evidence log by class, kind and source.
+    Stats {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Recompute every profile from the observation log (after changing half-lives).
+    Rebuild {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The file of numbers, one per line.
+    file: PathBuf,
+    /// Where to write the result zip (default: <file stem>-result.zip here).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Region for numbers written in national format (ISO 3166 alpha-2, e.g. DE).
+    #[arg(long, value_name = "XX")]
+    default_region: Option<String>,
+    /// active_check (default) or number_info.
+    #[arg(long, default_value = "active_check")]
+    task_type: String,
+    /// full (default) or basic (Number and ActiveStatus only).
+    #[arg(long, default_value = "full")]
+    columns: String,
+    /// Also write an .xlsx copy into the zip.
+    #[arg(long)]
+    xlsx: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Synthetic subscribers (about 20 observations each).
+    #[arg(long, default_value_t = 50_000)]
+    subscribers: usize,
+    /// Seed of the generator (the same seed gives the same data).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the numbers to check.
+    #[arg(long, value_name = "FILE", default_value = "demo-numbers.txt")]
+    numbers_out: PathBuf,
 }
 
 /// Flags shared by every command that opens a data folder.
@@ -99,6 +178,9 @@ enum KeysCommand {
         /// existing limited user.
         #[arg(long)]
         credits: Option<i64>,
+        /// The key may post evidence (POST /v1/evidence).
+        #[arg(long)]
+        ingest: bool,
     },
     /// List keys (prefix, user, created, revoked). Never shows a key.
     List {
@@ -150,6 +232,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             keys_command(command).await
         }
+        Command::Evidence { command } => {
+            init_logging(LogFormat::Text);
+            evidence_command(command).await
+        }
+        Command::Check(args) => {
+            init_logging(LogFormat::Text);
+            check_command(args).await
+        }
+        Command::Demo(args) => {
+            init_logging(LogFormat::Text);
+            demo_command(args).await
+        }
     }
 }
 
@@ -200,11 +294,252 @@ async fn shutdown_signal() {
 }
 
 async fn open(common: &Common) -> anyhow::Result<DataDir> {
+    Ok(open_with_config(common).await?.0)
+}
+
+async fn open_with_config(common: &Common) -> anyhow::Result<(DataDir, Config)> {
     let loaded = Config::load(common.config.as_deref(), common)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    DataDir::open(&loaded.config.data_dir).await
+    let data = DataDir::open(&loaded.config.data_dir).await?;
+    Ok((data, loaded.config))
+}
+
+fn engine(data: &DataDir, config: &Config) -> Engine {
+    Engine {
+        plan: NumberingPlan,
+        policy: Arc::new(config.policy.clone()),
+        store: data.store.clone(),
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:40}}] {{human_pos}}/{{human_len}} ({{per_sec}}, {{eta}} left)"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
+    match command {
+        EvidenceCommand::Import {
+            common,
+            file,
+            format,
+        } => {
+            let format: RowFormat = match format {
+                Some(f) => f.parse().map_err(anyhow::Error::msg)?,
+                None => match file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("csv") => RowFormat::Csv,
+                    Some("ndjson" | "jsonl" | "json") => RowFormat::Ndjson,
+                    _ => anyhow::bail!(
+                        "cannot tell the format from the file name; pass --format csv or --format ndjson"
+                    ),
+                },
+            };
+            let (data, config) = open_with_config(&common).await?;
+            let mut ingestor = Ingestor::new(
+                data.store.as_ref(),
+                format,
+                CodeTable::generic(),
+                config.policy.half_lives(),
+                numcheck_server::clock::now_ms(),
+            );
+            let mut reader: Box<dyn tokio::io::AsyncRead + Unpin> = if file.as_os_str() == "-" {
+                Box::new(tokio::io::stdin())
+            } else {
+                Box::new(
+                    tokio::fs::File::open(&file)
+                        .await
+                        .with_context(|| format!("cannot open {}", file.display()))?,
+                )
+            };
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let progress = bar(size, "importing");
+            progress.set_style(
+                ProgressStyle::with_template("{spinner} importing [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                ingestor.push(&buf[..n]).await?;
+                progress.inc(n as u64);
+            }
+            let report = ingestor.finish().await?;
+            progress.finish_and_clear();
+            for e in &report.errors {
+                eprintln!("{}:{}: {} ({})", file.display(), e.line, e.message, e.error);
+            }
+            if report.errors_truncated {
+                eprintln!(
+                    "… and {} more rejected rows",
+                    report.rejected - report.errors.len() as u64
+                );
+            }
+            println!(
+                "rows {}  inserted {}  duplicates {}  not final {}  rejected {}",
+                report.rows, report.inserted, report.duplicates, report.not_final, report.rejected
+            );
+            data.store.close().await;
+        }
+        EvidenceCommand::Stats { common } => {
+            let data = open(&common).await?;
+            let s = data.store.evidence_stats().await?;
+            println!("observations  {}", s.observations);
+            println!("numbers       {}", s.numbers);
+            if let (Some(a), Some(b)) = (s.first_ms, s.last_ms) {
+                println!("observed      {} .. {}", time_ms(a), time_ms(b));
+            }
+            for (title, rows) in [
+                ("by class", &s.by_class),
+                ("by kind", &s.by_kind),
+                ("by source (top 20)", &s.by_source),
+            ] {
+                println!("{title}:");
+                for (k, n) in rows {
+                    println!("  {k:<28} {n:>12}");
+                }
+            }
+            data.store.close().await;
+        }
+        EvidenceCommand::Rebuild { common } => {
+            let (data, config) = open_with_config(&common).await?;
+            let r = data
+                .store
+                .rebuild_profiles(&config.policy.half_lives())
+                .await?;
+            println!(
+                "rebuilt {} profiles from {} observations: {} differed from the stored ones, {} removed; largest relative difference {:.3e}",
+                r.profiles, r.observations, r.changed, r.removed, r.max_relative_difference
+            );
+            data.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
+    let task_type: TaskType = args
+        .task_type
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e}; supported: {}", TaskType::supported_list()))?;
+    let columns = match args.columns.as_str() {
+        "full" => Columns::Full,
+        "basic" => Columns::Basic,
+        other => anyhow::bail!("--columns {other:?}: use basic or full"),
+    };
+    let default_region = args
+        .default_region
+        .as_deref()
+        .map(|r| r.parse::<RegionCode>())
+        .transpose()?;
+    // Evidence comes from the data folder when there is one; without, the numbering plan
+    // alone decides.
+    let scratch;
+    let (data, config) = {
+        let loaded = Config::load(args.common.config.as_deref(), &args.common)?;
+        let dir = if args.common.data_dir.is_some() || loaded.config.data_dir.exists() {
+            loaded.config.data_dir.clone()
+        } else {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_owned()
+        };
+        (DataDir::open(&dir).await?, loaded.config)
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("numbers");
+        PathBuf::from(format!("{stem}-result.zip"))
+    });
+    let check = LocalCheck {
+        file: args.file.clone(),
+        out: out.clone(),
+        default_region,
+        task_type,
+        columns,
+        xlsx: args.xlsx,
+        chunk_lines: config.worker.chunk_lines,
+    };
+    let progress = bar(0, "checking");
+    let report = check_file(&engine(&data, &config), &check, |done, total| {
+        progress.set_length(total);
+        progress.set_position(done);
+    })
+    .await?;
+    progress.finish_and_clear();
+    data.store.close().await;
+    let s = &report.summary;
+    println!(
+        "checked {} lines: {} numbers, {} failures, {} unique",
+        report.total, s.success, s.failure, report.unique
+    );
+    for (k, n) in &s.by_status {
+        println!("  {k:<12} {n:>10}");
+    }
+    println!("wrote {} ({}.csv inside)", out.display(), report.name);
+    Ok(())
+}
+
+async fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
+    let (data, config) = open_with_config(&args.common).await?;
+    let now = numcheck_server::clock::now_ms();
+    let demo = DemoData::generate(args.seed, args.subscribers, now);
+    let half_lives = config.policy.half_lives();
+    let progress = bar((args.subscribers as u64) * 20, "writing evidence");
+    let (mut inserted, mut duplicates) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(5_000);
+    for obs in demo.observations(now) {
+        batch.push(obs);
+        if batch.len() == 5_000 {
+            let out = data.store.ingest(&batch, &half_lives, now).await?;
+            inserted += out.inserted;
+            duplicates += out.duplicates;
+            progress.inc(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    let out = data.store.ingest(&batch, &half_lives, now).await?;
+    inserted += out.inserted;
+    duplicates += out.duplicates;
+    progress.finish_and_clear();
+    std::fs::write(&args.numbers_out, demo.numbers_file())
+        .with_context(|| format!("cannot write {}", args.numbers_out.display()))?;
+    data.store.close().await;
+    println!(
+        "demo: {} synthetic subscribers, {inserted} observations stored ({duplicates} already there) in {}",
+        args.subscribers,
+        config.data_dir.display()
+    );
+    println!(
+        "demo: numbers to check written to {}",
+        args.numbers_out.display()
+    );
+    println!(
+        "next: numcheck check {} --data-dir {}",
+        args.numbers_out.display(),
+        config.data_dir.display()
+    );
+    Ok(())
 }
 
 fn time_ms(ms: i64) -> String {
@@ -219,9 +554,10 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             common,
             user,
             credits,
+            ingest,
         } => {
             let data = open(&common).await?;
-            let issued = keys::issue(data.store.as_ref(), &user, credits, false).await?;
+            let issued = keys::issue(data.store.as_ref(), &user, credits, false, ingest).await?;
             let balance = match issued.user.credits {
                 Some(c) => format!("{c} credits"),
                 None => "unlimited credits".to_owned(),

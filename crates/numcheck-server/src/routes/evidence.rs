@@ -40,7 +40,10 @@ pub async fn post(
     let mut stream = body.into_data_stream();
     while let Some(bytes) = stream.next().await {
         let bytes = bytes.map_err(|e| {
-            ApiError::bad_request("invalid_body", format!("the request body could not be read: {e}"))
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the request body could not be read: {e}"),
+            )
         })?;
         size += bytes.len() as u64;
         if size > limit {
@@ -55,10 +58,9 @@ pub async fn post(
 
 fn ingest_error(e: IngestError) -> ApiError {
     match e {
-        IngestError::Header { line, error } => ApiError::bad_request(
-            "invalid_header",
-            format!("line {line}: {}", error.message),
-        ),
+        IngestError::Header { line, error } => {
+            ApiError::bad_request("invalid_header", format!("line {line}: {}", error.message))
+        }
         IngestError::Store(e) => e.into(),
     }
 }
@@ -79,9 +81,10 @@ fn format(query: Option<&str>, headers: &HeaderMap) -> Result<RowFormat, ApiErro
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     match essence {
         "text/csv" | "application/csv" => Ok(RowFormat::Csv),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/json" => {
-            Ok(RowFormat::Ndjson)
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/json" => Ok(RowFormat::Ndjson),
         _ => Err(ApiError::bad_request(
             "unknown_format",
             "say what the body is: Content-Type text/csv or application/x-ndjson, or ?format=csv|ndjson",

@@ -128,7 +128,14 @@ async fn an_exported_task_has_every_key_in_order_and_a_downloadable_zip() {
         "{url}"
     );
     let (csv, rejected, names) = s.result(&v).await;
-    assert_eq!(names, [format!("{id}.csv"), "rejected.csv".to_owned(), "summary.json".to_owned()]);
+    assert_eq!(
+        names,
+        [
+            format!("{id}.csv"),
+            "rejected.csv".to_owned(),
+            "summary.json".to_owned()
+        ]
+    );
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("Number,ActiveStatus,"));
     assert!(lines[1].starts_with("+14155552671,unknown,"));
