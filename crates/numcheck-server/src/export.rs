@@ -62,8 +62,6 @@ struct SummaryFile<'a> {
     as_of: &'a str,
     numbering_plan: &'a str,
     total: u64,
-    success: u64,
-    failure: u64,
     unique_numbers: i64,
     duplicates: u64,
     #[serde(flatten)]
@@ -131,8 +129,6 @@ fn write_zip(
         as_of: &spec.as_of,
         numbering_plan: METADATA_VERSION,
         total: spec.total,
-        success: summary.success,
-        failure: summary.failure,
         unique_numbers: unique,
         duplicates: summary.success.saturating_sub(unique.max(0) as u64),
         counts: &summary,

@@ -502,7 +502,9 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
 
 async fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
     let (data, config) = open_with_config(&args.common).await?;
-    let now = numcheck_server::clock::now_ms();
+    // Anchored to today's midnight (UTC), so running the demo again the same day adds nothing.
+    const DAY_MS: i64 = 86_400_000;
+    let now = numcheck_server::clock::now_ms() / DAY_MS * DAY_MS;
     let demo = DemoData::generate(args.seed, args.subscribers, now);
     let half_lives = config.policy.half_lives();
     let progress = bar((args.subscribers as u64) * 20, "writing evidence");

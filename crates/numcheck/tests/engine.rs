@@ -1,0 +1,290 @@
+//! The evidence engine from the command line: `evidence import/stats/rebuild`, `check` and
+//! `demo`, against the same data folder a server uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use support::{Server, create_key, create_task, run_cli, wait_exported};
+
+const DAY: i64 = 86_400;
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Reads `<name>.csv` (the one CSV that is not rejected.csv) and summary.json from a zip.
+fn read_zip(bytes: &[u8]) -> (String, Value) {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut csv = String::new();
+    let mut summary = String::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        if name == "summary.json" {
+            f.read_to_string(&mut summary).unwrap();
+        } else if name.ends_with(".csv") && name != "rejected.csv" {
+            f.read_to_string(&mut csv).unwrap();
+        }
+    }
+    (csv, serde_json::from_str(&summary).unwrap())
+}
+
+/// The verdict columns (status, reason, possibly reassigned) by number.
+fn verdicts(csv: &str) -> Vec<(String, String, String, String)> {
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].into(), f[1].into(), f[2].into(), f[7].into())
+        })
+        .collect()
+}
+
+fn evidence_csv() -> String {
+    let t = |days: i64| now_s() - days * DAY;
+    let mut csv = String::from("number,observed_at,source,kind,raw_code,message_id\n");
+    for (n, days, source, kind, code, msg) in [
+        ("+12125550101", 2, "smsc-1", "sms_dlr", "DELIVRD", "a1"),
+        ("+12125550102", 40, "smsc-1", "sms_dlr", "DELIVRD", "b1"),
+        ("+12125550102", 3, "sbc-1", "call", "404", "b2"),
+        ("+12125550103", 3, "hlr-x", "hlr", "ABSENT", ""),
+        ("+12125550103", 2, "hlr-x", "hlr", "ABSENT_SUBSCRIBER", ""),
+        ("+12125550104", 90, "carrier", "deactivation", "D", ""),
+        ("+12125550104", 1, "app", "app_event", "login", ""),
+        ("+12125550105", 30, "smsc-1", "sms_dlr", "EXPIRED", "e1"),
+        ("+12125550105", 16, "smsc-1", "sms_dlr", "EXPIRED", "e2"),
+        ("+12125550105", 2, "smsc-1", "sms_dlr", "UNDELIV", "e3"),
+    ] {
+        csv.push_str(&format!("{n},{},{source},{kind},{code},{msg}\n", t(days)));
+    }
+    csv.push_str("+12125550109,not-a-time,smsc-1,sms_dlr,DELIVRD,z9\n");
+    csv
+}
+
+const NUMBERS: &str =
+    "+12125550101\n+1 212 555 0102\n+12125550103\n+12125550104\n+12125550105\n+12125550106\n";
+
+fn expected() -> Vec<(String, String, String, String)> {
+    [
+        ("+12125550101", "active", "recent_activity", "false"),
+        ("+12125550102", "inactive", "disconnected", "false"),
+        ("+12125550103", "unknown", "temporary_failures", "false"),
+        ("+12125550104", "active", "recent_activity", "true"),
+        ("+12125550105", "inactive", "repeated_failures", "false"),
+        ("+12125550106", "unknown", "no_evidence", "false"),
+    ]
+    .iter()
+    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let data = cwd.join("data");
+    std::fs::write(cwd.join("evidence.csv"), evidence_csv()).unwrap();
+    std::fs::write(cwd.join("numbers.txt"), NUMBERS).unwrap();
+
+    let out = run_cli(
+        cwd,
+        &[
+            "evidence",
+            "import",
+            "evidence.csv",
+            "--data-dir",
+            path_str(&data),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        out.last_line(),
+        "rows 11  inserted 10  duplicates 0  not final 0  rejected 1"
+    );
+    assert!(
+        out.stderr.contains("evidence.csv:12:"),
+        "the bad row is named by line: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("invalid_observed_at"), "{}", out.stderr);
+
+    let again = run_cli(
+        cwd,
+        &[
+            "evidence",
+            "import",
+            "evidence.csv",
+            "--data-dir",
+            path_str(&data),
+        ],
+    )
+    .await;
+    assert_eq!(
+        again.last_line(),
+        "rows 11  inserted 0  duplicates 10  not final 0  rejected 1",
+        "re-import adds nothing"
+    );
+
+    let stats = run_cli(cwd, &["evidence", "stats", "--data-dir", path_str(&data)]).await;
+    assert!(
+        stats.stdout.contains("observations  10"),
+        "{}",
+        stats.stdout
+    );
+    assert!(stats.stdout.contains("numbers       5"), "{}", stats.stdout);
+
+    let rebuild = run_cli(cwd, &["evidence", "rebuild", "--data-dir", path_str(&data)]).await;
+    assert!(rebuild.status.success(), "{}", rebuild.stderr);
+    assert!(
+        rebuild
+            .stdout
+            .contains("rebuilt 5 profiles from 10 observations: 0 differed"),
+        "rebuild equals the incremental profiles: {}",
+        rebuild.stdout
+    );
+
+    let check = run_cli(
+        cwd,
+        &[
+            "check",
+            "numbers.txt",
+            "--data-dir",
+            path_str(&data),
+            "--out",
+            "local.zip",
+        ],
+    )
+    .await;
+    assert!(check.status.success(), "{}", check.stderr);
+    let (local_csv, summary) = read_zip(&std::fs::read(cwd.join("local.zip")).unwrap());
+    assert_eq!(verdicts(&local_csv), expected());
+    assert_eq!(summary["by_status"]["active"], 2);
+    assert_eq!(summary["possibly_reassigned"], 1);
+
+    // The same file through a served task on the same data folder gives the same verdicts.
+    let server = Server::start(cwd, &data, &[]).await;
+    let key = create_key(cwd, &data, "checker", None).await;
+    let (code, created) = create_task(&server.base, &key, NUMBERS.as_bytes().to_vec()).await;
+    assert_eq!(code, 200, "{created}");
+    let task = wait_exported(&server.base, &key, created["task_id"].as_str().unwrap()).await;
+    let zip = reqwest::get(task["result_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (served_csv, _) = read_zip(&zip);
+    assert_eq!(verdicts(&served_csv), verdicts(&local_csv));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_then_check_shows_all_three_verdicts_and_every_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let data = cwd.join("data");
+    let demo = run_cli(
+        cwd,
+        &[
+            "demo",
+            "--data-dir",
+            path_str(&data),
+            "--subscribers",
+            "3000",
+            "--numbers-out",
+            "n.txt",
+        ],
+    )
+    .await;
+    assert!(demo.status.success(), "{}", demo.stderr);
+    let check = run_cli(
+        cwd,
+        &[
+            "check",
+            "n.txt",
+            "--data-dir",
+            path_str(&data),
+            "--out",
+            "r.zip",
+        ],
+    )
+    .await;
+    assert!(check.status.success(), "{}", check.stderr);
+    let (csv, summary) = read_zip(&std::fs::read(cwd.join("r.zip")).unwrap());
+    for status in ["active", "inactive", "unknown"] {
+        assert!(
+            summary["by_status"][status].as_u64().unwrap() > 100,
+            "{status}: {summary}"
+        );
+    }
+    for reason in numcheck_core::Reason::ALL {
+        assert!(
+            summary["by_reason"][reason.as_str()].as_u64().unwrap_or(0) > 0,
+            "{reason:?}: {summary}"
+        );
+    }
+    assert!(summary["possibly_reassigned"].as_u64().unwrap() > 0);
+    assert!(
+        summary["by_region"].as_object().unwrap().len() >= 10,
+        "{summary}"
+    );
+    assert_eq!(
+        csv.lines().count() as u64,
+        summary["success"].as_u64().unwrap() + 1
+    );
+    // The same seed gives the same data: a second demo adds nothing.
+    let again = run_cli(
+        cwd,
+        &[
+            "demo",
+            "--data-dir",
+            path_str(&data),
+            "--subscribers",
+            "3000",
+            "--numbers-out",
+            "n2.txt",
+        ],
+    )
+    .await;
+    assert!(
+        again.stdout.contains(" 0 observations stored"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_refuses_binary_missing_and_empty_files_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    std::fs::write(cwd.join("bin.dat"), b"PK\x03\x04\x00\x00binary").unwrap();
+    std::fs::write(cwd.join("empty.txt"), b"\n\n").unwrap();
+    for (file, says) in [
+        ("bin.dat", "not a text file"),
+        ("missing.txt", "cannot open"),
+        ("empty.txt", "no phone numbers"),
+    ] {
+        let out = run_cli(cwd, &["check", file]).await;
+        assert!(!out.status.success(), "{file}");
+        assert!(out.stderr.contains(says), "{file}: {}", out.stderr);
+    }
+    let out = run_cli(cwd, &["check", "bin.dat", "--task-type", "bogus"]).await;
+    assert!(
+        out.stderr.contains("active_check, number_info"),
+        "{}",
+        out.stderr
+    );
+}
