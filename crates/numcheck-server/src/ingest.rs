@@ -11,7 +11,7 @@ use numcheck_store::Store;
 use serde::Serialize;
 
 /// Observations written per store transaction.
-const BATCH: usize = 5_000;
+const BATCH: usize = 20_000;
 /// Rejected rows listed one by one in a report (all are counted).
 pub const MAX_LISTED_ERRORS: usize = 1_000;
 

@@ -285,9 +285,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport>;
 }
 
-/// The identity of an observation: SHA-256 of (source, message id) when there is a message
-/// id, else of its content. The same fact ingested twice is stored once.
-pub fn dedupe_key(obs: &Observation) -> [u8; 32] {
+/// The identity of an observation: the first 16 bytes of SHA-256 of (source, message id)
+/// when there is a message id, else of its content. The same fact ingested twice is stored
+/// once. 128 bits keep accidental collisions out of reach (about 2^64 facts before one is
+/// likely) while keeping the unique index small.
+pub fn dedupe_key(obs: &Observation) -> [u8; 16] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     match &obs.message_id {
@@ -311,5 +313,8 @@ pub fn dedupe_key(obs: &Observation) -> [u8; 32] {
             h.update(obs.weight.to_le_bytes());
         }
     }
-    h.finalize().into()
+    let digest: [u8; 32] = h.finalize().into();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }

@@ -41,7 +41,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 64 MiB of page cache per connection: the observation log's unique index takes
+            // random inserts, which crawl when its pages keep falling out of a small cache.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -654,7 +658,7 @@ impl Store for SqliteStore {
                 });
             }
             sql.push_str(" RETURNING dedupe_key");
-            let keys: Vec<[u8; 32]> = rows.iter().map(dedupe_key).collect();
+            let keys: Vec<[u8; 16]> = rows.iter().map(dedupe_key).collect();
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (obs, key) in rows.iter().zip(&keys) {
                 q = q
