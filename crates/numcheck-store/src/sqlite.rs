@@ -42,9 +42,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 64 MiB of page cache per connection: the observation log's unique index takes
+            // 16 MiB of page cache per connection: the observation log's unique index takes
             // random inserts, which crawl when its pages keep falling out of a small cache.
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
