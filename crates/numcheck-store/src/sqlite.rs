@@ -643,9 +643,12 @@ impl Store for SqliteStore {
         half_lives: &HalfLives,
         now_ms: i64,
     ) -> Result<IngestOutcome> {
+        // Sorted by number, a batch touches neighbouring index and profile pages.
+        let mut sorted: Vec<&Observation> = batch.iter().collect();
+        sorted.sort_by_key(|o| o.number);
         let mut tx = self.write().await?;
         let mut inserted: Vec<&Observation> = Vec::with_capacity(batch.len());
-        for rows in batch.chunks(ROWS_PER_INSERT) {
+        for rows in sorted.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT OR IGNORE INTO observations (number, observed_at_ms, source, kind, raw_code, \
                  class, weight, message_id, dedupe_key, ingested_at_ms) VALUES ",
@@ -657,8 +660,8 @@ impl Store for SqliteStore {
                     ",(?,?,?,?,?,?,?,?,?,?)"
                 });
             }
-            sql.push_str(" RETURNING dedupe_key");
-            let keys: Vec<[u8; 16]> = rows.iter().map(dedupe_key).collect();
+            sql.push_str(" RETURNING number, dedupe_key");
+            let keys: Vec<[u8; 16]> = rows.iter().map(|o| dedupe_key(o)).collect();
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (obs, key) in rows.iter().zip(&keys) {
                 q = q
@@ -676,13 +679,15 @@ impl Store for SqliteStore {
             let returned = q.fetch_all(&mut *tx).await?;
             let mut fresh = std::collections::HashSet::with_capacity(returned.len());
             for r in &returned {
+                let n: i64 = r.try_get("number")?;
                 let k: Vec<u8> = r.try_get("dedupe_key")?;
-                fresh.insert(k);
+                fresh.insert((n, k));
             }
+            // RETURNING gives the keys of the rows actually inserted.
             // A batch may repeat a fact: only its first copy is new.
             for (obs, key) in rows.iter().zip(&keys) {
-                if fresh.remove(key.as_slice()) {
-                    inserted.push(obs);
+                if fresh.remove(&(obs.number.as_u64() as i64, key.to_vec())) {
+                    inserted.push(*obs);
                 }
             }
         }
@@ -695,15 +700,17 @@ impl Store for SqliteStore {
                 .and_modify(|d| *d = d.merge(&p, half_lives))
                 .or_insert(p);
         }
-        let numbers: Vec<E164> = deltas.keys().copied().collect();
+        let mut numbers: Vec<E164> = deltas.keys().copied().collect();
+        numbers.sort_unstable();
         let stored = profiles_in(&mut tx, &numbers).await?;
-        let merged: Vec<(E164, Profile)> = deltas
+        let mut merged: Vec<(E164, Profile)> = deltas
             .into_iter()
             .map(|(n, d)| match stored.get(&n) {
                 Some(old) => (n, old.merge(&d, half_lives)),
                 None => (n, d),
             })
             .collect();
+        merged.sort_unstable_by_key(|(n, _)| *n);
         upsert_profiles(&mut tx, &merged).await?;
         tx.commit().await?;
         Ok(IngestOutcome {

@@ -12,12 +12,14 @@ CREATE TABLE observations (
     class          TEXT NOT NULL,
     weight         REAL NOT NULL,
     message_id     TEXT,
-    -- SHA-256 of (source, message id), else of the row's content: the same fact twice is
-    -- stored once.
-    dedupe_key     BLOB NOT NULL UNIQUE,
+    -- 128 bits of SHA-256 of (source, message id), else of the row's content: the same fact
+    -- twice is stored once.
+    dedupe_key     BLOB NOT NULL,
     ingested_at_ms INTEGER NOT NULL
 );
-CREATE INDEX observations_number ON observations(number, observed_at_ms);
+-- Identity and the by-number order in one index: keyed by number first, so a batch sorted by
+-- number writes neighbouring pages instead of one random page per row.
+CREATE UNIQUE INDEX observations_identity ON observations(number, dedupe_key);
 
 CREATE TABLE profiles (
     number INTEGER PRIMARY KEY,
