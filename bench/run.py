@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""numcheck's benchmark: one command, deterministic data, figures not pass/fail.
+
+    cargo build --release -p numcheck -p numcheck-bench && python3 bench/run.py [--quick]
+
+Needs Python `phonenumbers` (pip install phonenumbers==9.0.42) for the reference run.
+Measures, on this machine:
+  1. numbering plan throughput on one core and agreement with libphonenumber (bench/plan_*.py)
+  2. evidence ingest of N profiles into a fresh embedded store (rows/s, peak RSS)
+  3. end to end: HTTP upload of the upload file → exported, against that store, and the same
+     classification by a plain Python reference (bench/reference.py) → ratio, verdict agreement
+  4. gettasks latency with 200 concurrent pollers on loopback while a large task runs
+  5. peak server RSS during a big upload
+Writes the table to stdout and the raw figures to bench/results.json.
+"""
+import argparse, csv, io, json, os, resource, shutil, socket, subprocess, sys, tempfile, time, urllib.request, zipfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--quick", action="store_true", help="small data sets (about a minute)")
+ap.add_argument("--lines", type=int, help="upload lines (default 1,000,000; quick 200,000)")
+ap.add_argument("--profiles", type=int, help="evidence profiles (default 10,000,000; quick 1,000,000)")
+ap.add_argument("--big-lines", type=int, help="big upload for memory (default 10,000,000; quick 2,000,000)")
+ap.add_argument("--skip-reference", action="store_true")
+ap.add_argument("--skip-plan", action="store_true")
+ap.add_argument("--keep", action="store_true", help="keep the work folder")
+args = ap.parse_args()
+lines = args.lines or (200_000 if args.quick else 1_000_000)
+profiles = args.profiles or (1_000_000 if args.quick else 10_000_000)
+big_lines = args.big_lines or (2_000_000 if args.quick else 10_000_000)
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+numcheck = os.path.join(root, "target/release/numcheck")
+bench = os.path.join(root, "target/release/numcheck-bench")
+for b in (numcheck, bench):
+    if not os.path.exists(b):
+        sys.exit(f"missing {b}: run cargo build --release -p numcheck -p numcheck-bench")
+work = tempfile.mkdtemp(prefix="numcheck-bench-")
+data = os.path.join(work, "data")
+results = {"lines": lines, "profiles": profiles, "big_lines": big_lines, "machine": os.uname().nodename, "cores": os.cpu_count()}
+table = []
+
+
+def run(cmd, **kw):
+    """Runs a command; returns (seconds, peak RSS MiB of that child, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    out, err = p.communicate()
+    dt = time.perf_counter() - t0
+    # ru_maxrss of the children waited for so far: take it right after this one.
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if p.returncode != 0:
+        sys.exit(f"{cmd[0]} failed: {err[-2000:]}")
+    return dt, rss, out
+
+
+def row(what, value, unit, note=""):
+    table.append((what, value, unit, note))
+    print(f"  {what:<52} {value:>14} {unit:<12} {note}", flush=True)
+
+
+def fmt(n):
+    return f"{n:,.0f}"
+
+
+print(f"work folder {work}")
+# --- data sets ---------------------------------------------------------------------------
+upload = os.path.join(work, "upload.txt")
+big = os.path.join(work, "big.txt")
+evidence = os.path.join(work, "evidence.csv")
+run([bench, "gen-upload", "--lines", str(lines), "--profiles", str(profiles), "--out", upload])
+run([bench, "gen-upload", "--lines", str(big_lines), "--profiles", str(profiles), "--out", big])
+run([bench, "gen-evidence", "--profiles", str(profiles), "--out", evidence])
+
+# --- 1. numbering plan ---------------------------------------------------------------------
+plan_script = os.path.join(root, "bench", "plan_bench.sh")
+if not args.skip_plan and os.path.exists(plan_script):
+    _, _, out = run(["bash", plan_script, work])
+    try:
+        plan = json.loads(out.strip().splitlines()[-1])
+        results["plan"] = plan
+        row("numbering plan, one core (parse+valid+type+region)", fmt(plan["numbers_per_second"]), "numbers/s", f"rlibphonenumber path {fmt(plan.get('baseline_per_second', 0))}/s")
+        if "agreement_percent" in plan:
+            row("agreement with libphonenumber (same metadata)", f"{plan['agreement_percent']:.4f}", "%", f"{fmt(plan.get('compared', 0))} numbers")
+    except Exception as e:  # keep going: the other figures still matter
+        row("numbering plan", "n/a", "", f"plan bench output unreadable: {e}")
+
+# --- 2. ingest -------------------------------------------------------------------------------
+dt, rss, out = run([numcheck, "evidence", "import", evidence, "--data-dir", data], env=dict(os.environ, NUMCHECK_LOG="warn"))
+results["ingest"] = {"rows": profiles, "seconds": dt, "peak_rss_mib": rss, "output": out.strip()}
+row(f"evidence ingest, {fmt(profiles)} rows (CLI, sorted)", fmt(profiles / dt), "rows/s", f"{dt:.1f} s, peak RSS {rss:.0f} MiB")
+
+# --- server ----------------------------------------------------------------------------------
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+srv = subprocess.Popen([numcheck, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, NUMCHECK_LOG="warn"))
+key = None
+while key is None:
+    l = srv.stdout.readline()
+    if not l:
+        sys.exit("server exited")
+    if l.startswith("nck_"):
+        key = l.strip()
+base = f"http://127.0.0.1:{port}"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(base + "/healthz", timeout=1); break
+    except Exception:
+        time.sleep(0.05)
+
+
+def vm_hwm():
+    with open(f"/proc/{srv.pid}/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024
+
+
+def create(path):
+    out = subprocess.run(["curl", "-sS", base + "/v1/tasks", "-H", f"X-API-Key: {key}", "-F", f"file=@{path}",
+                          "-F", "task_type=active_check"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def poll(tid):
+    req = urllib.request.Request(base + "/v1/gettasks", data=f"task_id={tid}".encode(), headers={"X-API-Key": key})
+    return json.loads(urllib.request.urlopen(req).read())
+
+
+def wait(tid):
+    while True:
+        v = poll(tid)
+        if v["status"] in ("exported", "failed"):
+            return v
+        time.sleep(0.02)
+
+
+# --- 3. end to end -------------------------------------------------------------------------------
+t0 = time.perf_counter()
+task = create(upload)
+v = wait(task["task_id"])
+e2e = time.perf_counter() - t0
+zbytes = urllib.request.urlopen(v["result_url"]).read()
+e2e_all = time.perf_counter() - t0
+per_s = v["total"] / e2e
+results["e2e"] = {"total": v["total"], "success": v["success"], "failure": v["failure"], "seconds": e2e, "seconds_with_download": e2e_all}
+row(f"end to end, {fmt(lines)} lines, {fmt(profiles)} profiles", fmt(per_s), "numbers/s", f"upload→exported {e2e:.2f} s ({e2e_all:.2f} s with download)")
+
+if not args.skip_reference:
+    ref_out = os.path.join(work, "reference.csv")
+    dt, _, out = run([sys.executable, os.path.join(root, "bench", "reference.py"), upload, os.path.join(data, "numcheck.db"), ref_out])
+    ref = json.loads(out.strip().splitlines()[-1])
+    results["reference"] = ref
+    ratio = per_s / ref["per_second"]
+    row("Python reference (phonenumbers + sqlite3)", fmt(ref["per_second"]), "numbers/s", f"{ref['seconds']:.1f} s")
+    row("ratio numcheck / reference", f"{ratio:.1f}", "x")
+    # Verdict agreement, row by row.
+    ours = {}
+    for r in zipfile.ZipFile(io.BytesIO(zbytes)).read(f"{task['task_id']}.csv").decode().splitlines()[1:]:
+        f = r.split(",")
+        ours[f[-1]] = f[:3]
+    theirs = {}
+    with open(ref_out) as fh:
+        for r in fh.read().splitlines()[1:]:
+            f = r.split(",")
+            theirs[f[-1]] = f[:3]
+    same = sum(1 for line, v in ours.items() if theirs.get(line) == v)
+    results["verdict_agreement"] = {"rows_ours": len(ours), "rows_reference": len(theirs), "same": same}
+    row("verdicts equal to the reference", f"{100.0 * same / max(len(ours), 1):.3f}", "%", f"{fmt(same)} of {fmt(len(ours))} rows ({fmt(len(theirs))} in reference)")
+
+# --- 4. polling under load ---------------------------------------------------------------------------
+task2 = create(upload)
+_, _, out = run([bench, "poll", "--url", base, "--key", key, "--task", task2["task_id"], "--concurrency", "200", "--seconds", "8", "--interval-ms", "100"])
+p = json.loads(out.strip().splitlines()[-1])
+results["poll"] = p
+row("gettasks p99, 200 pollers every 100 ms, task running", f"{p['p99_ms']:.2f}", "ms", f"p50 {p['p50_ms']:.2f} ms, {fmt(p['per_second'])} req/s, {p['errors']} errors")
+wait(task2["task_id"])
+task2b = create(upload)
+_, _, out = run([bench, "poll", "--url", base, "--key", key, "--task", task2b["task_id"], "--concurrency", "200", "--seconds", "8", "--interval-ms", "0"])
+p = json.loads(out.strip().splitlines()[-1])
+results["poll_saturated"] = p
+row("gettasks p99, 200 pollers back to back (saturation)", f"{p['p99_ms']:.2f}", "ms", f"p50 {p['p50_ms']:.2f} ms, {fmt(p['per_second'])} req/s, {p['errors']} errors")
+wait(task2b["task_id"])
+
+# --- 5. memory on a big upload -----------------------------------------------------------------------
+before = vm_hwm()
+t0 = time.perf_counter()
+task3 = create(big)
+v3 = wait(task3["task_id"])
+dt = time.perf_counter() - t0
+after = vm_hwm()
+results["big"] = {"lines": big_lines, "seconds": dt, "rss_before_mib": before, "rss_after_mib": after, "status": v3["status"]}
+row(f"big upload, {fmt(big_lines)} lines → exported", fmt(v3["total"] / dt), "numbers/s", f"{dt:.1f} s")
+row("server peak RSS over the whole run", f"{after:.0f}", "MiB", f"{before:.0f} MiB before the big upload")
+
+srv.terminate(); srv.wait(timeout=60)
+with open(os.path.join(root, "bench", "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+if not args.keep:
+    shutil.rmtree(work, ignore_errors=True)
+print("raw figures: bench/results.json")
