@@ -26,6 +26,48 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    readers: std::sync::Arc<ProfileReaders>,
+}
+
+/// Read-only connections for the hottest read, profile lookups by number. They call SQLite
+/// directly on a blocking thread: through the async pool every returned row is a message
+/// between threads, which cost more than the lookups themselves.
+#[derive(Debug)]
+struct ProfileReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl ProfileReaders {
+    fn open(&self) -> Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "cache_size", -16384)?;
+        // Map the file instead of copying pages through read(): lookups are random reads
+        // across the whole profile table. Address space only; the OS page cache backs it.
+        conn.pragma_update(None, "mmap_size", 8i64 << 30)?;
+        rusqlite::vtab::array::load_module(&conn)?;
+        Ok(conn)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match taken {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 4
+        {
+            idle.push(conn);
+        }
+        out
+    }
 }
 
 const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
@@ -51,7 +93,11 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let readers = std::sync::Arc::new(ProfileReaders {
+            path: path.to_owned(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        });
+        Ok(SqliteStore { pool, readers })
     }
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -720,12 +766,36 @@ impl Store for SqliteStore {
     }
 
     async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>> {
-        let mut conn = self.pool.acquire().await?;
-        let mut out = HashMap::new();
-        for part in numbers.chunks(NUMBERS_PER_QUERY) {
-            out.extend(profiles_query(&mut conn, part).await?);
+        if numbers.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let mut keys: Vec<i64> = numbers.iter().map(|n| n.as_u64() as i64).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            readers.with(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT number, data FROM profiles WHERE number IN rarray(?1)",
+                )?;
+                let values: Vec<rusqlite::types::Value> =
+                    keys.into_iter().map(rusqlite::types::Value::from).collect();
+                let mut rows = stmt.query([std::rc::Rc::new(values)])?;
+                let mut out = HashMap::new();
+                while let Some(row) = rows.next()? {
+                    let raw: i64 = row.get(0)?;
+                    let data: Vec<u8> = row.get(1)?;
+                    let n = E164::from_u64(raw as u64)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad number {raw}")))?;
+                    let p = Profile::from_bytes(&data)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad profile for {n}")))?;
+                    out.insert(n, p);
+                }
+                Ok(out)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("profile lookup panicked: {e}")))?
     }
 
     async fn evidence_stats(&self) -> Result<EvidenceStats> {
