@@ -276,7 +276,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// into their numbers' profiles, in one transaction.
     async fn ingest(
         &self,
-        batch: &[Observation],
+        batch: Vec<Observation>,
         half_lives: &HalfLives,
         now_ms: i64,
     ) -> Result<IngestOutcome>;

@@ -27,6 +27,105 @@ use crate::{
 pub struct SqliteStore {
     pool: SqlitePool,
     readers: std::sync::Arc<ProfileReaders>,
+    writer: std::sync::Arc<EvidenceWriter>,
+}
+
+/// One connection for evidence ingest, called directly on a blocking thread with prepared
+/// statements: bulk ingest through the async pool spent most of its time passing messages.
+#[derive(Debug)]
+struct EvidenceWriter {
+    path: std::path::PathBuf,
+    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
+}
+
+impl EvidenceWriter {
+    fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Corrupt("evidence writer lock poisoned".into()))?;
+        if guard.is_none() {
+            let conn = rusqlite::Connection::open(&self.path)?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "cache_size", -16384)?;
+            conn.pragma_update(None, "temp_store", "memory")?;
+            *guard = Some(conn);
+        }
+        match guard.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Corrupt("evidence writer missing".into())),
+        }
+    }
+}
+
+fn ingest_batch(
+    conn: &mut rusqlite::Connection,
+    sorted: &[Observation],
+    half_lives: &HalfLives,
+    now_ms: i64,
+) -> Result<IngestOutcome> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = 0u64;
+    let mut deltas: Vec<(E164, Profile)> = Vec::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO observations (number, observed_at_ms, source, kind, raw_code, \
+             class, weight, message_id, dedupe_key, ingested_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for obs in sorted {
+            let key = dedupe_key(obs);
+            let changed = insert.execute(rusqlite::params![
+                obs.number.as_u64() as i64,
+                obs.observed_at_ms,
+                obs.source,
+                obs.kind.as_str(),
+                obs.raw_code,
+                obs.class.as_str(),
+                obs.weight,
+                obs.message_id,
+                key.as_slice(),
+                now_ms,
+            ])?;
+            if changed == 0 {
+                continue;
+            }
+            inserted += 1;
+            // Sorted input: a number's new observations are neighbours.
+            let p = Profile::of(obs);
+            match deltas.last_mut() {
+                Some((n, d)) if *n == obs.number => *d = d.merge(&p, half_lives),
+                _ => deltas.push((obs.number, p)),
+            }
+        }
+    }
+    {
+        let mut get = tx.prepare_cached("SELECT data FROM profiles WHERE number = ?1")?;
+        let mut put = tx.prepare_cached(
+            "INSERT INTO profiles (number, data) VALUES (?1, ?2) \
+             ON CONFLICT(number) DO UPDATE SET data = excluded.data",
+        )?;
+        for (n, delta) in &deltas {
+            let key = n.as_u64() as i64;
+            let stored: Option<Vec<u8>> = match get.query_row([key], |r| r.get(0)) {
+                Ok(d) => Some(d),
+                Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let merged = match stored {
+                Some(bytes) => Profile::from_bytes(&bytes)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad profile for {n}")))?
+                    .merge(delta, half_lives),
+                None => *delta,
+            };
+            put.execute(rusqlite::params![key, merged.to_bytes()])?;
+        }
+    }
+    tx.commit()?;
+    Ok(IngestOutcome {
+        inserted,
+        duplicates: sorted.len() as u64 - inserted,
+    })
 }
 
 /// Read-only connections for the hottest read, profile lookups by number. They call SQLite
@@ -97,7 +196,15 @@ impl SqliteStore {
             path: path.to_owned(),
             idle: std::sync::Mutex::new(Vec::new()),
         });
-        Ok(SqliteStore { pool, readers })
+        let writer = std::sync::Arc::new(EvidenceWriter {
+            path: path.to_owned(),
+            conn: std::sync::Mutex::new(None),
+        });
+        Ok(SqliteStore {
+            pool,
+            readers,
+            writer,
+        })
     }
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -106,6 +213,12 @@ impl SqliteStore {
 
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
+        if let Ok(mut w) = self.writer.conn.lock() {
+            w.take();
+        }
+        if let Ok(mut r) = self.readers.idle.lock() {
+            r.clear();
+        }
         self.pool.close().await;
     }
 }
@@ -685,84 +798,24 @@ impl Store for SqliteStore {
 
     async fn ingest(
         &self,
-        batch: &[Observation],
+        batch: Vec<Observation>,
         half_lives: &HalfLives,
         now_ms: i64,
     ) -> Result<IngestOutcome> {
-        // Sorted by number, a batch touches neighbouring index and profile pages.
-        let mut sorted: Vec<&Observation> = batch.iter().collect();
+        if batch.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        // Sorted by number, a batch touches neighbouring index and profile pages, and the
+        // new observations of one number sit together for the merge.
+        let mut sorted = batch;
         sorted.sort_by_key(|o| o.number);
-        let mut tx = self.write().await?;
-        let mut inserted: Vec<&Observation> = Vec::with_capacity(batch.len());
-        for rows in sorted.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT OR IGNORE INTO observations (number, observed_at_ms, source, kind, raw_code, \
-                 class, weight, message_id, dedupe_key, ingested_at_ms) VALUES ",
-            );
-            for i in 0..rows.len() {
-                sql.push_str(if i == 0 {
-                    "(?,?,?,?,?,?,?,?,?,?)"
-                } else {
-                    ",(?,?,?,?,?,?,?,?,?,?)"
-                });
-            }
-            sql.push_str(" RETURNING number, dedupe_key");
-            let keys: Vec<[u8; 16]> = rows.iter().map(|o| dedupe_key(o)).collect();
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (obs, key) in rows.iter().zip(&keys) {
-                q = q
-                    .bind(obs.number.as_u64() as i64)
-                    .bind(obs.observed_at_ms)
-                    .bind(&obs.source)
-                    .bind(obs.kind.as_str())
-                    .bind(&obs.raw_code)
-                    .bind(obs.class.as_str())
-                    .bind(obs.weight)
-                    .bind(&obs.message_id)
-                    .bind(key.as_slice())
-                    .bind(now_ms);
-            }
-            let returned = q.fetch_all(&mut *tx).await?;
-            let mut fresh = std::collections::HashSet::with_capacity(returned.len());
-            for r in &returned {
-                let n: i64 = r.try_get("number")?;
-                let k: Vec<u8> = r.try_get("dedupe_key")?;
-                fresh.insert((n, k));
-            }
-            // RETURNING gives the keys of the rows actually inserted.
-            // A batch may repeat a fact: only its first copy is new.
-            for (obs, key) in rows.iter().zip(&keys) {
-                if fresh.remove(&(obs.number.as_u64() as i64, key.to_vec())) {
-                    inserted.push(*obs);
-                }
-            }
-        }
-        // Fold the new observations per number, then merge into stored profiles.
-        let mut deltas: HashMap<E164, Profile> = HashMap::new();
-        for obs in &inserted {
-            let p = Profile::of(obs);
-            deltas
-                .entry(obs.number)
-                .and_modify(|d| *d = d.merge(&p, half_lives))
-                .or_insert(p);
-        }
-        let mut numbers: Vec<E164> = deltas.keys().copied().collect();
-        numbers.sort_unstable();
-        let stored = profiles_in(&mut tx, &numbers).await?;
-        let mut merged: Vec<(E164, Profile)> = deltas
-            .into_iter()
-            .map(|(n, d)| match stored.get(&n) {
-                Some(old) => (n, old.merge(&d, half_lives)),
-                None => (n, d),
-            })
-            .collect();
-        merged.sort_unstable_by_key(|(n, _)| *n);
-        upsert_profiles(&mut tx, &merged).await?;
-        tx.commit().await?;
-        Ok(IngestOutcome {
-            inserted: inserted.len() as u64,
-            duplicates: (batch.len() - inserted.len()) as u64,
+        let writer = self.writer.clone();
+        let half_lives = *half_lives;
+        tokio::task::spawn_blocking(move || {
+            writer.with(|conn| ingest_batch(conn, &sorted, &half_lives, now_ms))
         })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("ingest panicked: {e}")))?
     }
 
     async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>> {
@@ -912,8 +965,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Rows per multi-row INSERT (10 parameters a row, well under SQLite's variable limit).
-const ROWS_PER_INSERT: usize = 200;
 /// Numbers per `IN (…)` lookup.
 const NUMBERS_PER_QUERY: usize = 500;
 

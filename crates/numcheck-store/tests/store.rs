@@ -320,10 +320,10 @@ async fn evidence_story(store: &dyn Store) {
     // Ingest in uneven batches; the second half twice.
     let mut inserted = 0;
     for part in all.chunks(333) {
-        inserted += store.ingest(part, &h, 1).await.unwrap().inserted;
+        inserted += store.ingest(part.to_vec(), &h, 1).await.unwrap().inserted;
     }
     assert_eq!(inserted, 2_000);
-    let again = store.ingest(&all[1_000..], &h, 2).await.unwrap();
+    let again = store.ingest(all[1_000..].to_vec(), &h, 2).await.unwrap();
     assert_eq!(
         (again.inserted, again.duplicates),
         (0, 1_000),
@@ -331,12 +331,12 @@ async fn evidence_story(store: &dyn Store) {
     );
     // A batch that repeats a fact inside itself stores it once.
     let twice = vec![observation(4_930_901_820, 5, EvidenceClass::StrongActive, Some("x")); 2];
-    let out = store.ingest(&twice, &h, 3).await.unwrap();
+    let out = store.ingest(twice.clone(), &h, 3).await.unwrap();
     assert_eq!((out.inserted, out.duplicates), (1, 1));
     // Same source and message id with different content is the same message.
     let mut retry = twice[0].clone();
     retry.raw_code = "DELIVRD".into();
-    assert_eq!(store.ingest(&[retry], &h, 4).await.unwrap().inserted, 0);
+    assert_eq!(store.ingest(vec![retry], &h, 4).await.unwrap().inserted, 0);
 
     let numbers: Vec<E164> = (0..37)
         .map(|i| E164::from_u64(14_155_550_100 + i).unwrap())

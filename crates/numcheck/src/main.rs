@@ -509,18 +509,20 @@ async fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
     let half_lives = config.policy.half_lives();
     let progress = bar((args.subscribers as u64) * 20, "writing evidence");
     let (mut inserted, mut duplicates) = (0u64, 0u64);
-    let mut batch = Vec::with_capacity(20_000);
+    let mut batch = Vec::new();
     for obs in demo.observations(now) {
         batch.push(obs);
-        if batch.len() == 20_000 {
-            let out = data.store.ingest(&batch, &half_lives, now).await?;
+        if batch.len() == 200_000 {
+            progress.inc(batch.len() as u64);
+            let out = data
+                .store
+                .ingest(std::mem::take(&mut batch), &half_lives, now)
+                .await?;
             inserted += out.inserted;
             duplicates += out.duplicates;
-            progress.inc(batch.len() as u64);
-            batch.clear();
         }
     }
-    let out = data.store.ingest(&batch, &half_lives, now).await?;
+    let out = data.store.ingest(batch, &half_lives, now).await?;
     inserted += out.inserted;
     duplicates += out.duplicates;
     progress.finish_and_clear();
