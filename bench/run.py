@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """numcheck's benchmark: one command, deterministic data, figures not pass/fail.
 
-    cargo build --release -p numcheck -p numcheck-bench && python3 bench/run.py [--quick]
+    cargo build --release -p numcheck -p numcheck-bench && \
+      cargo build --release -p numcheck-core --example plan_bench && python3 bench/run.py [--quick]
 
 Needs Python `phonenumbers` (pip install phonenumbers==9.0.42) for the reference run.
 Measures, on this machine:
@@ -72,17 +73,31 @@ run([bench, "gen-upload", "--lines", str(big_lines), "--profiles", str(profiles)
 run([bench, "gen-evidence", "--profiles", str(profiles), "--out", evidence])
 
 # --- 1. numbering plan ---------------------------------------------------------------------
-plan_script = os.path.join(root, "bench", "plan_bench.sh")
-if not args.skip_plan and os.path.exists(plan_script):
-    _, _, out = run(["bash", plan_script, work])
-    try:
-        plan = json.loads(out.strip().splitlines()[-1])
-        results["plan"] = plan
-        row("numbering plan, one core (parse+valid+type+region)", fmt(plan["numbers_per_second"]), "numbers/s", f"rlibphonenumber path {fmt(plan.get('baseline_per_second', 0))}/s")
-        if "agreement_percent" in plan:
-            row("agreement with libphonenumber (same metadata)", f"{plan['agreement_percent']:.4f}", "%", f"{fmt(plan.get('compared', 0))} numbers")
-    except Exception as e:  # keep going: the other figures still matter
-        row("numbering plan", "n/a", "", f"plan bench output unreadable: {e}")
+plan_bin = os.path.join(root, "target/release/examples/plan_bench")
+if not args.skip_plan and os.path.exists(plan_bin):
+    import re
+    corpus = os.path.join(work, "plan_corpus.tsv")
+    answers = os.path.join(work, "plan_answers.tsv")
+    plan_lines = 200_000 if args.quick else 1_000_000
+    run([sys.executable, os.path.join(root, "bench", "plan_corpus.py"), "--lines", str(plan_lines), "--seed", "1", "--out", corpus])
+    run([sys.executable, os.path.join(root, "bench", "plan_reference.py"), corpus, "--out", answers])
+    _, _, out = run([plan_bin, corpus, answers])
+    num = lambda pat: float(re.search(pat, out).group(1).replace(",", ""))
+    plan = {
+        "lines": plan_lines,
+        "numbers_per_second": num(r"check_line \(fast path\):\s+([\d.]+)"),
+        "baseline_per_second": num(r"check_line_reference \(rlibphonenumber\):\s+([\d.]+)"),
+        "compared": int(num(r"agreement with libphonenumber on (\d+) lines")),
+        "agreement_percent": num(r"fast path \(check_line\):\s+\d+ \(([\d.]+)%\)"),
+        "fallback_percent": num(r"fallbacks to rlibphonenumber \(([\d.]+)%\)"),
+        "output": out,
+    }
+    results["plan"] = plan
+    row(f"numbering plan, one core, {fmt(plan_lines)}-line corpus", fmt(plan["numbers_per_second"]), "numbers/s",
+        f"rlibphonenumber path {fmt(plan['baseline_per_second'])}/s; fallback {plan['fallback_percent']:.4f}%")
+    row("agreement with libphonenumber 9.0.42 (phonenumbers)", f"{plan['agreement_percent']:.4f}", "%", f"{fmt(plan['compared'])} lines compared")
+elif not args.skip_plan:
+    row("numbering plan", "n/a", "", "build it: cargo build --release -p numcheck-core --example plan_bench")
 
 # --- 2. ingest -------------------------------------------------------------------------------
 dt, rss, out = run([numcheck, "evidence", "import", evidence, "--data-dir", data], env=dict(os.environ, NUMCHECK_LOG="warn"))

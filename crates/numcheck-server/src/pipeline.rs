@@ -117,10 +117,6 @@ impl Summary {
     }
 }
 
-fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
-    *map.entry(key.to_owned()).or_default() += 1;
-}
-
 /// What one chunk produced.
 #[derive(Debug, Default, PartialEq)]
 pub struct ChunkOutput {
@@ -157,6 +153,46 @@ fn time_secs(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Per-chunk counts kept in plain maps keyed by static strings while rows are written, and
+/// turned into the ordered [`Summary`] once: one `String` per row and counter showed in
+/// profiles.
+#[derive(Default)]
+struct Counts {
+    by_status: HashMap<&'static str, u64>,
+    by_reason: HashMap<&'static str, u64>,
+    by_line_type: HashMap<&'static str, u64>,
+    by_region: HashMap<Option<RegionCode>, u64>,
+    failures: HashMap<&'static str, u64>,
+}
+
+impl Counts {
+    fn into_summary(self, s: &mut Summary) {
+        let own = |m: HashMap<&'static str, u64>| -> BTreeMap<String, u64> {
+            m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        };
+        s.by_status = own(self.by_status);
+        s.by_reason = own(self.by_reason);
+        s.by_line_type = own(self.by_line_type);
+        s.failures_by_reason = own(self.failures);
+        s.by_region = self
+            .by_region
+            .into_iter()
+            .map(|(r, v)| {
+                (
+                    r.map(|r| r.as_str()).unwrap_or_else(|| "none".to_owned()),
+                    v,
+                )
+            })
+            .collect();
+    }
+}
+
+/// Appends `+digits` of a number.
+fn push_e164(out: &mut Vec<u8>, n: E164) {
+    out.push(b'+');
+    out.extend_from_slice(itoa::Buffer::new().format(n.as_u64()).as_bytes());
+}
+
 /// Decides and writes a parsed chunk.
 pub fn render(
     items: &[Item],
@@ -164,15 +200,16 @@ pub fn render(
     spec: RenderSpec<'_>,
 ) -> ChunkOutput {
     let mut out = ChunkOutput::default();
-    let mut rows = csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    // Result fields are digits, fixed vocabulary and region codes: nothing needs quoting, so
+    // rows are written directly. Rejected lines are user text and go through the CSV writer.
+    let mut rows: Vec<u8> = Vec::with_capacity(items.len() * 80);
     let mut rejected = csv::WriterBuilder::new()
         .has_headers(false)
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
+    let mut counts = Counts::default();
     let s = &mut out.summary;
+    let mut line_buf = itoa::Buffer::new();
     for item in items {
         match item {
             Item::Number { line, checked } => {
@@ -182,92 +219,97 @@ pub fn render(
                 } else {
                     s.invalid += 1;
                 }
-                let region = checked.region.map(|r| r.as_str()).unwrap_or_default();
                 let line_type = checked.line_type.as_str();
-                bump(&mut s.by_line_type, line_type);
-                bump(
-                    &mut s.by_region,
-                    if region.is_empty() { "none" } else { &region },
-                );
-                let number = checked.e164.to_string();
-                let line = line.to_string();
-                // Writing into a Vec cannot fail.
-                let _ = match spec.task_type {
+                *counts.by_line_type.entry(line_type).or_default() += 1;
+                *counts.by_region.entry(checked.region).or_default() += 1;
+                push_e164(&mut rows, checked.e164);
+                match spec.task_type {
                     TaskType::ActiveCheck => {
                         let v = spec.policy.decide(
                             checked.valid,
                             profiles.get(&checked.e164),
                             spec.as_of_ms,
                         );
-                        bump(&mut s.by_status, v.status.as_str());
-                        bump(&mut s.by_reason, v.reason.as_str());
+                        *counts.by_status.entry(v.status.as_str()).or_default() += 1;
+                        *counts.by_reason.entry(v.reason.as_str()).or_default() += 1;
                         if v.possibly_reassigned {
                             s.possibly_reassigned += 1;
                         }
-                        match spec.options.columns {
-                            Columns::Basic => {
-                                rows.write_record([number.as_str(), v.status.as_str()])
+                        rows.push(b',');
+                        rows.extend_from_slice(v.status.as_str().as_bytes());
+                        if spec.options.columns == Columns::Full {
+                            rows.push(b',');
+                            rows.extend_from_slice(v.reason.as_str().as_bytes());
+                            rows.push(b',');
+                            rows.extend_from_slice(confidence(v.confidence).as_bytes());
+                            rows.push(b',');
+                            if let Some(ms) = v.last_activity_ms {
+                                rows.extend_from_slice(time_secs(ms).as_bytes());
                             }
-                            Columns::Full => rows.write_record([
-                                number.as_str(),
-                                v.status.as_str(),
-                                v.reason.as_str(),
-                                &confidence(v.confidence),
-                                &v.last_activity_ms.map(time_secs).unwrap_or_default(),
-                                line_type,
-                                &region,
-                                if v.possibly_reassigned {
-                                    "true"
-                                } else {
-                                    "false"
-                                },
-                                &line,
-                            ]),
+                            rows.push(b',');
+                            rows.extend_from_slice(line_type.as_bytes());
+                            rows.push(b',');
+                            if let Some(r) = checked.region {
+                                rows.extend_from_slice(r.as_str().as_bytes());
+                            }
+                            rows.extend_from_slice(if v.possibly_reassigned {
+                                b",true,"
+                            } else {
+                                b",false,"
+                            });
+                            rows.extend_from_slice(line_buf.format(*line).as_bytes());
                         }
                     }
                     TaskType::NumberInfo => {
                         let valid = if checked.valid { "true" } else { "false" };
-                        bump(
-                            &mut s.by_status,
-                            if checked.valid { "valid" } else { "invalid" },
-                        );
-                        match spec.options.columns {
-                            Columns::Basic => rows.write_record([number.as_str(), valid]),
-                            Columns::Full => {
-                                let f = spec.plan.formats(checked.e164);
-                                rows.write_record([
-                                    number.as_str(),
-                                    valid,
-                                    line_type,
-                                    &region,
-                                    &f.as_ref()
-                                        .map(|f| f.country_code.to_string())
-                                        .unwrap_or_default(),
-                                    f.as_ref().map(|f| f.national.as_str()).unwrap_or_default(),
-                                    f.as_ref()
-                                        .map(|f| f.international.as_str())
-                                        .unwrap_or_default(),
-                                    &line,
-                                ])
+                        *counts
+                            .by_status
+                            .entry(if checked.valid { "valid" } else { "invalid" })
+                            .or_default() += 1;
+                        rows.push(b',');
+                        rows.extend_from_slice(valid.as_bytes());
+                        if spec.options.columns == Columns::Full {
+                            let f = spec.plan.formats(checked.e164);
+                            let cc = f
+                                .as_ref()
+                                .map(|f| f.country_code.to_string())
+                                .unwrap_or_default();
+                            let region = checked.region.map(|r| r.as_str()).unwrap_or_default();
+                            for field in [
+                                line_type,
+                                region.as_str(),
+                                cc.as_str(),
+                                f.as_ref().map(|f| f.national.as_str()).unwrap_or_default(),
+                                f.as_ref()
+                                    .map(|f| f.international.as_str())
+                                    .unwrap_or_default(),
+                            ] {
+                                rows.push(b',');
+                                rows.extend_from_slice(field.as_bytes());
                             }
+                            rows.push(b',');
+                            rows.extend_from_slice(line_buf.format(*line).as_bytes());
                         }
                     }
-                };
+                }
+                rows.push(b'\n');
             }
             Item::Failure { line, text, error } => {
                 s.failure += 1;
-                bump(&mut s.failures_by_reason, error.code());
+                *counts.failures.entry(error.code()).or_default() += 1;
                 // Keep spreadsheets from running a rejected line as a formula.
                 let shown = if text.starts_with(['=', '@', '\t', '\r']) {
                     format!("'{text}")
                 } else {
                     text.clone()
                 };
+                // Writing into a Vec cannot fail.
                 let _ = rejected.write_record([line.to_string().as_str(), &shown, error.code()]);
             }
         }
     }
-    out.rows = rows.into_inner().unwrap_or_default();
+    counts.into_summary(s);
+    out.rows = rows;
     out.rejected = rejected.into_inner().unwrap_or_default();
     out.numbers = numbers(items)
         .iter()
