@@ -238,6 +238,12 @@ class Gen:
         cc = r.choice(self.codes)
         tail = "".join(r.choice("0123456789") for _ in range(r.randint(0, 4)))
         roll = r.random()
+        if roll < 0.1:
+            # Italian leading zeros, up to and past ten of them.
+            zeros = "0" * r.randint(1, 13)
+            return (r.choice(["", "IT", "SM"]),
+                    "+%d%s%d" % (r.choice([39, 379, 882, 800, 225, 242]), zeros, r.randint(1, 99)))
+        roll = (roll - 0.1) / 0.9
         if roll < 0.4:
             return "", "+%d%s" % (cc, tail)
         region = r.choice(self.regions)

@@ -508,10 +508,17 @@ mod tests {
 
     #[test]
     fn csv_fields_follow_rfc_4180_quoting() {
-        assert_eq!(csv_record(b"a,\"b,c\",\"d\"\"e\",,f").unwrap(), ["a", "b,c", "d\"e", "", "f"]);
+        assert_eq!(
+            csv_record(b"a,\"b,c\",\"d\"\"e\",,f").unwrap(),
+            ["a", "b,c", "d\"e", "", "f"]
+        );
         assert_eq!(csv_record(b"").unwrap(), [""]);
         assert_eq!(csv_record(b" \"x\" ,y").unwrap(), ["x ", "y"]);
-        assert_eq!(csv_record(b"a\"b,c").unwrap(), ["a\"b", "c"], "a quote inside a bare field is kept");
+        assert_eq!(
+            csv_record(b"a\"b,c").unwrap(),
+            ["a\"b", "c"],
+            "a quote inside a bare field is kept"
+        );
     }
 
     #[test]

@@ -1,11 +1,31 @@
 //! The numbering plan: is a number valid, what kind of line is it, which region is it in.
 //!
-//! The answers come from libphonenumber's metadata through the `rlibphonenumber` port (pinned
-//! by its crate version; [`METADATA_VERSION`] names the data it carries). Parsing follows
+//! The answers come from libphonenumber's metadata as the `rlibphonenumber` port carries it
+//! (pinned by its crate version; [`METADATA_VERSION`] names the data). Parsing follows
 //! libphonenumber's rules, so the numbers we accept and refuse agree with it.
+//!
+//! Two paths give the same answers:
+//!
+//! - the **fast path** (`plan/compiled.rs`, `plan/fast.rs`, `plan/line.rs`): the metadata
+//!   compiled at start-up into one automaton per calling code, and libphonenumber's parsing
+//!   and validation algorithms re-done over byte slices, without allocating.
+//!   [`NumberingPlan::check_line`] and [`NumberingPlan::parse_line`] use it;
+//! - the **reference path**: `rlibphonenumber` itself
+//!   ([`NumberingPlan::check_line_reference`]). The fast path hands it every line it is not
+//!   sure about; [`fast_path_stats`] counts how often. The two differ in one place, where the
+//!   fast path follows libphonenumber: rlibphonenumber 2.2.15 writes at most ten leading
+//!   zeros of an Italian-style national number in E.164.
+//!
+//! Agreement with libphonenumber (Python `phonenumbers` of the same metadata release) is
+//! measured, not assumed: `tests/plan_agreement.rs` and `bench/plan_*.py`.
+
+mod compiled;
+mod fast;
+mod line;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rlibphonenumber::{PHONE_NUMBER_UTIL, ParseError, PhoneNumberFormat, PhoneNumberType, Region};
 
@@ -120,15 +140,74 @@ pub struct Checked {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NumberingPlan;
 
+/// Lines that left the fast path, since the process started.
+static SLOW_NORMALISER: AtomicU64 = AtomicU64::new(0);
+static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// How often the fast path needed help, counted since the process started (all threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastPathStats {
+    /// Lines outside the simple alphabet, read by the general normaliser (then still
+    /// answered by the compiled plan).
+    pub slow_normaliser: u64,
+    /// Lines the compiled plan was not sure about, answered by `rlibphonenumber`.
+    pub fallbacks: u64,
+}
+
+/// The fast path's counters.
+pub fn fast_path_stats() -> FastPathStats {
+    FastPathStats {
+        slow_normaliser: SLOW_NORMALISER.load(Ordering::Relaxed),
+        fallbacks: FALLBACKS.load(Ordering::Relaxed),
+    }
+}
+
 impl NumberingPlan {
     /// Reads one line of an upload as a phone number: its E.164 form only, without validity.
     /// This is what decides whether a line is a success row or a failure row.
     pub fn parse_line(&self, line: &[u8], region: Option<RegionCode>) -> Result<E164, LineError> {
-        self.parse(&dialled(line)?, region).map(|(e164, _)| e164)
+        self.check_line(line, region).map(|c| c.e164)
     }
 
     /// Reads one line and asks the numbering plan about it.
+    #[inline]
     pub fn check_line(
+        &self,
+        line: &[u8],
+        region: Option<RegionCode>,
+    ) -> Result<Checked, LineError> {
+        let digits = match line::read_simple(line) {
+            Some(Ok(digits)) => digits,
+            Some(Err(e)) => return Err(e),
+            None => {
+                SLOW_NORMALISER.fetch_add(1, Ordering::Relaxed);
+                match line::Digits::from_dialled(&dialled(line)?) {
+                    Some(digits) => digits,
+                    None => return self.fall_back(line, region),
+                }
+            }
+        };
+        match fast::check(&digits, region) {
+            Ok(answer) => answer,
+            Err(fast::Unsure) => self.fall_back(line, region),
+        }
+    }
+
+    #[cold]
+    fn fall_back(&self, line: &[u8], region: Option<RegionCode>) -> Result<Checked, LineError> {
+        FALLBACKS.fetch_add(1, Ordering::Relaxed);
+        self.check_line_reference(line, region)
+    }
+
+    /// Forces the compiled plan to be built now rather than on the first line (it takes a
+    /// moment: call it at start-up to keep that out of the first request).
+    pub fn warm_up(&self) {
+        std::sync::LazyLock::force(&fast::PLAN);
+    }
+
+    /// [`check_line`](Self::check_line) through `rlibphonenumber` alone: the reference the fast
+    /// path falls back on, kept public for comparison and benchmarks. Same answers, ~10x slower.
+    pub fn check_line_reference(
         &self,
         line: &[u8],
         region: Option<RegionCode>,

@@ -56,6 +56,8 @@ impl Application {
     /// database has none, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.validate()?;
+        // Compile the numbering plan now rather than on the first upload.
+        tokio::task::spawn_blocking(|| NumberingPlan.warm_up()).await?;
         let mut data = DataDir::open(&config.data_dir).await?;
         data.lock()?;
         // Bind before anything is created, so a busy port cannot swallow the first admin key.
