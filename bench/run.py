@@ -44,11 +44,15 @@ table = []
 def run(cmd, **kw):
     """Runs a command; returns (seconds, peak RSS MiB of that child, stdout)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    out, err = p.communicate()
+    out_f, err_f = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    p = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True, **kw)
+    # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would mix all children).
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
     dt = time.perf_counter() - t0
-    # ru_maxrss of the children waited for so far: take it right after this one.
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = usage.ru_maxrss / 1024
+    out_f.seek(0); err_f.seek(0)
+    out, err = out_f.read(), err_f.read()
     if p.returncode != 0:
         sys.exit(f"{cmd[0]} failed: {err[-2000:]}")
     return dt, rss, out

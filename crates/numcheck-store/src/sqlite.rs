@@ -145,10 +145,8 @@ impl ProfileReaders {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "cache_size", -16384)?;
-        // Map the file instead of copying pages through read(): lookups are random reads
-        // across the whole profile table. Address space only; the OS page cache backs it.
-        conn.pragma_update(None, "mmap_size", 8i64 << 30)?;
+        // Enough for the interior pages of a ten-million-profile table.
+        conn.pragma_update(None, "cache_size", -8192)?;
         rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
@@ -183,9 +181,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 16 MiB of page cache per connection: the observation log's unique index takes
-            // random inserts, which crawl when its pages keep falling out of a small cache.
-            .pragma("cache_size", "-16384")
+            // 8 MiB of page cache per pooled connection (bounded memory: 4 connections).
+            .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
