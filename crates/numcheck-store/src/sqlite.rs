@@ -130,7 +130,10 @@ fn ingest_batch(
 
 /// Read-only connections for the hottest read, profile lookups by number. They call SQLite
 /// directly on a blocking thread: through the async pool every returned row is a message
-/// between threads, which cost more than the lookups themselves.
+/// between threads, which cost more than the lookups themselves. Lookups are one prepared
+/// point query per number: as fast here as an `IN rarray(...)` list, and unlike it they do
+/// not make the process's memory grow with the number of lookups (measured on ten million
+/// profiles: flat at 130-190 MiB instead of climbing past 450 MiB).
 #[derive(Debug)]
 struct ProfileReaders {
     path: std::path::PathBuf,
@@ -825,16 +828,15 @@ impl Store for SqliteStore {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             readers.with(|conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT number, data FROM profiles WHERE number IN rarray(?1)",
-                )?;
-                let values: Vec<rusqlite::types::Value> =
-                    keys.into_iter().map(rusqlite::types::Value::from).collect();
-                let mut rows = stmt.query([std::rc::Rc::new(values)])?;
+                let mut stmt =
+                    conn.prepare_cached("SELECT data FROM profiles WHERE number = ?1")?;
                 let mut out = HashMap::new();
-                while let Some(row) = rows.next()? {
-                    let raw: i64 = row.get(0)?;
-                    let data: Vec<u8> = row.get(1)?;
+                for raw in keys {
+                    let data: Vec<u8> = match stmt.query_row([raw], |r| r.get(0)) {
+                        Ok(d) => d,
+                        Err(rusqlite::Error::QueryReturnedNoRows) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     let n = E164::from_u64(raw as u64)
                         .ok_or_else(|| StoreError::Corrupt(format!("bad number {raw}")))?;
                     let p = Profile::from_bytes(&data)
