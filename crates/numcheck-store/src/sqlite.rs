@@ -150,7 +150,6 @@ impl ProfileReaders {
         conn.busy_timeout(Duration::from_secs(30))?;
         // Enough for the interior pages of a ten-million-profile table.
         conn.pragma_update(None, "cache_size", -8192)?;
-        rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
 
