@@ -81,7 +81,7 @@ impl Default for WorkerConfig {
             concurrency: std::thread::available_parallelism()
                 .map(|n| n.get() + 1)
                 .unwrap_or(3),
-            chunk_lines: 20_000,
+            chunk_lines: 50_000,
             lease_secs: 60,
         }
     }
