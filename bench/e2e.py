@@ -5,7 +5,9 @@ download the zip. Prints the figures; asserts nothing about speed.
 Usage: bench/e2e.py [--binary target/release/numcheck] [--lines 1000000] [--workers N]
 Build first: cargo build --release
 """
-import argparse, io, json, os, random, socket, subprocess, sys, tempfile, time, urllib.request, zipfile
+import argparse, io, json, os, random, subprocess, sys, tempfile, time, urllib.request, zipfile
+
+import benchserver
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--binary", default="target/release/numcheck")
@@ -31,35 +33,14 @@ def mixed(n, seed=7):
         else: out.append("+91 9%04d %05d" % (r.randrange(10**4), r.randrange(10**5)))
     return ("\n".join(out) + "\n").encode()
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def rss_peak_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"): return int(line.split()[1])
-    return 0
-
 tmp = tempfile.mkdtemp(prefix="numcheck-bench-")
 t0 = time.perf_counter(); data = mixed(args.lines); gen = time.perf_counter() - t0
 path = os.path.join(tmp, "numbers.txt"); open(path, "wb").write(data)
-port = free_port()
-env = dict(os.environ)
+env = {}
 if args.workers: env["NUMCHECK_WORKER__CONCURRENCY"] = str(args.workers)
 if args.chunk_lines: env["NUMCHECK_WORKER__CHUNK_LINES"] = str(args.chunk_lines)
-env["NUMCHECK_LOG"] = "warn"
-srv = subprocess.Popen([args.binary, "serve", "--data-dir", os.path.join(tmp, "data"), "--listen", f"127.0.0.1:{port}"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-key = None
-while key is None:
-    line = srv.stdout.readline()
-    if not line: sys.exit("server exited")
-    if line.startswith("nck_"): key = line.strip()
-base = f"http://127.0.0.1:{port}"
-for _ in range(200):
-    try: urllib.request.urlopen(base + "/healthz", timeout=1); break
-    except Exception: time.sleep(0.05)
-base_rss = rss_peak_kib(srv.pid)
+srv, base, key = benchserver.start(args.binary, os.path.join(tmp, "data"), env)
+base_rss = benchserver.peak_rss_kib(srv.pid)
 
 t0 = time.perf_counter()
 up = subprocess.run(["curl", "-sS", base + "/v1/tasks", "-H", f"X-API-Key: {key}", "-F", f"file=@{path}", "-F", "task_type=active_check"],
@@ -76,7 +57,7 @@ t_done = time.perf_counter() - t0
 zbytes = urllib.request.urlopen(v["result_url"]).read()
 t_all = time.perf_counter() - t0
 rows = sum(1 for _ in io.TextIOWrapper(zipfile.ZipFile(io.BytesIO(zbytes)).open(f"{tid}.csv"))) - 1
-peak = rss_peak_kib(srv.pid)
+peak = benchserver.peak_rss_kib(srv.pid)
 srv.terminate(); srv.wait(timeout=30)
 
 print(f"lines in file          {args.lines:>12,}   ({len(data)/1e6:.1f} MB, generated in {gen:.1f}s)")

@@ -5,7 +5,9 @@ Prints figures; asserts nothing about speed.
 
 Usage: bench/ingest.py [--binary target/release/numcheck] [--rows 1000000]
 """
-import argparse, json, os, random, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, random, subprocess, sys, tempfile, time, urllib.request
+
+import benchserver
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--binary", default="target/release/numcheck")
@@ -26,18 +28,7 @@ for i in range(args.rows):
 body = ("\n".join(lines) + "\n").encode()
 
 tmp = tempfile.mkdtemp(prefix="numcheck-ingest-")
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-srv = subprocess.Popen([args.binary, "serve", "--data-dir", os.path.join(tmp, "data"), "--listen", f"127.0.0.1:{port}"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, NUMCHECK_LOG="warn"))
-key = None
-while key is None:
-    line = srv.stdout.readline()
-    if not line: sys.exit("server exited")
-    if line.startswith("nck_"): key = line.strip()
-base = f"http://127.0.0.1:{port}"
-for _ in range(200):
-    try: urllib.request.urlopen(base + "/healthz", timeout=1); break
-    except Exception: time.sleep(0.05)
+srv, base, key = benchserver.start(args.binary, os.path.join(tmp, "data"))
 
 def post():
     req = urllib.request.Request(base + "/v1/evidence", data=body, method="POST",
@@ -46,8 +37,7 @@ def post():
 
 t1, first = post()
 t2, second = post()
-with open(f"/proc/{srv.pid}/status") as f:
-    peak = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+peak = benchserver.peak_rss_kib(srv.pid)
 srv.terminate(); srv.wait(timeout=60)
 print(f"rows                 {args.rows:>10,}  ({len(body)/1e6:.1f} MB CSV)")
 print(f"first post           {t1:>10.2f} s  {args.rows/t1:>10,.0f} rows/s  inserted {first['inserted']:,} rejected {first['rejected']:,}")

@@ -14,7 +14,9 @@ Measures, on this machine:
   5. peak server RSS during a big upload
 Writes the table to stdout and the raw figures to bench/results.json.
 """
-import argparse, csv, io, json, os, resource, shutil, socket, subprocess, sys, tempfile, time, urllib.request, zipfile
+import argparse, io, json, os, shutil, subprocess, sys, tempfile, time, urllib.request, zipfile
+
+import benchserver
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--quick", action="store_true", help="small data sets (about a minute)")
@@ -109,27 +111,11 @@ results["ingest"] = {"rows": profiles, "seconds": dt, "peak_rss_mib": rss, "outp
 row(f"evidence ingest, {fmt(profiles)} rows (CLI, sorted)", fmt(profiles / dt), "rows/s", f"{dt:.1f} s, peak RSS {rss:.0f} MiB")
 
 # --- server ----------------------------------------------------------------------------------
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-srv = subprocess.Popen([numcheck, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, NUMCHECK_LOG="warn"))
-key = None
-while key is None:
-    l = srv.stdout.readline()
-    if not l:
-        sys.exit("server exited")
-    if l.startswith("nck_"):
-        key = l.strip()
-base = f"http://127.0.0.1:{port}"
-for _ in range(300):
-    try:
-        urllib.request.urlopen(base + "/healthz", timeout=1); break
-    except Exception:
-        time.sleep(0.05)
+srv, base, key = benchserver.start(numcheck, data)
 
 
 def vm_hwm():
-    with open(f"/proc/{srv.pid}/status") as f:
-        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024
+    return benchserver.peak_rss_kib(srv.pid) / 1024
 
 
 def create(path):

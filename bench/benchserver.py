@@ -1,0 +1,33 @@
+"""Shared by the benchmark scripts: start a numcheck server on a free loopback port with a
+fresh data folder, read the first-start admin key, and read a process's peak RSS."""
+import os, socket, subprocess, sys, time, urllib.request
+
+
+def start(binary, data_dir, env=None):
+    """Starts `numcheck serve`; returns (process, base URL, admin key). The data folder must
+    not hold keys yet, so that the server prints its first admin key."""
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    srv = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           env=dict(os.environ, NUMCHECK_LOG="warn", **(env or {})))
+    key = None
+    while key is None:
+        line = srv.stdout.readline()
+        if not line:
+            sys.exit("server exited")
+        if line.startswith("nck_"):
+            key = line.strip()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except Exception:
+            time.sleep(0.05)
+    return srv, base, key
+
+
+def peak_rss_kib(pid):
+    """VmHWM of a running process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next((int(l.split()[1]) for l in f if l.startswith("VmHWM:")), 0)
