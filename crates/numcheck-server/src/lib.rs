@@ -66,6 +66,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         // We hold the folder's lock, so every lease in it belonged to a process that is gone.
         let released = data.store.release_leases(None).await?;
+        // This process owns the folder: it may keep the evidence presence filter.
+        data.store.keep_presence_filter();
         if released > 0 {
             tracing::info!(released, "took back work from a previous run");
         }

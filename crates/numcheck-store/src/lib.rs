@@ -5,6 +5,7 @@
 //! knows the domain types of `numcheck-core`, but nothing of HTTP or of how chunks are
 //! processed; blobs (uploads, results) live elsewhere and are referenced here by key.
 
+mod presence;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -285,6 +286,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn evidence_stats(&self) -> Result<EvidenceStats>;
     /// Recomputes every profile from the log (in one transaction, so ingest waits).
     async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport>;
+    /// Called by the serving process: keep an in-memory filter of which numbers have a
+    /// profile, so lookups skip numbers without evidence. Backends without one ignore it.
+    fn keep_presence_filter(&self) {}
+    /// How many presence filters this store has built so far (0 when it keeps none).
+    fn presence_filter_builds(&self) -> u64 {
+        0
+    }
 }
 
 /// The identity of an observation: the first 16 bytes of SHA-256 of (source, message id)

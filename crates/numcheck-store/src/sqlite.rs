@@ -4,6 +4,7 @@
 //! lock upgrade; other processes on the same file (`numcheck keys create` beside a running
 //! server) wait on the busy timeout instead of failing.
 
+use crate::presence::PresenceFilter;
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -26,8 +27,10 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    reads: SqlitePool,
     readers: std::sync::Arc<ProfileReaders>,
     writer: std::sync::Arc<EvidenceWriter>,
+    presence: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<PresenceFilter>>>,
 }
 
 /// One connection for evidence ingest, called directly on a blocking thread with prepared
@@ -64,6 +67,7 @@ fn ingest_batch(
     sorted: &[Observation],
     half_lives: &HalfLives,
     now_ms: i64,
+    presence: Option<&PresenceFilter>,
 ) -> Result<IngestOutcome> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = 0u64;
@@ -99,6 +103,7 @@ fn ingest_batch(
             }
         }
     }
+    let mut new_profiles = 0i64;
     {
         let mut get = tx.prepare_cached("SELECT data FROM profiles WHERE number = ?1")?;
         let mut put = tx.prepare_cached(
@@ -116,11 +121,21 @@ fn ingest_batch(
                 Some(bytes) => Profile::from_bytes(&bytes)
                     .ok_or_else(|| StoreError::Corrupt(format!("bad profile for {n}")))?
                     .merge(delta, half_lives),
-                None => *delta,
+                None => {
+                    new_profiles += 1;
+                    *delta
+                }
             };
             put.execute(rusqlite::params![key, merged.to_bytes()])?;
         }
     }
+    // A process without the presence filter tells the one with it that profiles changed.
+    let bump = i64::from(presence.is_none());
+    tx.prepare_cached(
+        "UPDATE evidence_meta SET profiles = profiles + ?1, epoch = epoch + ?2 WHERE id = 1",
+    )?
+    .execute([new_profiles, bump])?;
+    let _filter_guard = presence.and_then(|p| p.add(deltas.iter().map(|(n, _)| n.as_u64() as i64)));
     tx.commit()?;
     Ok(IngestOutcome {
         inserted,
@@ -188,9 +203,20 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // Polls (key check, task read) get connections of their own: in the shared pool they
+        // queued behind workers' write transactions.
+        let reads = SqlitePoolOptions::new()
+            .max_connections(3)
+            .connect_with(
+                options
+                    .read_only(true)
+                    .create_if_missing(false)
+                    .pragma("cache_size", "-2048"),
+            )
+            .await?;
         let readers = std::sync::Arc::new(ProfileReaders {
             path: path.to_owned(),
             idle: std::sync::Mutex::new(Vec::new()),
@@ -201,8 +227,10 @@ impl SqliteStore {
         });
         Ok(SqliteStore {
             pool,
+            reads,
             readers,
             writer,
+            presence: Default::default(),
         })
     }
 
@@ -218,6 +246,7 @@ impl SqliteStore {
         if let Ok(mut r) = self.readers.idle.lock() {
             r.clear();
         }
+        self.reads.close().await;
         self.pool.close().await;
     }
 }
@@ -476,7 +505,7 @@ impl Store for SqliteStore {
              WHERE k.hash = ? AND k.revoked_at_ms IS NULL",
         )
         .bind(hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.as_ref()
             .map(|r| {
@@ -592,7 +621,7 @@ impl Store for SqliteStore {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.as_ref().map(task_from_row).transpose()
     }
@@ -810,8 +839,10 @@ impl Store for SqliteStore {
         sorted.sort_by_key(|o| o.number);
         let writer = self.writer.clone();
         let half_lives = *half_lives;
+        let presence = self.presence.get().cloned();
         tokio::task::spawn_blocking(move || {
-            writer.with(|conn| ingest_batch(conn, &sorted, &half_lives, now_ms))
+            writer
+                .with(|conn| ingest_batch(conn, &sorted, &half_lives, now_ms, presence.as_deref()))
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("ingest panicked: {e}")))?
@@ -825,12 +856,25 @@ impl Store for SqliteStore {
         keys.sort_unstable();
         keys.dedup();
         let readers = self.readers.clone();
+        let presence = self.presence.get().cloned();
         tokio::task::spawn_blocking(move || {
             readers.with(|conn| {
+                let filter = match &presence {
+                    Some(p) => {
+                        let epoch: i64 = conn
+                            .prepare_cached("SELECT epoch FROM evidence_meta WHERE id = 1")?
+                            .query_row([], |r| r.get(0))?;
+                        p.usable(epoch)
+                    }
+                    None => None,
+                };
                 let mut stmt =
                     conn.prepare_cached("SELECT data FROM profiles WHERE number = ?1")?;
                 let mut out = HashMap::new();
                 for raw in keys {
+                    if filter.as_ref().is_some_and(|f| !f.may_contain(raw)) {
+                        continue;
+                    }
                     let data: Vec<u8> = match stmt.query_row([raw], |r| r.get(0)) {
                         Ok(d) => d,
                         Err(rusqlite::Error::QueryReturnedNoRows) => continue,
@@ -958,8 +1002,27 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected() as i64;
+        sqlx::query(
+            "UPDATE evidence_meta SET epoch = epoch + 1, \
+             profiles = (SELECT COUNT(*) FROM profiles) WHERE id = 1",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        if let Some(p) = self.presence.get() {
+            p.rebuild();
+        }
         Ok(report)
+    }
+
+    fn keep_presence_filter(&self) {
+        let path = self.readers.path.clone();
+        let filter = self.presence.get_or_init(|| PresenceFilter::new(&path));
+        filter.rebuild();
+    }
+
+    fn presence_filter_builds(&self) -> u64 {
+        self.presence.get().map_or(0, |p| p.builds())
     }
 }
 
