@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/results/{file}", get(results::download))
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))

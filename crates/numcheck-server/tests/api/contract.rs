@@ -243,3 +243,29 @@ async fn healthz_answers_ok() {
     assert_eq!(v["status"], "ok");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn readyz_reports_the_database_and_the_evidence_filter() {
+    let s = TestServer::start().await;
+    let mut filter = String::new();
+    for _ in 0..200 {
+        let (code, v) = json(
+            s.http
+                .get(format!("{}/readyz", s.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(v["status"], "ready");
+        assert_eq!(v["database"], "ok");
+        filter = v["evidence_filter"].as_str().unwrap().to_owned();
+        if filter == "ready" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(filter, "ready", "the filter of an empty store builds at once");
+    s.stop().await;
+}
