@@ -5,6 +5,7 @@
 //! unit-tested. Storage, HTTP and workers depend on it, never the other way round.
 
 pub mod codes;
+pub mod connectors;
 pub mod e164;
 pub mod evidence;
 pub mod evidence_rows;

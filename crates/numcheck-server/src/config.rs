@@ -34,6 +34,11 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The verdict policy (weights, half-lives, thresholds).
     pub policy: numcheck_core::Policy,
+    /// Code-table overrides: table name → CSV file (`code,class,meaning`) layered over the
+    /// shipped table of that name, or a new table (a route's own `err:` table).
+    pub codes: std::collections::BTreeMap<String, PathBuf>,
+    /// Evidence sources: who may call `/v1/webhooks/…`, and how their codes are read.
+    pub sources: Vec<crate::sources::SourceConfig>,
 }
 
 /// Log output format.
@@ -68,6 +73,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             worker: WorkerConfig::default(),
             policy: numcheck_core::Policy::default(),
+            codes: Default::default(),
+            sources: Vec::new(),
         }
     }
 }
@@ -162,6 +169,7 @@ impl Config {
             ));
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
+        crate::sources::validate(&self.sources).map_err(ConfigError::Invalid)?;
         if self.result_link_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "result_link_ttl_secs must be above 0".into(),

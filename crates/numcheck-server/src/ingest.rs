@@ -4,6 +4,10 @@
 //! it already has, sending the same data again (say, after a dropped connection) adds
 //! nothing.
 
+use std::sync::Arc;
+
+use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
+use numcheck_core::connectors::{ConnectorFormat, LineFormat};
 use numcheck_core::{
     CodeTable, HalfLives, LineSplitter, Observation, Row, RowError, RowFormat, RowReader,
 };
@@ -53,11 +57,62 @@ pub enum IngestError {
     Store(#[from] numcheck_store::StoreError),
 }
 
+/// What turns a line into a row: numcheck's own evidence rows, or a connector's format
+/// (a log, CDRs, recorded callbacks, a list) read for one source.
+#[derive(Debug)]
+pub enum LineReader {
+    Rows(RowReader),
+    Connector {
+        format: Box<dyn LineFormat>,
+        book: Arc<CodeBook>,
+        source: SourceSpec,
+    },
+}
+
+impl LineReader {
+    /// A reader of a connector format for `source`.
+    pub fn connector(format: ConnectorFormat, book: Arc<CodeBook>, source: SourceSpec) -> Self {
+        Self::connector_with_offset(format, book, source, chrono::Offset::fix(&chrono::Utc))
+    }
+
+    /// The same, with CDR times in the switch's local `offset`.
+    pub fn connector_with_offset(
+        format: ConnectorFormat,
+        book: Arc<CodeBook>,
+        source: SourceSpec,
+        offset: chrono::FixedOffset,
+    ) -> Self {
+        LineReader::Connector {
+            format: format.reader_with_offset(offset),
+            book,
+            source,
+        }
+    }
+
+    fn line(&mut self, line: &[u8], now_ms: i64) -> Result<Row, RowError> {
+        match self {
+            LineReader::Rows(r) => r.line(line),
+            LineReader::Connector {
+                format,
+                book,
+                source,
+            } => match format.line(line) {
+                Ok(None) => Ok(Row::Header),
+                Ok(Some(event)) => observe(book, source, event, now_ms),
+                Err(e) => Err(RowError {
+                    code: e.code,
+                    message: e.message,
+                }),
+            },
+        }
+    }
+}
+
 /// An ingest in progress.
 #[derive(Debug)]
 pub struct Ingestor<'a> {
     store: &'a dyn Store,
-    reader: RowReader,
+    reader: LineReader,
     half_lives: HalfLives,
     splitter: LineSplitter,
     batch: Vec<Observation>,
@@ -74,9 +129,24 @@ impl<'a> Ingestor<'a> {
         half_lives: HalfLives,
         now_ms: i64,
     ) -> Self {
+        Self::with_reader(
+            store,
+            LineReader::Rows(RowReader::new(format, codes, now_ms)),
+            half_lives,
+            now_ms,
+        )
+    }
+
+    /// An ingest with any line reader (a connector format, say).
+    pub fn with_reader(
+        store: &'a dyn Store,
+        reader: LineReader,
+        half_lives: HalfLives,
+        now_ms: i64,
+    ) -> Self {
         Ingestor {
             store,
-            reader: RowReader::new(format, codes, now_ms),
+            reader,
             half_lives,
             splitter: LineSplitter::new(),
             batch: Vec::new(),
@@ -132,7 +202,7 @@ impl<'a> Ingestor<'a> {
                 ),
             })
         } else {
-            self.reader.line(line.text)
+            self.reader.line(line.text, self.now_ms)
         };
         match outcome {
             Ok(Row::Header) => {}

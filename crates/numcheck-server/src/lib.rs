@@ -21,6 +21,7 @@ pub mod options;
 pub mod pipeline;
 mod routes;
 pub mod signing;
+pub mod sources;
 mod state;
 mod upload;
 mod worker;
@@ -56,6 +57,8 @@ impl Application {
     /// database has none, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.validate()?;
+        let code_book = sources::code_book(&config.codes)?;
+        let evidence_sources = sources::Sources::build(&config.sources, &code_book)?;
         // Compile the numbering plan now rather than on the first upload.
         tokio::task::spawn_blocking(|| NumberingPlan.warm_up()).await?;
         let mut data = DataDir::open(&config.data_dir).await?;
@@ -98,6 +101,8 @@ impl Application {
                 store: data.store.clone(),
             },
             codes: Arc::new(CodeTable::generic()),
+            code_book: Arc::new(code_book),
+            sources: Arc::new(evidence_sources),
             work: Arc::new(Notify::new()),
             tmp_dir: data.tmp_dir(),
             shutdown: CancellationToken::new(),

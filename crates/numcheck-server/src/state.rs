@@ -24,8 +24,12 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub plan: NumberingPlan,
     pub engine: Engine,
-    /// Raw code → evidence class.
+    /// Raw code → evidence class, for `kind,raw_code` rows (CSV/NDJSON evidence).
     pub codes: Arc<CodeTable>,
+    /// The named code tables connectors classify with (shipped, plus `[codes]` overrides).
+    pub code_book: Arc<numcheck_core::connectors::codebook::CodeBook>,
+    /// Configured evidence sources (webhook callers).
+    pub sources: Arc<crate::sources::Sources>,
     /// Wakes idle workers when a task is created.
     pub work: Arc<Notify>,
     pub tmp_dir: PathBuf,

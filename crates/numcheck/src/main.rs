@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use numcheck_core::{CodeTable, NumberingPlan, RegionCode, RowFormat, TaskType};
+use numcheck_core::connectors::ConnectorFormat;
+use numcheck_core::{CodeTable, NumberingPlan, RegionCode, RowFormat, RowReader, TaskType};
 use numcheck_server::demo::DemoData;
 use numcheck_server::engine::Engine;
-use numcheck_server::ingest::Ingestor;
+use numcheck_server::ingest::{Ingestor, LineReader};
 use numcheck_server::local::{Columns, LocalCheck, check_file};
 use numcheck_server::{Application, Config, DataDir, LogFormat, keys};
 use numcheck_store::Store;
@@ -50,15 +51,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EvidenceCommand {
-    /// Import observations from a CSV (with a header) or NDJSON file; prints what was taken.
+    /// Import evidence from a file, streamed; prints what was taken and why rows were refused.
+    ///
+    /// Formats: csv, ndjson (numcheck's own rows); smpp (number + receipt text a line),
+    /// kannel (bearerbox access log), jasmin (messages.log), twilio, vonage, infobip (one
+    /// recorded callback a line), freeswitch, asterisk (CDR CSV), deactivation, reassigned,
+    /// hlr.
     Import {
         #[command(flatten)]
         common: Common,
         /// The file (`-` for standard input).
         file: PathBuf,
-        /// csv or ndjson (default: from the file extension).
+        /// The file's format (default for .csv/.ndjson files: from the extension).
         #[arg(long)]
         format: Option<String>,
+        /// The source the file comes from (an SMSC, a switch, a list's supplier); with each
+        /// message id it is the identity of an observation. Default: the format's name.
+        #[arg(long)]
+        source: Option<String>,
+        /// The code table for SMPP `err:` values of this route (default: map).
+        #[arg(long)]
+        err_table: Option<String>,
+        /// Region of numbers written in national format (e.g. GB).
+        #[arg(long)]
+        region: Option<String>,
+        /// The switch's offset from UTC for CDR times (e.g. +02:00; default UTC).
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset: Option<String>,
     },
     /// Counts of the evidence log by class, kind and source.
     Stats {
@@ -334,8 +353,19 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
             common,
             file,
             format,
+            source,
+            err_table,
+            region,
+            utc_offset,
         } => {
+            let connector = match format.as_deref().map(str::trim) {
+                None | Some("csv" | "ndjson" | "jsonl" | "json") => None,
+                Some(f) => Some(f.parse::<ConnectorFormat>().map_err(|e| {
+                    anyhow::anyhow!("{e}, or csv / ndjson for numcheck's own rows")
+                })?),
+            };
             let format: RowFormat = match format {
+                _ if connector.is_some() => RowFormat::Csv,
                 Some(f) => f.parse().map_err(anyhow::Error::msg)?,
                 None => match file
                     .extension()
@@ -351,13 +381,38 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
                 },
             };
             let (data, config) = open_with_config(&common).await?;
-            let mut ingestor = Ingestor::new(
-                data.store.as_ref(),
-                format,
-                CodeTable::generic(),
-                config.policy.half_lives(),
-                numcheck_server::clock::now_ms(),
-            );
+            let now = numcheck_server::clock::now_ms();
+            let reader = match connector {
+                Some(c) => {
+                    let book = numcheck_server::sources::code_book(&config.codes)?;
+                    let spec = numcheck_server::sources::import_spec(
+                        source.as_deref().unwrap_or(c.as_str()),
+                        err_table.as_deref(),
+                        region.as_deref(),
+                        &book,
+                    )?;
+                    let offset = match utc_offset.as_deref() {
+                        Some(o) => numcheck_core::connectors::cdr::parse_utc_offset(o)
+                            .map_err(|e| anyhow::anyhow!("--utc-offset: {}", e.message))?,
+                        None => chrono::Offset::fix(&chrono::Utc),
+                    };
+                    LineReader::connector_with_offset(c, Arc::new(book), spec, offset)
+                }
+                None => {
+                    if source.is_some()
+                        || err_table.is_some()
+                        || region.is_some()
+                        || utc_offset.is_some()
+                    {
+                        anyhow::bail!(
+                            "--source, --err-table, --region and --utc-offset are for connector formats; csv and ndjson rows name their own source"
+                        );
+                    }
+                    LineReader::Rows(RowReader::new(format, CodeTable::generic(), now))
+                }
+            };
+            let mut ingestor =
+                Ingestor::with_reader(data.store.as_ref(), reader, config.policy.half_lives(), now);
             let mut reader: Box<dyn tokio::io::AsyncRead + Unpin> = if file.as_os_str() == "-" {
                 Box::new(tokio::io::stdin())
             } else {

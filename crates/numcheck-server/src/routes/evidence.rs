@@ -1,17 +1,19 @@
-//! `POST /v1/evidence`: stream observations in, as CSV (with a header) or NDJSON. Only keys
-//! with the ingest right may post (`numcheck keys create --ingest`).
+//! `POST /v1/evidence`: stream observations in, as CSV (with a header) or NDJSON, or in a
+//! connector's file format (`?format=kannel&source=smsc-1`, …). Only keys with the ingest
+//! right may post (`numcheck keys create --ingest`).
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use futures::StreamExt;
-use numcheck_core::RowFormat;
+use numcheck_core::connectors::ConnectorFormat;
+use numcheck_core::{RowFormat, RowReader};
 
 use crate::auth::AuthUser;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::ingest::{IngestError, IngestReport, Ingestor};
+use crate::ingest::{IngestError, IngestReport, Ingestor, LineReader};
 use crate::state::AppState;
 
 pub async fn post(
@@ -27,13 +29,13 @@ pub async fn post(
             message: "this API key may not post evidence; an operator can issue one with `numcheck keys create --ingest`".into(),
         });
     }
-    let format = format(query.as_deref(), &headers)?;
-    let mut ingestor = Ingestor::new(
+    let now = now_ms();
+    let reader = reader(&state, query.as_deref(), &headers, now)?;
+    let mut ingestor = Ingestor::with_reader(
         state.store.as_ref(),
-        format,
-        (*state.codes).clone(),
+        reader,
         state.config.policy.half_lives(),
-        now_ms(),
+        now,
     );
     let limit = state.config.max_evidence_bytes;
     let mut size: u64 = 0;
@@ -65,10 +67,68 @@ fn ingest_error(e: IngestError) -> ApiError {
     }
 }
 
-fn format(query: Option<&str>, headers: &HeaderMap) -> Result<RowFormat, ApiError> {
+fn reader(
+    state: &AppState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<LineReader, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
-    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "format") {
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let format = param("format");
+    if let Some(f) = format
+        && !matches!(f, "csv" | "ndjson" | "jsonl" | "json")
+    {
+        let connector: ConnectorFormat = f.parse().map_err(|e: String| {
+            ApiError::bad_request("unknown_format", format!("{e}, or csv / ndjson"))
+        })?;
+        let source = param("source").ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_source",
+                format!("name the source of this {connector} data: ?source=<name>"),
+            )
+        })?;
+        if source.len() > 128 || source.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "invalid_source",
+                "source must be 1 to 128 printable characters",
+            ));
+        }
+        let spec = crate::sources::import_spec(
+            source,
+            param("err_table"),
+            param("region"),
+            &state.code_book,
+        )
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
+        let offset = match param("utc_offset") {
+            Some(o) => numcheck_core::connectors::cdr::parse_utc_offset(o)
+                .map_err(|e| ApiError::bad_request("invalid_parameter", e.message))?,
+            None => chrono::Offset::fix(&chrono::Utc),
+        };
+        return Ok(LineReader::connector_with_offset(
+            connector,
+            state.code_book.clone(),
+            spec,
+            offset,
+        ));
+    }
+    Ok(LineReader::Rows(RowReader::new(
+        row_format(format, headers)?,
+        (*state.codes).clone(),
+        now,
+    )))
+}
+
+fn row_format(format: Option<&str>, headers: &HeaderMap) -> Result<RowFormat, ApiError> {
+    if let Some(f) = format {
         return f
             .parse()
             .map_err(|e: String| ApiError::bad_request("unknown_format", e));

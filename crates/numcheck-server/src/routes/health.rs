@@ -27,7 +27,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             tracing::warn!("readiness check failed: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": "error", "evidence_filter": filter})),
+                Json(
+                    json!({"status": "unavailable", "database": "error", "evidence_filter": filter}),
+                ),
             )
         }
     }

@@ -5,11 +5,12 @@ mod gettasks;
 mod health;
 mod results;
 mod tasks;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,6 +38,10 @@ pub fn router(state: AppState) -> Router {
             post(evidence::post).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/results/{file}", get(results::download))
+        .route(
+            "/v1/webhooks/{format}/{source}",
+            any(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::MAX_CALLBACK_BYTES)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

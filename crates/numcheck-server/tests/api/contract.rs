@@ -266,6 +266,9 @@ async fn readyz_reports_the_database_and_the_evidence_filter() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(filter, "ready", "the filter of an empty store builds at once");
+    assert_eq!(
+        filter, "ready",
+        "the filter of an empty store builds at once"
+    );
     s.stop().await;
 }

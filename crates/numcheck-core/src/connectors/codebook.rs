@@ -1,0 +1,315 @@
+//! Named code tables (`code,class,meaning` CSV files under `crates/numcheck-core/codes/`),
+//! shipped in the binary and overridable per table from config, and the step that turns a
+//! connector's [`Event`] into an [`Observation`].
+
+use std::collections::HashMap;
+
+use super::{Code, Event};
+use crate::codes::TableError;
+use crate::evidence::{EvidenceClass, Observation};
+use crate::evidence_rows::{Row, RowError};
+use crate::plan::{NumberingPlan, RegionCode};
+
+macro_rules! shipped {
+    ($($name:literal),* $(,)?) => {
+        /// Every shipped table: its name and its CSV text.
+        pub const SHIPPED: &[(&str, &str)] = &[
+            $(($name, include_str!(concat!("../../codes/", $name, ".csv"))),)*
+        ];
+    };
+}
+
+shipped!(
+    "smpp_stat",
+    "map",
+    "twilio_smpp",
+    "kannel_dlr",
+    "twilio_status",
+    "twilio_error",
+    "vonage_status",
+    "vonage_error",
+    "infobip_status",
+    "infobip_error",
+    "sip",
+    "q850",
+    "asterisk_dialstatus",
+    "asterisk_disposition",
+    "hlr_connectivity",
+    "hlr_live",
+    "reassigned",
+    "deactivation",
+);
+
+/// The `err:` table a connector uses when config names none.
+pub const DEFAULT_ERR_TABLE: &str = "map";
+
+/// One table: upper-cased code → class. A `*` row is the table's default.
+pub type Table = HashMap<String, EvidenceClass>;
+
+/// All tables by name.
+#[derive(Debug, Clone, Default)]
+pub struct CodeBook {
+    tables: HashMap<String, Table>,
+}
+
+/// Reads a table: an optional `code,class[,meaning]` header, then rows. `#` lines and blank
+/// lines are skipped; a meaning may contain commas.
+pub fn parse_table(text: &str) -> Result<Table, TableError> {
+    let mut table = Table::new();
+    let mut first = true;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if std::mem::take(&mut first) && trimmed.to_ascii_lowercase().starts_with("code,") {
+            continue;
+        }
+        let err = |reason: String| TableError {
+            line: line_no,
+            reason,
+        };
+        let mut fields = trimmed.splitn(3, ',');
+        let (Some(code), Some(class)) = (fields.next(), fields.next()) else {
+            return Err(err("expected code,class[,meaning]".into()));
+        };
+        let code = code.trim();
+        if code.is_empty() {
+            return Err(err("empty code".into()));
+        }
+        let class: EvidenceClass = class.trim().parse().map_err(err)?;
+        if table.insert(code.to_ascii_uppercase(), class).is_some() {
+            return Err(err(format!("code {code:?} is listed twice")));
+        }
+    }
+    Ok(table)
+}
+
+impl CodeBook {
+    /// The shipped tables. They are checked by tests; a table that does not parse here is a
+    /// build defect and is left out rather than taking the process down.
+    pub fn shipped() -> CodeBook {
+        let mut book = CodeBook::default();
+        for (name, text) in SHIPPED {
+            if let Ok(t) = parse_table(text) {
+                book.tables.insert((*name).to_owned(), t);
+            }
+        }
+        book
+    }
+
+    /// Layers an operator's table over a table of the same name (its rows win), or adds a
+    /// new table (say, a route's own `err:` table).
+    pub fn overlay(&mut self, name: &str, text: &str) -> Result<(), TableError> {
+        let rows = parse_table(text)?;
+        self.tables.entry(name.to_owned()).or_default().extend(rows);
+        Ok(())
+    }
+
+    pub fn has_table(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// Table names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.tables.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The class of `code` in table `name`: the exact code, else the table's `*` default.
+    pub fn lookup(&self, name: &str, code: &str) -> Option<EvidenceClass> {
+        let t = self.tables.get(name)?;
+        t.get(&code.trim().to_ascii_uppercase())
+            .or_else(|| t.get("*"))
+            .copied()
+    }
+
+    /// The first class any of `codes` has; `err_table` answers [`Code::SmppErr`].
+    pub fn classify(&self, codes: &[Code], err_table: &str) -> Option<EvidenceClass> {
+        codes.iter().find_map(|c| match c {
+            Code::Table(name, code) => self.lookup(name, code),
+            Code::SmppErr(code) => self.lookup(err_table, code),
+        })
+    }
+}
+
+/// The settings of one source of events: its name (with a message id, the identity of an
+/// observation), the table that reads its SMPP `err:` values, and the region its national
+/// numbers belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    pub name: String,
+    pub err_table: String,
+    pub default_region: Option<RegionCode>,
+}
+
+impl SourceSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        SourceSpec {
+            name: name.into(),
+            err_table: DEFAULT_ERR_TABLE.to_owned(),
+            default_region: None,
+        }
+    }
+}
+
+/// Turns an event into an observation of `source`: the number through the numbering plan,
+/// the class through the code book. A non-final state is [`Row::NotFinal`]; an event whose
+/// codes no table knows is refused (`unknown_code`), so an operator sees the gap instead of
+/// a silent guess.
+pub fn observe(
+    book: &CodeBook,
+    source: &SourceSpec,
+    event: Event,
+    now_ms: i64,
+) -> Result<Row, RowError> {
+    let number = NumberingPlan
+        .parse_line(event.number.as_bytes(), source.default_region)
+        .map_err(|e| RowError {
+            code: "invalid_number",
+            message: format!("{:?}: {e}", event.number),
+        })?;
+    if !event.final_state {
+        return Ok(Row::NotFinal);
+    }
+    let class: EvidenceClass = book
+        .classify(&event.codes, &source.err_table)
+        .ok_or_else(|| RowError {
+            code: "unknown_code",
+            message: format!(
+                "no class for {} code {:?} in the tables {}: add it to a table in config",
+                event.kind,
+                event.raw_code,
+                table_list(&event.codes, &source.err_table)
+            ),
+        })?;
+    let observed_at_ms = event.observed_at_ms.unwrap_or(now_ms);
+    if observed_at_ms > now_ms + 86_400_000 {
+        return Err(RowError {
+            code: "observed_in_future",
+            message: "the event is dated more than a day in the future".into(),
+        });
+    }
+    Ok(Row::Observation(Observation {
+        number,
+        observed_at_ms,
+        source: source.name.clone(),
+        kind: event.kind,
+        raw_code: event.raw_code,
+        class,
+        weight: 1.0,
+        message_id: event.message_id,
+    }))
+}
+
+fn table_list(codes: &[Code], err_table: &str) -> String {
+    let names: Vec<&str> = codes
+        .iter()
+        .map(|c| match c {
+            Code::Table(name, _) => *name,
+            Code::SmppErr(_) => err_table,
+        })
+        .collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::EvidenceKind;
+
+    #[test]
+    fn every_shipped_table_parses_and_is_not_empty() {
+        for (name, text) in SHIPPED {
+            let t = parse_table(text).unwrap_or_else(|e| panic!("codes/{name}.csv: {e}"));
+            assert!(!t.is_empty(), "codes/{name}.csv has no rows");
+        }
+        assert_eq!(CodeBook::shipped().names().len(), SHIPPED.len());
+    }
+
+    #[test]
+    fn tables_refuse_bad_rows_with_their_line() {
+        let e = parse_table("code,class\nA,loud\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse_table("A,neutral\nA,neutral\n").unwrap_err();
+        assert!(e.reason.contains("twice"));
+        let e = parse_table(",neutral\n").unwrap_err();
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive_with_a_star_default_and_overlays_win() {
+        let mut book = CodeBook::default();
+        book.overlay("t", "code,class\nabc,strong_active\n*,neutral\n")
+            .unwrap();
+        assert_eq!(book.lookup("t", " ABC "), Some(EvidenceClass::StrongActive));
+        assert_eq!(book.lookup("t", "zzz"), Some(EvidenceClass::Neutral));
+        assert_eq!(book.lookup("missing", "abc"), None);
+        book.overlay("t", "ABC,weak_inactive\n").unwrap();
+        assert_eq!(book.lookup("t", "abc"), Some(EvidenceClass::WeakInactive));
+    }
+
+    fn event(codes: Vec<Code>, final_state: bool) -> Event {
+        Event {
+            number: "+14155552671".into(),
+            observed_at_ms: Some(1_000),
+            kind: EvidenceKind::SmsDlr,
+            raw_code: "UNDELIV:001".into(),
+            codes,
+            message_id: Some("m1".into()),
+            final_state,
+        }
+    }
+
+    #[test]
+    fn the_err_table_is_the_sources_and_the_first_known_code_decides() {
+        let mut book = CodeBook::default();
+        book.overlay("map", "001,strong_inactive\n").unwrap();
+        book.overlay("other", "001,weak_inactive\n").unwrap();
+        book.overlay("stat", "UNDELIV,neutral\n").unwrap();
+        let codes = vec![
+            Code::SmppErr("001".into()),
+            Code::Table("stat", "UNDELIV".into()),
+        ];
+        let mut src = SourceSpec::new("smsc-a");
+        let Row::Observation(o) = observe(&book, &src, event(codes.clone(), true), 5_000).unwrap()
+        else {
+            panic!("not an observation")
+        };
+        assert_eq!(o.class, EvidenceClass::StrongInactive);
+        assert_eq!(o.source, "smsc-a");
+        assert_eq!(o.raw_code, "UNDELIV:001");
+        assert_eq!(o.number.as_u64(), 14155552671);
+        src.err_table = "other".into();
+        let Row::Observation(o) = observe(&book, &src, event(codes.clone(), true), 5_000).unwrap()
+        else {
+            panic!("not an observation")
+        };
+        assert_eq!(o.class, EvidenceClass::WeakInactive);
+        // An err table that lacks the code falls through to the stat table.
+        src.err_table = "none".into();
+        let Row::Observation(o) = observe(&book, &src, event(codes.clone(), true), 5_000).unwrap()
+        else {
+            panic!("not an observation")
+        };
+        assert_eq!(o.class, EvidenceClass::Neutral);
+        assert_eq!(
+            observe(&book, &src, event(codes, false), 5_000).unwrap(),
+            Row::NotFinal
+        );
+        let unknown = observe(
+            &book,
+            &src,
+            event(vec![Code::SmppErr("9".into())], true),
+            5_000,
+        )
+        .unwrap_err();
+        assert_eq!(unknown.code, "unknown_code");
+    }
+}

@@ -1,0 +1,253 @@
+//! `/v1/webhooks/{format}/{source}`: delivery receipts pushed by the systems that send the
+//! operator's traffic — Kannel's `dlr-url`, Jasmin's DLR callback, Twilio status callbacks,
+//! Vonage and Infobip delivery reports. Each source is configured (`[[sources]]`) with a
+//! token it sends as `?token=` or the `X-Numcheck-Token` header. A receipt is stored once per
+//! (source, message id), so a retried callback adds nothing; non-final states are read and
+//! dropped; a malformed callback gets a 400 JSON error and leaves everything else as it was.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use numcheck_core::connectors::codebook::observe;
+use numcheck_core::connectors::{
+    ConnectorFormat, Event, ParseError, form_pairs, infobip, jasmin, kannel, twilio, vonage,
+};
+use numcheck_core::{Observation, Row};
+use serde::Serialize;
+
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::sources::Source;
+use crate::state::AppState;
+
+/// Largest callback body.
+pub const MAX_CALLBACK_BYTES: usize = 256 * 1024;
+
+/// What a callback did.
+#[derive(Debug, Default, Serialize)]
+pub struct CallbackReport {
+    /// Receipts read from the callback.
+    pub events: u64,
+    pub inserted: u64,
+    /// Receipts already stored (a retried callback).
+    pub duplicates: u64,
+    /// Non-final states (queued, sent, SMSC acknowledgements): read, not evidence.
+    pub not_final: u64,
+    pub rejected: u64,
+    /// Why receipts of a multi-receipt callback were refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<CallbackError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackError {
+    pub index: usize,
+    pub error: &'static str,
+    pub message: String,
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((format, source)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let format: ConnectorFormat = format
+        .parse()
+        .ok()
+        .filter(|f: &ConnectorFormat| f.is_webhook())
+        .ok_or_else(|| ApiError::NotFound {
+            code: "unknown_webhook",
+            message: format!(
+                "no webhook for {format:?}; there are kannel, jasmin, twilio, vonage and infobip"
+            ),
+        })?;
+    let query = query.unwrap_or_default();
+    let query_pairs = form_pairs(query.as_bytes());
+    let token = headers
+        .get("x-numcheck-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query_pairs
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.clone())
+        });
+    // An unknown source and a wrong token answer alike, so names cannot be probed.
+    let src = state
+        .sources
+        .get(&source)
+        .filter(|s| token.as_deref().is_some_and(|t| s.token_matches(t)))
+        .ok_or_else(|| ApiError::Unauthorized {
+            code: "invalid_source_token",
+            message: "unknown source or wrong token: send the source's token as ?token= or the X-Numcheck-Token header".into(),
+        })?;
+    if src.format != format {
+        return Err(ApiError::NotFound {
+            code: "unknown_webhook",
+            message: format!(
+                "source {source:?} is configured for the {} webhook, not {format}",
+                src.format
+            ),
+        });
+    }
+    let is_form = content_essence(&headers) == "application/x-www-form-urlencoded";
+    // Query parameters (GET callbacks, and our own `token`) and form fields together.
+    let mut pairs: Vec<(String, String)> = query_pairs
+        .into_iter()
+        .filter(|(k, _)| k != "token")
+        .collect();
+    if method == Method::POST && (is_form || format == ConnectorFormat::Kannel) {
+        pairs.extend(form_pairs(&body));
+    }
+    let events: Vec<Result<Event, ParseError>> = match format {
+        ConnectorFormat::Kannel => vec![kannel::callback_event(&pairs)],
+        // The number comes in `to`, which the sender puts into each message's dlr-url.
+        ConnectorFormat::Jasmin => vec![jasmin::callback_event(&pairs, None)],
+        ConnectorFormat::Twilio => {
+            check_twilio_signature(&state, src, &headers, &query, &body, is_form)?;
+            let form = form_pairs(&body);
+            vec![twilio::callback_event(&form)]
+        }
+        ConnectorFormat::Vonage => {
+            if method == Method::POST && !is_form && !body.is_empty() {
+                vec![vonage::callback_event_json(&body)]
+            } else {
+                vec![vonage::callback_event_form(&pairs)]
+            }
+        }
+        ConnectorFormat::Infobip => infobip::callback_events(&body).map_err(parse_error)?,
+        _ => Vec::new(),
+    };
+    let report = store(&state, src, events).await?;
+    tracing::info!(
+        source = %src.spec.name,
+        inserted = report.inserted,
+        duplicates = report.duplicates,
+        not_final = report.not_final,
+        rejected = report.rejected,
+        "webhook"
+    );
+    Ok(match format {
+        // Jasmin resends a receipt until the body is exactly this.
+        ConnectorFormat::Jasmin => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "ACK/Jasmin",
+        )
+            .into_response(),
+        _ => (StatusCode::OK, Json(report)).into_response(),
+    })
+}
+
+/// Classifies and stores the callback's receipts. One receipt that cannot be read fails a
+/// single-receipt callback with 400; in a multi-receipt callback the good ones are stored
+/// and the bad ones listed.
+async fn store(
+    state: &AppState,
+    src: &Source,
+    events: Vec<Result<Event, ParseError>>,
+) -> Result<CallbackReport, ApiError> {
+    let now = now_ms();
+    let single = events.len() == 1;
+    let mut report = CallbackReport::default();
+    let mut batch: Vec<Observation> = Vec::new();
+    for (index, event) in events.into_iter().enumerate() {
+        report.events += 1;
+        let row = event.map_err(|e| (e.code, e.message)).and_then(|e| {
+            observe(&state.code_book, &src.spec, e, now).map_err(|e| (e.code, e.message))
+        });
+        match row {
+            Ok(Row::Observation(o)) => batch.push(o),
+            Ok(Row::NotFinal) => report.not_final += 1,
+            Ok(Row::Header) => {}
+            Err((code, message)) if single => {
+                return Err(ApiError::bad_request(code, message));
+            }
+            Err((code, message)) => {
+                report.rejected += 1;
+                report.errors.push(CallbackError {
+                    index,
+                    error: code,
+                    message,
+                });
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let out = state
+            .store
+            .ingest(batch, &state.config.policy.half_lives(), now)
+            .await?;
+        report.inserted = out.inserted;
+        report.duplicates = out.duplicates;
+    }
+    Ok(report)
+}
+
+fn parse_error(e: ParseError) -> ApiError {
+    ApiError::bad_request(e.code, e.message)
+}
+
+fn content_essence(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Twilio signs the URL it called plus the POST fields with the account's auth token. The
+/// URL is rebuilt from `public_url` (set it to what Twilio calls when behind a proxy), else
+/// from the Host header.
+fn check_twilio_signature(
+    state: &AppState,
+    src: &Source,
+    headers: &HeaderMap,
+    query: &str,
+    body: &[u8],
+    is_form: bool,
+) -> Result<(), ApiError> {
+    let Some(auth_token) = &src.twilio_auth_token else {
+        return Ok(());
+    };
+    let refused = |message: &str| ApiError::Unauthorized {
+        code: "invalid_signature",
+        message: message.into(),
+    };
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| refused("X-Twilio-Signature is missing"))?;
+    let base = match (&state.public_url, headers.get(header::HOST)) {
+        (Some(base), _) => base.clone(),
+        (None, Some(host)) => format!("http://{}", host.to_str().unwrap_or_default()),
+        (None, None) => format!("http://{}", state.config.listen),
+    };
+    let mut url = format!("{base}/v1/webhooks/twilio/{}", src.spec.name);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let fields = if is_form {
+        form_pairs(body)
+    } else {
+        Vec::new()
+    };
+    if twilio::verify(auth_token, &url, &fields, signature) {
+        Ok(())
+    } else {
+        Err(refused(
+            "X-Twilio-Signature does not match: check the source's twilio_auth_token and that public_url is the address Twilio calls",
+        ))
+    }
+}
