@@ -8,3 +8,4 @@ mod errors;
 mod evidence;
 mod helpers;
 mod processing;
+mod webhooks;

@@ -1,0 +1,585 @@
+//! Receipts pushed by real systems, replayed against the running server: each webhook's
+//! payload as the system documents it, the verdict its codes mean, retries counted once,
+//! tokens and signatures enforced, malformed callbacks refused without losing anything.
+
+use std::collections::HashMap;
+
+use numcheck_server::sources::SourceConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const TOKEN: &str = "s3cret-token-0123456789";
+const TWILIO_AUTH: &str = "twilio-auth-token-abc";
+
+fn source(name: &str, format: &str) -> SourceConfig {
+    SourceConfig {
+        name: name.into(),
+        format: format.into(),
+        token: TOKEN.into(),
+        err_table: None,
+        default_region: None,
+        twilio_auth_token: None,
+    }
+}
+
+async fn server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.sources = vec![
+            source("smsc-map", "kannel"),
+            SourceConfig {
+                err_table: Some("twilio_smpp".into()),
+                ..source("smsc-twilio", "kannel")
+            },
+            source("jasmin-1", "jasmin"),
+            SourceConfig {
+                twilio_auth_token: Some(TWILIO_AUTH.into()),
+                ..source("twilio", "twilio")
+            },
+            source("vonage", "vonage"),
+            source("infobip", "infobip"),
+        ];
+    })
+    .await
+}
+
+/// `YYYY-MM-DD HH:MM:SS` and `YYMMDDhhmm`, `days` ago, UTC.
+fn stamps(days: i64) -> (String, String) {
+    let t = chrono::Utc::now() - chrono::Duration::days(days);
+    (
+        t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        t.format("%y%m%d%H%M").to_string(),
+    )
+}
+
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, String) {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path_and_query}", s.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some((content_type, bytes)) = body {
+        req = req.header("Content-Type", content_type).body(bytes);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.text().await.unwrap())
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// (ActiveStatus, Reason) per number, from a task over `numbers`.
+async fn verdicts(s: &TestServer, numbers: &[&str]) -> HashMap<String, (String, String)> {
+    let file: String = numbers.iter().map(|n| format!("{n}\n")).collect();
+    let (_, created) = s.create(&s.admin_key, file.as_bytes()).await;
+    let v = s
+        .wait(&s.admin_key, created["task_id"].as_str().unwrap())
+        .await;
+    let (csv, _, _) = s.result(&v).await;
+    csv.lines()
+        .skip(1)
+        .map(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
+        })
+        .collect()
+}
+
+fn kannel_query(to: &str, id: &str, dlr_type: &str, receipt: &str, at: &str) -> String {
+    form(&[
+        ("token", TOKEN),
+        ("type", dlr_type),
+        ("to", to),
+        ("id", id),
+        ("smsc", "smsc1"),
+        ("at", at),
+        ("receipt", receipt),
+    ])
+}
+
+fn parse(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
+    let s = server().await;
+    let (at, d) = stamps(2);
+    let delivered = format!(
+        "id:0A1B2C sub:001 dlvrd:001 submit date:{d} done date:{d} stat:DELIVRD err:000 text:Hello"
+    );
+    let q = kannel_query("+14155550101", "0A1B2C", "1", &delivered, &at);
+    let url = format!("/v1/webhooks/kannel/smsc-map?{q}");
+    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["inserted"], 1);
+    // Kannel retries a callback whose answer it did not get: the same receipt adds nothing.
+    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    assert_eq!(code, 200);
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["duplicates"].as_i64()),
+        (Some(0), Some(1))
+    );
+    // An SMSC acknowledgement (type 8) is not a final state.
+    let q = kannel_query("+14155550102", "0A1B2D", "8", "ACK/", &at);
+    let (_, body) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/kannel/smsc-map?{q}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(parse(&body)["not_final"], 1);
+
+    // err:001 is "unknown subscriber" on a MAP route and "absent subscriber" on Twilio's.
+    let undeliv = format!(
+        "id:77 sub:001 dlvrd:000 submit date:{d} done date:{d} stat:UNDELIV err:001 text:Hi"
+    );
+    let q = kannel_query("+14155550103", "77", "2", &undeliv, &at);
+    let (code, _) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/kannel/smsc-map?{q}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let q = kannel_query(
+        "+14155550104",
+        "78",
+        "2",
+        &undeliv.replace("id:77", "id:78"),
+        &at,
+    )
+    .replace(&format!("token={TOKEN}&"), "");
+    // POSTed as a form this time, the token in the URL.
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &format!("/v1/webhooks/kannel/smsc-twilio?token={TOKEN}"),
+        &[],
+        Some(("application/x-www-form-urlencoded", q.into_bytes())),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    let v = verdicts(
+        &s,
+        &[
+            "+14155550101",
+            "+14155550102",
+            "+14155550103",
+            "+14155550104",
+        ],
+    )
+    .await;
+    assert_eq!(v["+14155550101"].0, "active");
+    assert_eq!(v["+14155550102"], ("unknown".into(), "no_evidence".into()));
+    assert_eq!(
+        v["+14155550103"],
+        ("inactive".into(), "disconnected".into())
+    );
+    assert_eq!(
+        v["+14155550104"].0, "unknown",
+        "an absent subscriber is temporary"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() {
+    let s = server().await;
+    let (at, d) = stamps(1);
+    let receipt = format!("id:9 submit date:{d} done date:{d} stat:DELIVRD err:000");
+    let good = kannel_query("+14155550111", "9", "1", &receipt, &at);
+    let wrong = good.replace(TOKEN, "not-the-token-at-all");
+    for path in [
+        format!("/v1/webhooks/kannel/smsc-map?{wrong}"),
+        format!("/v1/webhooks/kannel/nobody?{good}"),
+        "/v1/webhooks/kannel/smsc-map".to_owned(),
+    ] {
+        let (code, body) = call(&s, Method::GET, &path, &[], None).await;
+        assert_eq!(code, 401, "{path}: {body}");
+        assert_eq!(parse(&body)["error"], "invalid_source_token");
+    }
+    // The token may come as a header instead.
+    let no_token = good.replace(&format!("token={TOKEN}&"), "");
+    let (code, body) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/kannel/smsc-map?{no_token}"),
+        &[("X-Numcheck-Token", TOKEN)],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    // A source answers on its own webhook only; unknown webhooks are 404.
+    let (code, body) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/jasmin/smsc-map?{good}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, parse(&body)["error"].as_str()),
+        (404, Some("unknown_webhook"))
+    );
+    let (code, _) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/fax/smsc-map?{good}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    // Malformed callbacks: 400 with a stable code, and nothing stored.
+    for bad in [
+        form(&[
+            ("token", TOKEN),
+            ("type", "1"),
+            ("id", "10"),
+            ("receipt", &receipt),
+        ]),
+        kannel_query("+14155550112", "11", "1", &receipt, "yesterday at noon"),
+        kannel_query("not a number", "12", "1", &receipt, &at),
+    ] {
+        let (code, body) = call(
+            &s,
+            Method::GET,
+            &format!("/v1/webhooks/kannel/smsc-map?{bad}"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        let e = parse(&body);
+        assert!(e["error"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let v = verdicts(&s, &["+14155550111", "+14155550112"]).await;
+    assert_eq!(v["+14155550111"].0, "active");
+    assert_eq!(v["+14155550112"], ("unknown".into(), "no_evidence".into()));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn jasmin_gets_its_ack_and_level_one_reports_are_not_evidence() {
+    let s = server().await;
+    let (_, d) = stamps(1);
+    let path = format!(
+        "/v1/webhooks/jasmin/jasmin-1?{}",
+        form(&[("token", TOKEN), ("to", "+14155550121")])
+    );
+    let level1 = form(&[
+        ("id", "5d3c-01"),
+        ("message_status", "ESME_ROK"),
+        ("level", "1"),
+    ]);
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &path,
+        &[],
+        Some(("application/x-www-form-urlencoded", level1.into_bytes())),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
+    let level2 = form(&[
+        ("id", "5d3c-01"),
+        ("id_smsc", "A1B2"),
+        ("message_status", "UNDELIV"),
+        ("level", "2"),
+        ("subdate", &d),
+        ("donedate", &d),
+        ("sub", "001"),
+        ("dlvrd", "000"),
+        ("err", "001"),
+        ("text", "Hello"),
+    ]);
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &path,
+        &[],
+        Some(("application/x-www-form-urlencoded", level2.into_bytes())),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
+    let v = verdicts(&s, &["+14155550121"]).await;
+    assert_eq!(
+        v["+14155550121"],
+        ("inactive".into(), "disconnected".into())
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn twilio_callbacks_need_a_valid_signature() {
+    let s = server().await;
+    let path = format!("/v1/webhooks/twilio/twilio?token={TOKEN}");
+    let url = format!("{}{path}", s.base);
+    let fields = |sid: &str, to: &str, status: &str, error: &str| -> Vec<(String, String)> {
+        let mut v = vec![
+            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+            ("ApiVersion", "2010-04-01"),
+            ("From", "+15005550006"),
+            ("MessageSid", sid),
+            ("MessageStatus", status),
+            ("SmsSid", sid),
+            ("SmsStatus", status),
+            ("To", to),
+        ];
+        if !error.is_empty() {
+            v.push(("ErrorCode", error));
+        }
+        v.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let send = |pairs: Vec<(String, String)>, signature: String| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
+        let (s, path) = (&s, path.clone());
+        async move {
+            call(
+                s,
+                Method::POST,
+                &path,
+                &[("X-Twilio-Signature", &signature)],
+                Some(("application/x-www-form-urlencoded", body.into_bytes())),
+            )
+            .await
+        }
+    };
+    let unknown = fields("SM01", "+14155550131", "undelivered", "30005");
+    let sig = numcheck_core::connectors::twilio::signature(TWILIO_AUTH, &url, &unknown);
+    let (code, body) = send(unknown.clone(), sig.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["inserted"], 1);
+    // A forged or altered callback is refused.
+    let delivered = fields("SM02", "+14155550132", "delivered", "");
+    let (code, body) = send(delivered.clone(), sig).await;
+    assert_eq!(
+        (code, parse(&body)["error"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        &path,
+        &[],
+        Some((
+            "application/x-www-form-urlencoded",
+            b"To=%2B14155550132".to_vec(),
+        )),
+    )
+    .await;
+    assert_eq!(code, 401);
+    let sig = numcheck_core::connectors::twilio::signature(TWILIO_AUTH, &url, &delivered);
+    let (code, _) = send(delivered, sig).await;
+    assert_eq!(code, 200);
+    // `sent` is not final.
+    let sent = fields("SM03", "+14155550133", "sent", "");
+    let sig = numcheck_core::connectors::twilio::signature(TWILIO_AUTH, &url, &sent);
+    let (_, body) = send(sent, sig).await;
+    assert_eq!(parse(&body)["not_final"], 1);
+    let v = verdicts(&s, &["+14155550131", "+14155550132", "+14155550133"]).await;
+    assert_eq!(
+        v["+14155550131"],
+        ("inactive".into(), "disconnected".into())
+    );
+    assert_eq!(v["+14155550132"].0, "active");
+    assert_eq!(v["+14155550133"].1, "no_evidence");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn vonage_and_infobip_receipts_as_json() {
+    let s = server().await;
+    let (at, d) = stamps(1);
+    let receipt = json!({
+        "msisdn": "14155550141", "to": "AcmeInc", "network-code": "310090",
+        "messageId": "0A0000001234567B", "price": "0.03330000", "status": "delivered",
+        "scts": d, "err-code": "0", "api-key": "abcd1234", "message-timestamp": at
+    });
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &format!("/v1/webhooks/vonage/vonage?token={TOKEN}"),
+        &[],
+        Some(("application/json", receipt.to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["inserted"], 1);
+    // Vonage's GET receipts carry the same fields in the query.
+    let q = form(&[
+        ("token", TOKEN),
+        ("msisdn", "14155550142"),
+        ("to", "AcmeInc"),
+        ("messageId", "0A0000001234567C"),
+        ("status", "failed"),
+        ("err-code", "3"),
+        ("message-timestamp", &at),
+    ]);
+    let (code, body) = call(
+        &s,
+        Method::GET,
+        &format!("/v1/webhooks/vonage/vonage?{q}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    let done = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string();
+    let report = json!({"results": [
+        {"bulkId": "b1", "messageId": "ib-1", "to": "14155550143", "sentAt": done, "doneAt": done,
+         "smsCount": 1, "price": {"pricePerMessage": 0.01, "currency": "EUR"},
+         "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET", "description": "Message delivered to handset"},
+         "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "description": "No Error", "permanent": false}},
+        {"bulkId": "b1", "messageId": "ib-2", "sentAt": done, "doneAt": done,
+         "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"}}
+    ]});
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &format!("/v1/webhooks/infobip/infobip?token={TOKEN}"),
+        &[],
+        Some(("application/json", report.to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    assert_eq!(r["errors"][0]["index"], 1);
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        &format!("/v1/webhooks/infobip/infobip?token={TOKEN}"),
+        &[],
+        Some(("application/json", b"{not json".to_vec())),
+    )
+    .await;
+    assert_eq!(
+        (code, parse(&body)["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
+
+    let v = verdicts(&s, &["+14155550141", "+14155550142", "+14155550143"]).await;
+    assert_eq!(v["+14155550141"].0, "active");
+    assert_eq!(v["+14155550143"].0, "active");
+    assert_ne!(v["+14155550142"].0, "active");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn connector_files_import_over_http_and_count_once() {
+    let s = server().await;
+    let day = (chrono::Utc::now() - chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    let t = format!("{day} 10:00:00");
+    // FreeSWITCH mod_cdr_csv, default template: caller name, caller number, destination,
+    // context, start, answer, end, duration, billsec, hangup cause, uuid, b-leg uuid,
+    // account code, codecs.
+    let cdrs = format!(
+        "\"Acme\",\"1000\",\"+14155550151\",\"default\",\"{t}\",\"{t}\",\"{t}\",\"65\",\"60\",\"NORMAL_CLEARING\",\"u-1\",\"\",\"\",\"PCMU\",\"PCMU\"\n\
+         \"Acme\",\"1000\",\"+14155550152\",\"default\",\"{t}\",\"\",\"{t}\",\"3\",\"0\",\"UNALLOCATED_NUMBER\",\"u-2\",\"\",\"\",\"PCMU\",\"PCMU\"\n\
+         garbage line without the columns\n"
+    );
+    let path = "/v1/evidence?format=freeswitch&source=pbx-1";
+    let key = &s.admin_key;
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        path,
+        &[("X-API-Key", key)],
+        Some(("text/csv", cdrs.clone().into_bytes())),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["rejected"].as_i64()),
+        (Some(2), Some(1)),
+        "{body}"
+    );
+    assert_eq!(r["errors"][0]["line"], 3);
+    let (_, body) = call(
+        &s,
+        Method::POST,
+        path,
+        &[("X-API-Key", key)],
+        Some(("text/csv", cdrs.into_bytes())),
+    )
+    .await;
+    assert_eq!(parse(&body)["duplicates"], 2);
+    // Deactivation list.
+    let list = format!("number,date\n+14155550153,{day}\n");
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        "/v1/evidence?format=deactivation&source=carrier-x",
+        &[("X-API-Key", key)],
+        Some(("text/csv", list.into_bytes())),
+    )
+    .await;
+    assert_eq!(
+        (code, parse(&body)["inserted"].as_i64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    // A connector format needs a source name.
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        "/v1/evidence?format=asterisk",
+        &[("X-API-Key", key)],
+        Some(("text/csv", b"x".to_vec())),
+    )
+    .await;
+    assert_eq!(
+        (code, parse(&body)["error"].as_str()),
+        (400, Some("missing_source"))
+    );
+    let v = verdicts(&s, &["+14155550151", "+14155550152", "+14155550153"]).await;
+    assert_eq!(v["+14155550151"].0, "active");
+    assert_eq!(
+        v["+14155550152"],
+        ("inactive".into(), "disconnected".into())
+    );
+    assert_eq!(
+        v["+14155550153"],
+        ("inactive".into(), "disconnected".into())
+    );
+    s.stop().await;
+}
