@@ -288,3 +288,122 @@ async fn check_refuses_binary_missing_and_empty_files_with_a_clear_message() {
         out.stderr
     );
 }
+
+/// A day `days` ago, as `YYYY-MM-DD` and as SMPP's `YYMMDDhhmm`.
+fn day(days: i64) -> (String, String) {
+    let t = chrono::Utc::now() - chrono::Duration::days(days);
+    (
+        t.format("%Y-%m-%d").to_string(),
+        t.format("%y%m%d%H%M").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn connector_files_import_with_counts_and_reimports_add_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let data = cwd.join("data");
+    let (d3, smpp3) = day(3);
+    let t = format!("{d3} 09:30:00");
+    // Asterisk Master.csv: accountcode, src, dst, dcontext, clid, channel, dstchannel,
+    // lastapp, lastdata, start, answer, end, duration, billsec, disposition, amaflags,
+    // uniqueid.
+    let cdr = format!(
+        "\"\",\"1000\",\"+442079460101\",\"from-internal\",\"\"\"Desk\"\" <1000>\",\"PJSIP/1000-0001\",\"PJSIP/trunk-0002\",\"Dial\",\"PJSIP/+442079460101@trunk\",\"{t}\",\"{t}\",\"{t}\",\"95\",\"90\",\"ANSWERED\",\"DOCUMENTATION\",\"1700000000.1\"\n\
+         \"\",\"1000\",\"+442079460102\",\"from-internal\",\"\"\"Desk\"\" <1000>\",\"PJSIP/1000-0003\",\"PJSIP/trunk-0004\",\"Dial\",\"PJSIP/+442079460102@trunk\",\"{t}\",\"\",\"{t}\",\"20\",\"0\",\"BUSY\",\"DOCUMENTATION\",\"1700000000.2\"\n\
+         \"too\",\"few\"\n"
+    );
+    std::fs::write(cwd.join("Master.csv"), &cdr).unwrap();
+    let receipts = format!(
+        "+442079460103\tid:0A1B sub:001 dlvrd:000 submit date:{smpp3} done date:{smpp3} stat:UNDELIV err:001 text:Hi\n\
+         +442079460104\tid:0A1C sub:001 dlvrd:001 submit date:{smpp3} done date:{smpp3} stat:ENROUTE err:000 text:Hi\n"
+    );
+    std::fs::write(cwd.join("receipts.txt"), &receipts).unwrap();
+    let import = |file: &'static str, format: &'static str, source: &'static str| {
+        let data = data.clone();
+        async move {
+            run_cli(
+                cwd,
+                &[
+                    "evidence",
+                    "import",
+                    file,
+                    "--format",
+                    format,
+                    "--source",
+                    source,
+                    "--data-dir",
+                    path_str(&data),
+                ],
+            )
+            .await
+        }
+    };
+    let out = import("Master.csv", "asterisk", "pbx-1").await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        out.last_line(),
+        "rows 3  inserted 2  duplicates 0  not final 0  rejected 1"
+    );
+    assert!(out.stderr.contains("Master.csv:3:"), "{}", out.stderr);
+    let out = import("Master.csv", "asterisk", "pbx-1").await;
+    assert_eq!(
+        out.last_line(),
+        "rows 3  inserted 0  duplicates 2  not final 0  rejected 1"
+    );
+    let out = import("receipts.txt", "smpp", "smsc-1").await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        out.last_line(),
+        "rows 2  inserted 1  duplicates 0  not final 1  rejected 0"
+    );
+    // A wrong format name says which exist.
+    let out = import("receipts.txt", "smpp-ish", "smsc-1").await;
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("freeswitch"), "{}", out.stderr);
+
+    std::fs::write(
+        cwd.join("n.txt"),
+        "+442079460101\n+442079460102\n+442079460103\n+442079460104\n",
+    )
+    .unwrap();
+    let check = run_cli(
+        cwd,
+        &[
+            "check",
+            "n.txt",
+            "--data-dir",
+            path_str(&data),
+            "--out",
+            "r.zip",
+        ],
+    )
+    .await;
+    assert!(check.status.success(), "{}", check.stderr);
+    let (csv, _) = read_zip(&std::fs::read(cwd.join("r.zip")).unwrap());
+    let got: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            (f[0].to_owned(), f[1].to_owned())
+        })
+        .collect();
+    let status = |n: &str| got.iter().find(|(x, _)| x == n).unwrap().1.clone();
+    assert_eq!(status("+442079460101"), "active", "{csv}");
+    assert_ne!(
+        status("+442079460102"),
+        "inactive",
+        "busy is a live line: {csv}"
+    );
+    assert_eq!(
+        status("+442079460103"),
+        "inactive",
+        "MAP unknown subscriber: {csv}"
+    );
+    assert_eq!(
+        status("+442079460104"),
+        "unknown",
+        "ENROUTE is not evidence: {csv}"
+    );
+}
