@@ -219,3 +219,96 @@ pub fn import_spec(
             .map_err(anyhow::Error::msg)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, format: &str) -> SourceConfig {
+        SourceConfig {
+            name: name.into(),
+            format: format.into(),
+            token: "0123456789abcdef".into(),
+            err_table: None,
+            default_region: None,
+            twilio_auth_token: None,
+        }
+    }
+
+    #[test]
+    fn config_mistakes_are_named() {
+        let cases: Vec<(SourceConfig, &str)> = vec![
+            (source("a b", "kannel"), "must be 1 to 64"),
+            (source("s", "fax"), "unknown format"),
+            (source("s", "freeswitch"), "has no webhook"),
+            (
+                SourceConfig {
+                    token: "short".into(),
+                    ..source("s", "kannel")
+                },
+                "at least 16",
+            ),
+            (
+                SourceConfig {
+                    default_region: Some("Narnia".into()),
+                    ..source("s", "kannel")
+                },
+                "region code",
+            ),
+            (
+                SourceConfig {
+                    twilio_auth_token: Some("x".into()),
+                    ..source("s", "kannel")
+                },
+                "twilio sources only",
+            ),
+        ];
+        for (c, wanted) in cases {
+            let e = validate(&[c]).unwrap_err();
+            assert!(e.contains(wanted), "{e}");
+        }
+        let e = validate(&[source("s", "kannel"), source("s", "jasmin")]).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        assert!(validate(&[source("s", "kannel"), source("t", "twilio")]).is_ok());
+    }
+
+    #[test]
+    fn err_tables_must_exist_and_tokens_match_exactly() {
+        let book = CodeBook::shipped();
+        let bad = SourceConfig {
+            err_table: Some("nope".into()),
+            ..source("s", "kannel")
+        };
+        let e = Sources::build(&[bad], &book).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("map"), "{e}");
+        let sources = Sources::build(&[source("s", "kannel")], &book).unwrap();
+        let s = sources.get("s").unwrap();
+        assert_eq!(s.spec.err_table, "map");
+        assert!(s.token_matches("0123456789abcdef"));
+        assert!(!s.token_matches("0123456789abcdeF"));
+        assert!(!s.token_matches("0123456789abcdef "));
+        assert!(!s.token_matches(""));
+        let debug = format!("{:?}", source("s", "kannel"));
+        assert!(!debug.contains("0123456789abcdef"), "{debug}");
+    }
+
+    #[test]
+    fn code_overrides_layer_over_shipped_tables_and_name_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("map.csv");
+        std::fs::write(&good, "code,class,meaning\n1,neutral,our route says so\n").unwrap();
+        let mut overrides = std::collections::BTreeMap::new();
+        overrides.insert("map".to_owned(), good);
+        let book = code_book(&overrides).unwrap();
+        assert_eq!(
+            book.lookup("map", "1"),
+            Some(numcheck_core::EvidenceClass::Neutral)
+        );
+        assert!(book.lookup("map", "27").is_some(), "other rows stay");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "code,class\n1,loud\n").unwrap();
+        overrides.insert("mine".to_owned(), bad);
+        let e = code_book(&overrides).unwrap_err().to_string();
+        assert!(e.contains("codes.mine") && e.contains("line 2"), "{e}");
+    }
+}
