@@ -45,6 +45,7 @@ pub struct LineSplitter {
     consumed: u64,
     next_number: u64,
     bom_checked: bool,
+    max_line: usize,
 }
 
 impl Default for LineSplitter {
@@ -69,7 +70,20 @@ impl LineSplitter {
             consumed: offset,
             next_number: number,
             bom_checked: offset != 0,
+            max_line: MAX_LINE_BYTES,
         }
+    }
+
+    /// The same splitter with another longest line (evidence files: logs and recorded
+    /// callbacks have longer lines than number lists). Memory stays bounded by it.
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(1);
+        self
+    }
+
+    /// The longest line kept whole.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// Bytes seen so far, counting from the start of the upload.
@@ -117,7 +131,8 @@ impl LineSplitter {
 
     fn append(&mut self, bytes: &[u8]) {
         self.consumed += bytes.len() as u64;
-        let room = MAX_LINE_BYTES + 1 - self.partial.len().min(MAX_LINE_BYTES + 1);
+        let max = self.max_line;
+        let room = max + 1 - self.partial.len().min(max + 1);
         if bytes.len() > room {
             self.partial.extend_from_slice(&bytes[..room]);
             self.truncated = true;
@@ -125,8 +140,8 @@ impl LineSplitter {
             self.partial.extend_from_slice(bytes);
         }
         // One spare byte is kept so that a '\r' ending a maximal line can still be dropped.
-        if self.partial.len() > MAX_LINE_BYTES + 1 {
-            self.partial.truncate(MAX_LINE_BYTES + 1);
+        if self.partial.len() > max + 1 {
+            self.partial.truncate(max + 1);
         }
     }
 
@@ -136,8 +151,8 @@ impl LineSplitter {
             text = stripped;
         }
         let mut truncated = self.truncated;
-        if text.len() > MAX_LINE_BYTES {
-            text = &text[..MAX_LINE_BYTES];
+        if text.len() > self.max_line {
+            text = &text[..self.max_line];
             truncated = true;
         }
         emit(Line {

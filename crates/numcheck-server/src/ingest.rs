@@ -18,6 +18,8 @@ use serde::Serialize;
 /// row of a batch dirties a profile page and an index page, and a bigger batch shares those
 /// pages between more rows (200k rows of about 200 bytes hold some 40 MiB).
 const BATCH: usize = 200_000;
+/// Longest evidence line: log lines and recorded callbacks run longer than number lists.
+pub const MAX_EVIDENCE_LINE_BYTES: usize = 16 * 1024;
 /// Rejected rows listed one by one in a report (all are counted).
 pub const MAX_LISTED_ERRORS: usize = 1_000;
 
@@ -148,7 +150,7 @@ impl<'a> Ingestor<'a> {
             store,
             reader,
             half_lives,
-            splitter: LineSplitter::new(),
+            splitter: LineSplitter::new().with_max_line(MAX_EVIDENCE_LINE_BYTES),
             batch: Vec::new(),
             report: IngestReport::default(),
             header_error: None,
@@ -196,10 +198,7 @@ impl<'a> Ingestor<'a> {
         let outcome = if line.truncated {
             Err(RowError {
                 code: "line_too_long",
-                message: format!(
-                    "the line is longer than {} bytes",
-                    numcheck_core::lines::MAX_LINE_BYTES
-                ),
+                message: format!("the line is longer than {MAX_EVIDENCE_LINE_BYTES} bytes"),
             })
         } else {
             self.reader.line(line.text, self.now_ms)

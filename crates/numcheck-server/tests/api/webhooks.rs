@@ -583,3 +583,56 @@ async fn connector_files_import_over_http_and_count_once() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn long_log_lines_are_read_and_oversized_ones_refused_alone() {
+    let s = server().await;
+    let (d, smpp) = {
+        let t = chrono::Utc::now() - chrono::Duration::days(1);
+        (
+            t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            t.format("%y%m%d%H%M").to_string(),
+        )
+    };
+    // A bearerbox access-log DLR line with a long message text (2 KiB): longer than an upload
+    // line may be, well within an evidence line.
+    let text = "x".repeat(2048);
+    let receipt = format!(
+        "id:4f2a sub:001 dlvrd:001 submit date:{smpp} done date:{smpp} stat:DELIVRD err:000 text:{text}"
+    );
+    let line = |to: &str, fid: &str| {
+        format!(
+            "{d} Receive DLR [SMSC:smsc1] [SVC:web] [ACT:] [BINF:] [FID:{fid}] [META:] [from:Acme] [to:{to}] [flags:-1:0:-1:0:1] [msg:{}:{receipt}] [udh:0:]\n",
+            receipt.len()
+        )
+    };
+    let huge = format!(
+        "{} [pad:{}]\n",
+        line("+14155550161", "4f2b").trim_end(),
+        "y".repeat(20_000)
+    );
+    let body = format!(
+        "{d} Sent SMS [SMSC:smsc1] [SVC:web] [ACT:] [BINF:] [FID:4f2a] [from:Acme] [to:+14155550160] [flags:-1:0:-1:0:19] [msg:5:Hello] [udh:0:]\n{}{huge}",
+        line("+14155550160", "4f2a")
+    );
+    let (code, body) = call(
+        &s,
+        Method::POST,
+        "/v1/evidence?format=kannel&source=smsc1",
+        &[("X-API-Key", &s.admin_key)],
+        Some(("text/plain", body.into_bytes())),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    assert_eq!(r["errors"][0]["error"], "line_too_long");
+    assert_eq!(r["errors"][0]["line"], 3);
+    let v = verdicts(&s, &["+14155550160"]).await;
+    assert_eq!(v["+14155550160"].0, "active");
+    s.stop().await;
+}
