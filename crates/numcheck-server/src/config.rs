@@ -39,6 +39,8 @@ pub struct Config {
     pub codes: std::collections::BTreeMap<String, PathBuf>,
     /// Evidence sources: who may call `/v1/webhooks/…`, and how their codes are read.
     pub sources: Vec<crate::sources::SourceConfig>,
+    /// Live lookups: providers, limits, budgets.
+    pub lookup: crate::lookup::LookupConfig,
 }
 
 /// Log output format.
@@ -75,6 +77,7 @@ impl Default for Config {
             policy: numcheck_core::Policy::default(),
             codes: Default::default(),
             sources: Vec::new(),
+            lookup: Default::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Config {
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
         crate::sources::validate(&self.sources).map_err(ConfigError::Invalid)?;
+        self.lookup.validate().map_err(ConfigError::Invalid)?;
         if self.result_link_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "result_link_ttl_secs must be above 0".into(),

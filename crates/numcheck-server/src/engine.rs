@@ -8,10 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use numcheck_blob::BlobStore;
-use numcheck_core::{NumberingPlan, Policy, RegionCode, TaskType};
+use numcheck_core::connectors::codebook::CodeBook;
+use numcheck_core::{NumberingPlan, Policy, RegionCode, TaskId, TaskType};
 use numcheck_store::Store;
 
 use crate::export::part_key;
+use crate::lookup::{LookupCounts, LookupService};
 use crate::options::TaskOptions;
 use crate::pipeline::{self, RenderSpec, Summary};
 
@@ -21,6 +23,10 @@ pub struct Engine {
     pub plan: NumberingPlan,
     pub policy: Arc<Policy>,
     pub store: Arc<dyn Store>,
+    /// Live-lookup providers (none: no lookups).
+    pub lookups: Arc<LookupService>,
+    /// Tables that classify lookup answers.
+    pub code_book: Arc<CodeBook>,
 }
 
 /// One chunk to run.
@@ -36,6 +42,8 @@ pub struct ChunkJob {
     /// Blob prefix of the task's parts.
     pub parts: String,
     pub seq: i64,
+    /// The task, when the chunk belongs to one (lookups charge its budget).
+    pub task: Option<TaskId>,
 }
 
 impl Engine {
@@ -50,13 +58,36 @@ impl Engine {
         })
         .await
         .context("chunk parsing panicked")?;
-        let profiles = match job.task_type {
+        let mut profiles = match job.task_type {
             TaskType::ActiveCheck => {
                 let numbers = pipeline::numbers(&items);
                 self.store.profiles(&numbers).await?
             }
             TaskType::NumberInfo => HashMap::new(),
         };
+        let mut lookup_counts = LookupCounts::default();
+        if let (TaskType::ActiveCheck, Some(settings), Some(task)) =
+            (job.task_type, job.options.lookup, &job.task)
+            && !self.lookups.is_empty()
+        {
+            let candidates = pipeline::undecided(&items, &profiles, &self.policy, job.as_of_ms);
+            if !candidates.is_empty() {
+                let (counts, fresh) = self
+                    .lookups
+                    .run(
+                        self.store.as_ref(),
+                        &self.code_book,
+                        &self.policy.half_lives(),
+                        task,
+                        settings,
+                        candidates,
+                        crate::clock::now_ms(),
+                    )
+                    .await?;
+                profiles.extend(fresh);
+                lookup_counts = counts;
+            }
+        }
         let policy = self.policy.clone();
         let (task_type, options, as_of_ms) = (job.task_type, job.options, job.as_of_ms);
         let out = tokio::task::spawn_blocking(move || {
@@ -74,6 +105,8 @@ impl Engine {
         })
         .await
         .context("chunk rendering panicked")?;
+        let mut out = out;
+        out.summary.lookups = lookup_counts;
         let summary_json = serde_json::to_vec(&out.summary)?;
         let key = |ext| part_key(&job.parts, job.seq, ext);
         blobs.put(&key("csv"), Bytes::from(out.rows)).await?;

@@ -17,6 +17,7 @@ mod export;
 pub mod ingest;
 pub mod keys;
 pub mod local;
+pub mod lookup;
 pub mod options;
 pub mod pipeline;
 mod routes;
@@ -59,6 +60,8 @@ impl Application {
         config.validate()?;
         let code_book = sources::code_book(&config.codes)?;
         let evidence_sources = sources::Sources::build(&config.sources, &code_book)?;
+        let lookups = Arc::new(lookup::LookupService::build(&config.lookup)?);
+        let code_book = Arc::new(code_book);
         // Compile the numbering plan now rather than on the first upload.
         tokio::task::spawn_blocking(|| NumberingPlan.warm_up()).await?;
         let mut data = DataDir::open(&config.data_dir).await?;
@@ -99,9 +102,12 @@ impl Application {
                 plan: NumberingPlan,
                 policy: Arc::new(policy),
                 store: data.store.clone(),
+                lookups: lookups.clone(),
+                code_book: code_book.clone(),
             },
             codes: Arc::new(CodeTable::generic()),
-            code_book: Arc::new(code_book),
+            code_book,
+            lookups,
             sources: Arc::new(evidence_sources),
             work: Arc::new(Notify::new()),
             tmp_dir: data.tmp_dir(),

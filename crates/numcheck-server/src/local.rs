@@ -86,6 +86,7 @@ pub async fn check_file(
     let options = TaskOptions {
         columns: check.columns,
         xlsx: check.xlsx,
+        lookup: None,
     };
     let mut done = 0;
     progress(0, total);
@@ -106,6 +107,7 @@ pub async fn check_file(
                     as_of_ms,
                     parts: "work".into(),
                     seq: seq as i64,
+                    task: None,
                 },
             )
             .await?;

@@ -23,9 +23,65 @@ pub struct TaskOptions {
     pub columns: Columns,
     /// Also write an `.xlsx` copy of the result.
     pub xlsx: bool,
+    /// Live lookups for undecided numbers, when the task asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<crate::lookup::TaskLookups>,
 }
 
 impl TaskOptions {
+    /// Reads the `live_lookup`, `max_lookups` and `max_age_days` form fields against the
+    /// config's defaults. Asking for lookups with no provider configured is an error.
+    pub fn lookup_from_form(
+        live_lookup: Option<&str>,
+        max_lookups: Option<&str>,
+        max_age_days: Option<&str>,
+        config: &crate::lookup::LookupConfig,
+        have_providers: bool,
+    ) -> Result<Option<crate::lookup::TaskLookups>, ApiError> {
+        let wanted = match live_lookup.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") => config.enabled_by_default && have_providers,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some("false" | "0" | "no" | "off") => false,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_live_lookup",
+                    format!("live_lookup {other:?} is not true or false"),
+                ));
+            }
+        };
+        let number = |name: &'static str, v: Option<&str>, max: u64| -> Result<Option<u64>, ApiError> {
+            match v.map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) => t
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            if name == "max_lookups" { "invalid_max_lookups" } else { "invalid_max_age_days" },
+                            format!("{name} must be a whole number from 0 to {max}"),
+                        )
+                    }),
+            }
+        };
+        let max = number("max_lookups", max_lookups, 1_000_000_000)?;
+        let age = number("max_age_days", max_age_days, 3650)?;
+        if !wanted {
+            return Ok(None);
+        }
+        if !have_providers {
+            return Err(ApiError::bad_request(
+                "live_lookup_unavailable",
+                "live_lookup=true, but this server has no lookup provider configured ([[lookup.providers]])",
+            ));
+        }
+        Ok(Some(crate::lookup::TaskLookups {
+            max_lookups: max.unwrap_or(config.max_lookups_per_task),
+            max_age_days: age.map_or(config.max_age_days, |a| a.max(1) as u32),
+        }))
+    }
+
     /// Reads the `columns` and `formats` form fields.
     pub fn from_form(columns: Option<&str>, formats: Option<&str>) -> Result<Self, ApiError> {
         let columns = match columns.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
@@ -51,7 +107,11 @@ impl TaskOptions {
                 }
             }
         }
-        Ok(TaskOptions { columns, xlsx })
+        Ok(TaskOptions {
+            columns,
+            xlsx,
+            lookup: None,
+        })
     }
 
     /// The stored form; unreadable stored options fall back to the defaults.

@@ -81,6 +81,35 @@ pub fn numbers(items: &[Item]) -> Vec<E164> {
     v
 }
 
+/// The valid numbers of a chunk whose evidence leaves them `unknown` (each once), with the
+/// line type and region a lookup provider's coverage depends on.
+pub fn undecided(
+    items: &[Item],
+    profiles: &HashMap<E164, Profile>,
+    policy: &numcheck_core::Policy,
+    as_of_ms: i64,
+) -> Vec<crate::lookup::Candidate> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for item in items {
+        let Item::Number { checked, .. } = item else {
+            continue;
+        };
+        if !checked.valid || !seen.insert(checked.e164) {
+            continue;
+        }
+        let v = policy.decide(true, profiles.get(&checked.e164), as_of_ms);
+        if v.status == numcheck_core::ActiveStatus::Unknown {
+            out.push(crate::lookup::Candidate {
+                number: checked.e164,
+                line_type: checked.line_type,
+                region: checked.region,
+            });
+        }
+    }
+    out
+}
+
 /// Counts of a chunk or a whole task, for `summary.json`. Maps are ordered so the same task
 /// always gives the same file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +124,9 @@ pub struct Summary {
     pub valid: u64,
     pub invalid: u64,
     pub failures_by_reason: BTreeMap<String, u64>,
+    /// Live lookups (absent when the task made none).
+    #[serde(default, skip_serializing_if = "crate::lookup::LookupCounts::is_zero")]
+    pub lookups: crate::lookup::LookupCounts,
 }
 
 impl Summary {
@@ -114,6 +146,7 @@ impl Summary {
         self.valid += other.valid;
         self.invalid += other.invalid;
         add_map(&mut self.failures_by_reason, &other.failures_by_reason);
+        self.lookups.add(&other.lookups);
     }
 }
 

@@ -28,6 +28,8 @@ pub struct AppState {
     pub codes: Arc<CodeTable>,
     /// The named code tables connectors classify with (shipped, plus `[codes]` overrides).
     pub code_book: Arc<numcheck_core::connectors::codebook::CodeBook>,
+    /// Live-lookup providers and their counters.
+    pub lookups: Arc<crate::lookup::LookupService>,
     /// Configured evidence sources (webhook callers).
     pub sources: Arc<crate::sources::Sources>,
     /// Wakes idle workers when a task is created.

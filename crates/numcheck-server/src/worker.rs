@@ -125,6 +125,7 @@ async fn process_chunk(
                 as_of_ms: task.created_at_ns / 1_000_000,
                 parts: parts_prefix(task),
                 seq,
+                task: Some(task.id.clone()),
             },
         )
         .await?;

@@ -89,6 +89,8 @@ pub struct Task {
     pub chunks_done: i64,
     /// Task options as JSON (result columns, formats), as given at create.
     pub options: String,
+    /// Live lookups the task's budget has paid for so far.
+    pub lookups_made: i64,
 }
 
 /// One chunk of a task's input: a byte range of the upload and the line it starts at.
@@ -286,6 +288,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn evidence_stats(&self) -> Result<EvidenceStats>;
     /// Recomputes every profile from the log (in one transaction, so ingest waits).
     async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport>;
+    // --- live lookups ---
+
+    /// Takes up to `want` lookups from the task's budget of `max`, atomically; returns how
+    /// many were granted.
+    async fn reserve_lookups(&self, task: &TaskId, want: i64, max: i64) -> Result<i64>;
+    /// Which of `numbers` `provider` was asked at or after `since_ms`.
+    async fn looked_up_since(
+        &self,
+        provider: &str,
+        numbers: &[E164],
+        since_ms: i64,
+    ) -> Result<std::collections::HashSet<E164>>;
+    /// Records lookups: (number, raw status or empty) asked of `provider` at `at_ms`.
+    async fn record_lookups(&self, provider: &str, at_ms: i64, rows: &[(E164, String)])
+    -> Result<()>;
+
     /// Called by the serving process: keep an in-memory filter of which numbers have a
     /// profile, so lookups skip numbers without evidence. Backends without one ignore it.
     fn keep_presence_filter(&self) {}

@@ -186,7 +186,7 @@ impl ProfileReaders {
 
 const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
     default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
-    charged, message, chunk_count, chunks_done, options";
+    charged, message, chunk_count, chunks_done, options, lookups_made";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and brings its schema up to date.
@@ -288,6 +288,7 @@ fn task_from_row(row: &SqliteRow) -> Result<Task> {
         chunk_count: row.try_get("chunk_count")?,
         chunks_done: row.try_get("chunks_done")?,
         options: row.try_get("options")?,
+        lookups_made: row.try_get("lookups_made")?,
     })
 }
 
@@ -1013,6 +1014,97 @@ impl Store for SqliteStore {
             p.rebuild();
         }
         Ok(report)
+    }
+
+    async fn reserve_lookups(&self, task: &TaskId, want: i64, max: i64) -> Result<i64> {
+        if want <= 0 {
+            return Ok(0);
+        }
+        let mut tx = self.write().await?;
+        let made: Option<i64> = sqlx::query("SELECT lookups_made FROM tasks WHERE id = ?")
+            .bind(task.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("lookups_made"))
+            .transpose()?;
+        let Some(made) = made else {
+            return Err(StoreError::NotFound);
+        };
+        let granted = want.min((max - made).max(0));
+        if granted > 0 {
+            sqlx::query("UPDATE tasks SET lookups_made = lookups_made + ? WHERE id = ?")
+                .bind(granted)
+                .bind(task.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(granted)
+    }
+
+    async fn looked_up_since(
+        &self,
+        provider: &str,
+        numbers: &[E164],
+        since_ms: i64,
+    ) -> Result<std::collections::HashSet<E164>> {
+        let mut found = std::collections::HashSet::new();
+        for part in numbers.chunks(NUMBERS_PER_QUERY) {
+            let mut sql = String::from(
+                "SELECT number FROM lookup_cache WHERE provider = ? AND looked_up_at_ms >= ? AND number IN (",
+            );
+            for i in 0..part.len() {
+                sql.push_str(if i == 0 { "?" } else { ",?" });
+            }
+            sql.push(')');
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(provider)
+                .bind(since_ms);
+            for n in part {
+                q = q.bind(n.as_u64() as i64);
+            }
+            for row in q.fetch_all(&self.reads).await? {
+                let raw: i64 = row.try_get("number")?;
+                if let Some(n) = E164::from_u64(raw as u64) {
+                    found.insert(n);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record_lookups(
+        &self,
+        provider: &str,
+        at_ms: i64,
+        rows: &[(E164, String)],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for part in rows.chunks(NUMBERS_PER_QUERY) {
+            let mut sql = String::from(
+                "INSERT INTO lookup_cache (number, provider, looked_up_at_ms, raw_status) VALUES ",
+            );
+            for i in 0..part.len() {
+                sql.push_str(if i == 0 { "(?,?,?,?)" } else { ",(?,?,?,?)" });
+            }
+            sql.push_str(
+                " ON CONFLICT(number, provider) DO UPDATE SET looked_up_at_ms = excluded.looked_up_at_ms, raw_status = excluded.raw_status",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (n, status) in part {
+                q = q
+                    .bind(n.as_u64() as i64)
+                    .bind(provider)
+                    .bind(at_ms)
+                    .bind(status.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     fn keep_presence_filter(&self) {

@@ -330,6 +330,9 @@ fn engine(data: &DataDir, config: &Config) -> Engine {
         plan: NumberingPlan,
         policy: Arc::new(config.policy.clone()),
         store: data.store.clone(),
+        // `numcheck check` works from the evidence already stored; lookups run in tasks.
+        lookups: Arc::new(numcheck_server::lookup::LookupService::default()),
+        code_book: Arc::new(numcheck_core::connectors::codebook::CodeBook::shipped()),
     }
 }
 

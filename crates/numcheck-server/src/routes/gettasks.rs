@@ -30,6 +30,16 @@ pub struct TaskView {
     result_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// Ours, only on tasks that asked for live lookups: lookups made so far and the budget
+    /// (`summary.json` in the result has the full account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookups: Option<LookupsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LookupsView {
+    made: i64,
+    max: u64,
 }
 
 pub async fn get_task(
@@ -80,6 +90,12 @@ fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {
         result_url,
         message: (task.status == TaskStatus::Failed)
             .then(|| task.message.clone().unwrap_or_default()),
+        lookups: crate::options::TaskOptions::from_json(&task.options)
+            .lookup
+            .map(|l| LookupsView {
+                made: task.lookups_made,
+                max: l.max_lookups,
+            }),
     }
 }
 

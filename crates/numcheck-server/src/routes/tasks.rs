@@ -124,6 +124,9 @@ struct Form {
     default_region: Option<String>,
     columns: Option<String>,
     formats: Option<String>,
+    live_lookup: Option<String>,
+    max_lookups: Option<String>,
+    max_age_days: Option<String>,
 }
 
 async fn read_form(
@@ -153,6 +156,9 @@ async fn read_form(
             "default_region" => form.default_region = Some(text_field(field).await?),
             "columns" => form.columns = Some(text_field(field).await?),
             "formats" => form.formats = Some(text_field(field).await?),
+            "live_lookup" => form.live_lookup = Some(text_field(field).await?),
+            "max_lookups" => form.max_lookups = Some(text_field(field).await?),
+            "max_age_days" => form.max_age_days = Some(text_field(field).await?),
             _ => drain(field).await?,
         }
     }
@@ -181,7 +187,14 @@ async fn finish(
                 .map_err(|e| ApiError::bad_request("invalid_default_region", e.to_string()))?,
         ),
     };
-    let options = TaskOptions::from_form(form.columns.as_deref(), form.formats.as_deref())?;
+    let mut options = TaskOptions::from_form(form.columns.as_deref(), form.formats.as_deref())?;
+    options.lookup = TaskOptions::lookup_from_form(
+        form.live_lookup.as_deref(),
+        form.max_lookups.as_deref(),
+        form.max_age_days.as_deref(),
+        &state.config.lookup,
+        !state.lookups.is_empty(),
+    )?;
     if file.total == 0 {
         return Err(ApiError::bad_request(
             "empty_file",
