@@ -81,8 +81,12 @@ pub struct Counters {
 
 #[derive(Debug)]
 enum Circuit {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One trial call is out; others are refused until it ends.
     HalfOpen,
 }
@@ -137,7 +141,9 @@ impl<P: Provider + ?Sized> Guarded<P> {
         self.record(outcome.is_ok());
         match &outcome {
             Ok(answers) => {
-                self.counters.numbers.fetch_add(answers.len() as u64, Ordering::Relaxed);
+                self.counters
+                    .numbers
+                    .fetch_add(answers.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -330,7 +336,10 @@ mod tests {
         assert_eq!(g.counters.calls.load(Ordering::SeqCst), 3);
         assert_eq!(g.counters.retries.load(Ordering::SeqCst), 2);
 
-        let g = guarded(vec![Err(LookupError::Refused("401".into())), Ok(())], fast());
+        let g = guarded(
+            vec![Err(LookupError::Refused("401".into())), Ok(())],
+            fast(),
+        );
         assert_eq!(
             g.lookup(&n()).await.unwrap_err(),
             LookupError::Refused("401".into())
@@ -354,10 +363,7 @@ mod tests {
         )
         .unwrap();
         let started = Instant::now();
-        assert!(matches!(
-            g.lookup(&n()).await,
-            Err(LookupError::Timeout(_))
-        ));
+        assert!(matches!(g.lookup(&n()).await, Err(LookupError::Timeout(_))));
         assert_eq!(g.counters.calls.load(Ordering::SeqCst), 2);
         assert!(started.elapsed() < Duration::from_millis(280));
     }
@@ -378,7 +384,11 @@ mod tests {
         }
         assert!(g.is_open());
         assert_eq!(g.lookup(&n()).await.unwrap_err(), LookupError::CircuitOpen);
-        assert_eq!(g.counters.calls.load(Ordering::SeqCst), 3, "no call while open");
+        assert_eq!(
+            g.counters.calls.load(Ordering::SeqCst),
+            3,
+            "no call while open"
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(g.lookup(&n()).await.is_ok(), "the trial call goes through");
         assert!(!g.is_open());
@@ -424,6 +434,10 @@ mod tests {
             g.lookup(&n()).await.unwrap();
         }
         // One call at once, then one every 50 ms.
-        assert!(started.elapsed() >= Duration::from_millis(190), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

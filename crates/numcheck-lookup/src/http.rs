@@ -19,7 +19,7 @@ use numcheck_core::connectors::lists::{connectivity_event, live_event};
 use numcheck_core::{E164, LineType, RegionCode};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{Answer, LookupError, Provider};
@@ -32,7 +32,7 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The HTTP method of a lookup request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum HttpMethod {
     /// `GET`, the number in the query parameter `number_param`.
     #[serde(rename = "GET", alias = "get")]
@@ -43,7 +43,7 @@ pub enum HttpMethod {
 }
 
 /// How numbers are written in requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NumberFormat {
     /// E.164 with the plus: `+447790606023`.
@@ -53,7 +53,7 @@ pub enum NumberFormat {
 }
 
 /// Which family of statuses the answers carry, and so which code-book table they go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusFamily {
     /// hlr-lookups.com-style `connectivity_status` (`CONNECTED`, `ABSENT`, `INVALID_MSISDN`,
@@ -65,7 +65,7 @@ pub enum StatusFamily {
 }
 
 /// A ready-made request and response shape; explicit fields override what it fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// hlr-lookups.com's synchronous HLR API.
@@ -109,7 +109,7 @@ pub enum Preset {
 /// `id_field`, `error_field`, `numbers_item_field`) an empty string switches a preset value
 /// off. Call [`HttpProviderConfig::validate`] (or [`HttpProvider::new`], which does) before
 /// use.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpProviderConfig {
     /// The provider's name: the `source` of the observations it yields.
@@ -635,8 +635,11 @@ impl HttpProvider {
     /// Checks the configuration and sets up one HTTP client with its timeout.
     pub fn new(config: &HttpProviderConfig) -> Result<Self, HttpProviderError> {
         let cfg = config.resolve().map_err(HttpProviderError::Config)?;
+        // No redirects: a custom auth header would follow them to any host, and a moved
+        // endpoint is a configuration matter (answered as Refused).
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HttpProviderError::Client(e.without_url().to_string()))?;
         Ok(HttpProvider { cfg, client })
@@ -969,7 +972,7 @@ impl Provider for HttpProvider {
             let body = self.body(resp).await.unwrap_or_default();
             let what = format!("HTTP {status}: {}", excerpt(&body));
             tracing::debug!(provider = %self.cfg.name, %status, "the provider answered an error");
-            return Err(if status.is_client_error() {
+            return Err(if status.is_client_error() || status.is_redirection() {
                 LookupError::Refused(what)
             } else {
                 LookupError::Unavailable(what)

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use numcheck_core::connectors::{Code, Event};
 use numcheck_core::{E164, EvidenceKind, LineType, RegionCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -91,7 +91,7 @@ fn default_recent_lu_days() -> u32 {
 }
 
 /// Settings of one osmo-hlr provider.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OsmoHlrConfig {
     /// The provider's name: the `source` of its observations.
@@ -121,7 +121,7 @@ pub struct OsmoHlrConfig {
 /// How an E.164 number becomes the MSISDN the HLR stores. Both fields empty (the default,
 /// `e164_digits`): every digit of the number, without `+` (`+4915112345678` →
 /// `4915112345678`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MsisdnRule {
     /// A prefix removed from the digits, usually the country code (`"49"`: national
@@ -616,10 +616,7 @@ impl OsmoHlrProvider {
         Ok(answers)
     }
 
-    async fn lookup_inner(
-        &self,
-        queries: &[(E164, Msisdn)],
-    ) -> Result<Vec<Answer>, LookupError> {
+    async fn lookup_inner(&self, queries: &[(E164, Msisdn)]) -> Result<Vec<Answer>, LookupError> {
         let msisdns: Vec<&Msisdn> = queries.iter().map(|(_, m)| m).collect();
         let answers = self.ask(&msisdns).await?;
         let now = chrono::Utc::now();
@@ -789,7 +786,10 @@ async fn exchange(
                     variable,
                     value,
                 } => (id, CtrlAnswer::Value(value), Some(variable)),
-                CtrlMessage::Error { id: Some(id), reason } => (id, CtrlAnswer::Error(reason), None),
+                CtrlMessage::Error {
+                    id: Some(id),
+                    reason,
+                } => (id, CtrlAnswer::Error(reason), None),
                 CtrlMessage::Error { id: None, reason } => {
                     return Err(Failure {
                         error: LookupError::Refused(format!(
@@ -1110,14 +1110,32 @@ mod tests {
             c(info(false, false, false, true), recent),
             code::ACCESS_DISABLED
         );
-        assert_eq!(c(info(true, false, false, true), recent), code::LOCATION_UPDATE);
-        assert_eq!(c(info(true, true, true, true), recent), code::LOCATION_UPDATE);
+        assert_eq!(
+            c(info(true, false, false, true), recent),
+            code::LOCATION_UPDATE
+        );
+        assert_eq!(
+            c(info(true, true, true, true), recent),
+            code::LOCATION_UPDATE
+        );
         assert_eq!(c(info(true, true, true, true), old), code::PURGED);
-        assert_eq!(c(info(true, true, true, true), LastSeen::NoDatabase), code::PURGED);
-        assert_eq!(c(info(true, true, false, true), LastSeen::NoDatabase), code::ATTACHED);
-        assert_eq!(c(info(true, true, false, false), LastSeen::NoDatabase), code::KNOWN_IDLE);
+        assert_eq!(
+            c(info(true, true, true, true), LastSeen::NoDatabase),
+            code::PURGED
+        );
+        assert_eq!(
+            c(info(true, true, false, true), LastSeen::NoDatabase),
+            code::ATTACHED
+        );
+        assert_eq!(
+            c(info(true, true, false, false), LastSeen::NoDatabase),
+            code::KNOWN_IDLE
+        );
         assert_eq!(c(info(true, true, false, true), old), code::KNOWN_IDLE);
-        assert_eq!(c(info(true, true, false, true), LastSeen::At(None)), code::KNOWN_IDLE);
+        assert_eq!(
+            c(info(true, true, false, true), LastSeen::At(None)),
+            code::KNOWN_IDLE
+        );
         let future = LastSeen::At(Some(now + 5 * DAY_MS));
         assert_eq!(c(info(true, true, false, false), future), code::KNOWN_IDLE);
     }
@@ -1171,7 +1189,10 @@ mod tests {
             f(&mut c);
             OsmoHlrProvider::new(c).unwrap_err()
         };
-        assert!(matches!(bad(|c| c.ranges.clear()), OsmoConfigError::NoRanges { .. }));
+        assert!(matches!(
+            bad(|c| c.ranges.clear()),
+            OsmoConfigError::NoRanges { .. }
+        ));
         assert!(matches!(
             bad(|c| c.ranges = vec!["+4915".into()]),
             OsmoConfigError::BadRange { .. }
@@ -1184,20 +1205,31 @@ mod tests {
             bad(|c| c.msisdn_rule.add_prefix = "+".into()),
             OsmoConfigError::BadRule { .. }
         ));
-        assert!(matches!(bad(|c| c.address = "localhost".into()), OsmoConfigError::BadAddress { .. }));
-        assert!(matches!(bad(|c| c.timeout_ms = 0), OsmoConfigError::BadTimeout { .. }));
-        assert!(matches!(bad(|c| c.recent_lu_days = 0), OsmoConfigError::BadRecentDays { .. }));
+        assert!(matches!(
+            bad(|c| c.address = "localhost".into()),
+            OsmoConfigError::BadAddress { .. }
+        ));
+        assert!(matches!(
+            bad(|c| c.timeout_ms = 0),
+            OsmoConfigError::BadTimeout { .. }
+        ));
+        assert!(matches!(
+            bad(|c| c.recent_lu_days = 0),
+            OsmoConfigError::BadRecentDays { .. }
+        ));
         assert!(matches!(
             bad(|c| c.database = Some("/nonexistent/hlr.db".into())),
             OsmoConfigError::MissingDatabase { .. }
         ));
-        assert!(matches!(bad(|c| c.name = " ".into()), OsmoConfigError::EmptyName));
+        assert!(matches!(
+            bad(|c| c.name = " ".into()),
+            OsmoConfigError::EmptyName
+        ));
     }
 
     #[test]
     fn osmo_config_reads_with_defaults_and_refuses_unknown_fields() {
-        let c: OsmoHlrConfig =
-            serde_json::from_str(r#"{"name":"own","ranges":["4915"]}"#).unwrap();
+        let c: OsmoHlrConfig = serde_json::from_str(r#"{"name":"own","ranges":["4915"]}"#).unwrap();
         assert_eq!(c.address, "127.0.0.1:4259");
         assert_eq!(c.timeout_ms, 2000);
         assert_eq!(c.recent_lu_days, 7);
@@ -1259,8 +1291,8 @@ mod tests {
         let p = provider_at(fake_hlr(Some(vec![0xFF, 0xFF, 0xEE, 0])).await);
         let r = p.lookup(&[n("+4915100000001")]).await;
         assert!(matches!(r, Err(LookupError::Malformed(_))), "{r:?}");
-        let reply = encode_ctrl(b"GET_REPLY 1 subscriber.by-msisdn-4915100000001.info \nid\t1")
-            .unwrap();
+        let reply =
+            encode_ctrl(b"GET_REPLY 1 subscriber.by-msisdn-4915100000001.info \nid\t1").unwrap();
         let p = provider_at(fake_hlr(Some(reply)).await);
         let r = p.lookup(&[n("+4915100000001")]).await;
         assert!(matches!(r, Err(LookupError::Malformed(_))), "{r:?}");
@@ -1268,9 +1300,10 @@ mod tests {
 
     #[tokio::test]
     async fn osmo_a_reply_for_another_variable_is_malformed() {
-        let reply =
-            encode_ctrl(format!("GET_REPLY 1 subscriber.by-msisdn-4915100000009.info {INFO}").as_bytes())
-                .unwrap();
+        let reply = encode_ctrl(
+            format!("GET_REPLY 1 subscriber.by-msisdn-4915100000009.info {INFO}").as_bytes(),
+        )
+        .unwrap();
         let p = provider_at(fake_hlr(Some(reply)).await);
         let r = p.lookup(&[n("+4915100000001")]).await;
         assert!(matches!(r, Err(LookupError::Malformed(_))), "{r:?}");
@@ -1286,6 +1319,12 @@ mod tests {
         assert!(matches!(r, Err(LookupError::Unavailable(_))), "{r:?}");
         // Numbers outside the ranges never touch the network.
         let r = p.lookup(&[n("+4930123456")]).await.unwrap();
-        assert_eq!(r, vec![Answer { number: n("+4930123456"), event: None }]);
+        assert_eq!(
+            r,
+            vec![Answer {
+                number: n("+4930123456"),
+                event: None
+            }]
+        );
     }
 }

@@ -78,10 +78,12 @@ impl Engine {
                         self.store.as_ref(),
                         &self.code_book,
                         &self.policy.half_lives(),
-                        task,
-                        settings,
-                        candidates,
-                        crate::clock::now_ms(),
+                        crate::lookup::LookupRequest {
+                            task,
+                            settings,
+                            candidates,
+                            now_ms: crate::clock::now_ms(),
+                        },
                     )
                     .await?;
                 profiles.extend(fresh);

@@ -48,7 +48,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub http: Option<numcheck_lookup::http::HttpProviderConfig>,
     #[serde(default)]
-    pub osmo_hlr: Option<numcheck_lookup::osmo::OsmoConfig>,
+    pub osmo_hlr: Option<numcheck_lookup::osmo::OsmoHlrConfig>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -63,11 +63,8 @@ impl LookupConfig {
                         .map_err(|e| format!("lookup.providers[{i}].http: {e}"))?;
                     h.name.clone()
                 }
-                (None, Some(o)) => {
-                    o.validate()
-                        .map_err(|e| format!("lookup.providers[{i}].osmo_hlr: {e}"))?;
-                    o.name.clone()
-                }
+                // Checked when the provider is built (it may open the HLR's database).
+                (None, Some(o)) => o.name.clone(),
                 _ => {
                     return Err(format!(
                         "lookup.providers[{i}]: give exactly one of [lookup.providers.http] and [lookup.providers.osmo_hlr]"
@@ -153,6 +150,15 @@ pub struct Candidate {
     pub region: Option<RegionCode>,
 }
 
+/// What one chunk asks of the lookup service.
+#[derive(Debug)]
+pub struct LookupRequest<'a> {
+    pub task: &'a TaskId,
+    pub settings: TaskLookups,
+    pub candidates: Vec<Candidate>,
+    pub now_ms: i64,
+}
+
 impl LookupService {
     pub fn build(config: &LookupConfig) -> anyhow::Result<LookupService> {
         config.validate().map_err(anyhow::Error::msg)?;
@@ -163,7 +169,10 @@ impl LookupService {
                     numcheck_lookup::http::HttpProvider::new(h)
                         .map_err(|e| anyhow::anyhow!("lookup provider {}: {e}", h.name))?,
                 ),
-                (_, Some(o)) => Box::new(numcheck_lookup::osmo::OsmoHlrProvider::new(o.clone())),
+                (_, Some(o)) => Box::new(
+                    numcheck_lookup::osmo::OsmoHlrProvider::new(o.clone())
+                        .map_err(|e| anyhow::anyhow!("lookup provider {}: {e}", o.name))?,
+                ),
                 _ => anyhow::bail!("a lookup provider has no kind"),
             };
             providers.push(Arc::new(
@@ -202,11 +211,14 @@ impl LookupService {
         store: &dyn Store,
         book: &CodeBook,
         half_lives: &numcheck_core::HalfLives,
-        task: &TaskId,
-        settings: TaskLookups,
-        candidates: Vec<Candidate>,
-        now_ms: i64,
+        request: LookupRequest<'_>,
     ) -> anyhow::Result<(LookupCounts, HashMap<E164, Profile>)> {
+        let LookupRequest {
+            task,
+            settings,
+            candidates,
+            now_ms,
+        } = request;
         let mut counts = LookupCounts::default();
         let mut open: Vec<Candidate> = candidates;
         let mut touched: Vec<E164> = Vec::new();
@@ -262,7 +274,8 @@ impl LookupService {
         t.made.fetch_add(counts.made, Ordering::Relaxed);
         t.answered.fetch_add(counts.answered, Ordering::Relaxed);
         t.from_cache.fetch_add(counts.from_cache, Ordering::Relaxed);
-        t.skipped_budget.fetch_add(counts.skipped_budget, Ordering::Relaxed);
+        t.skipped_budget
+            .fetch_add(counts.skipped_budget, Ordering::Relaxed);
         t.failed.fetch_add(counts.failed, Ordering::Relaxed);
         let profiles = if touched.is_empty() {
             HashMap::new()

@@ -38,7 +38,10 @@ impl TaskOptions {
         config: &crate::lookup::LookupConfig,
         have_providers: bool,
     ) -> Result<Option<crate::lookup::TaskLookups>, ApiError> {
-        let wanted = match live_lookup.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        let wanted = match live_lookup
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("") => config.enabled_by_default && have_providers,
             Some("true" | "1" | "yes" | "on") => true,
             Some("false" | "0" | "no" | "off") => false,
@@ -49,22 +52,27 @@ impl TaskOptions {
                 ));
             }
         };
-        let number = |name: &'static str, v: Option<&str>, max: u64| -> Result<Option<u64>, ApiError> {
-            match v.map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(t) => t
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= max)
-                    .map(Some)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            if name == "max_lookups" { "invalid_max_lookups" } else { "invalid_max_age_days" },
-                            format!("{name} must be a whole number from 0 to {max}"),
-                        )
-                    }),
-            }
-        };
+        let number =
+            |name: &'static str, v: Option<&str>, max: u64| -> Result<Option<u64>, ApiError> {
+                match v.map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(t) => t
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= max)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                if name == "max_lookups" {
+                                    "invalid_max_lookups"
+                                } else {
+                                    "invalid_max_age_days"
+                                },
+                                format!("{name} must be a whole number from 0 to {max}"),
+                            )
+                        }),
+                }
+            };
         let max = number("max_lookups", max_lookups, 1_000_000_000)?;
         let age = number("max_age_days", max_age_days, 3650)?;
         if !wanted {

@@ -362,6 +362,7 @@ mod tests {
             options: TaskOptions {
                 columns,
                 xlsx: false,
+                lookup: None,
             },
             policy,
             plan: &NumberingPlan,

@@ -301,8 +301,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         since_ms: i64,
     ) -> Result<std::collections::HashSet<E164>>;
     /// Records lookups: (number, raw status or empty) asked of `provider` at `at_ms`.
-    async fn record_lookups(&self, provider: &str, at_ms: i64, rows: &[(E164, String)])
-    -> Result<()>;
+    async fn record_lookups(
+        &self,
+        provider: &str,
+        at_ms: i64,
+        rows: &[(E164, String)],
+    ) -> Result<()>;
 
     /// Called by the serving process: keep an in-memory filter of which numbers have a
     /// profile, so lookups skip numbers without evidence. Backends without one ignore it.

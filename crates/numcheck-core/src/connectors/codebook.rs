@@ -38,6 +38,7 @@ shipped!(
     "hlr_live",
     "reassigned",
     "deactivation",
+    "osmo_hlr",
 );
 
 /// The `err:` table a connector uses when config names none.

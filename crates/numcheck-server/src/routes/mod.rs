@@ -3,6 +3,7 @@
 mod evidence;
 mod gettasks;
 mod health;
+mod metrics;
 mod results;
 mod tasks;
 mod webhooks;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
