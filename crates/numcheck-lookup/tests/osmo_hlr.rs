@@ -30,13 +30,35 @@ struct Hlr {
     next_id: u32,
 }
 
-fn require_osmo_hlr() {
-    let found = Command::new("osmo-hlr")
+fn osmo_hlr_found() -> bool {
+    Command::new("osmo-hlr")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok();
+        .is_ok()
+}
+
+/// On a fresh Debian machine where the tests run as root (CI, the README's quick start), the
+/// package is installed once; elsewhere the tests fail and say what to install.
+fn require_osmo_hlr() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if !osmo_hlr_found() && root {
+            eprintln!("osmo-hlr is missing: installing the Debian package for these tests");
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq osmo-hlr",
+                ])
+                .status();
+        }
+    });
+    let found = osmo_hlr_found();
     assert!(
         found,
         "osmo-hlr is not installed (or not on PATH): these tests need a real osmo-hlr; \

@@ -7,5 +7,6 @@ mod credits;
 mod errors;
 mod evidence;
 mod helpers;
+mod lookups;
 mod processing;
 mod webhooks;
