@@ -484,3 +484,62 @@ async fn the_provider_sends_only_info_gets() {
     // Nothing the answers carry holds the key just stored.
     assert!(!format!("{answers:?}").contains("00112233"));
 }
+
+/// The verdict an osmo-hlr answer alone gives, through the shipped code book and the default
+/// policy — the mapping the README documents.
+async fn verdict_of(p: &OsmoHlrProvider, number: &str) -> (String, String) {
+    use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
+    let answers = p.lookup(&[n(number)]).await.unwrap();
+    let event = answers[0].event.clone().expect("an event");
+    let now = chrono::Utc::now().timestamp_millis();
+    let numcheck_core::Row::Observation(o) = observe(
+        &CodeBook::shipped(),
+        &SourceSpec::new("own-hlr"),
+        event,
+        now,
+    )
+    .unwrap() else {
+        panic!("not an observation")
+    };
+    let profile = numcheck_core::Profile::of(&o);
+    let v = numcheck_core::Policy::default().decide(true, Some(&profile), now);
+    (v.status.as_str().to_owned(), v.reason.as_str().to_owned())
+}
+
+#[tokio::test]
+async fn osmo_hlr_answers_give_the_documented_verdicts() {
+    let mut hlr = Hlr::start();
+    hlr.subscriber("262420000000011", "4915100000011");
+    hlr.subscriber("262420000000012", "4915100000012");
+    hlr.subscriber("262420000000013", "4915100000013");
+    hlr.set("subscriber.by-imsi-262420000000012.cs-enabled", "0");
+    hlr.set("subscriber.by-imsi-262420000000012.ps-enabled", "0");
+    hlr.sql(
+        "UPDATE subscriber SET last_lu_seen = datetime('now', '-1 day'), vlr_number = 'MSC-1' WHERE msisdn = ?1",
+        "4915100000013",
+    );
+    let mut c = config(hlr.ctrl_addr());
+    c.database = Some(hlr.db_path());
+    let p = OsmoHlrProvider::new(c).unwrap();
+    let inactive = ("inactive".to_owned(), "disconnected".to_owned());
+    assert_eq!(
+        verdict_of(&p, "+4915199999998").await,
+        inactive,
+        "no such subscriber"
+    );
+    assert_eq!(
+        verdict_of(&p, "+4915100000012").await,
+        inactive,
+        "access disabled"
+    );
+    assert_eq!(
+        verdict_of(&p, "+4915100000013").await.0,
+        "active",
+        "recent location update"
+    );
+    assert_eq!(
+        verdict_of(&p, "+4915100000011").await.0,
+        "unknown",
+        "known but idle says nothing"
+    );
+}

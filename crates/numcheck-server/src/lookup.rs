@@ -345,3 +345,73 @@ impl LookupService {
         (observations, asked, failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    use crate::config::Config;
+
+    /// The README's example, as a user pastes it, loads and builds.
+    #[test]
+    fn the_documented_provider_config_loads() {
+        let text = r#"
+[lookup]
+max_age_days = 30
+
+[[lookup.providers]]
+[lookup.providers.http]
+name = "hlr-lookups"
+preset = "connectivity"
+url = "http://127.0.0.1:9/api/v2/hlr-lookup"
+auth_header = "X-Api-Key"
+auth_value = "k"
+regions = ["GB", "DE"]
+[lookup.providers.limits]
+rate_per_second = 5
+concurrency = 2
+
+[[lookup.providers]]
+[lookup.providers.http]
+name = "hlrlookup"
+preset = "live"
+url = "http://127.0.0.1:9/apiv2/hlr"
+body_fields = { api_key = "a", api_secret = "b" }
+batch_size = 20
+
+[[lookup.providers]]
+[lookup.providers.osmo_hlr]
+name = "own-hlr"
+address = "127.0.0.1:4259"
+ranges = ["4915", "4916"]
+recent_lu_days = 7
+[lookup.providers.osmo_hlr.msisdn_rule]
+strip_prefix = "49"
+add_prefix = "0"
+"#;
+        let config: Config = Figment::from(figment::providers::Serialized::defaults(
+            Config::default(),
+        ))
+        .merge(Toml::string(text))
+        .extract()
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.lookup.providers.len(), 3);
+        assert_eq!(config.lookup.providers[0].limits.rate_per_second, 5);
+        let service = super::LookupService::build(&config.lookup).unwrap();
+        assert_eq!(service.provider_states().len(), 3);
+
+        let both = text.replace(
+            "[lookup.providers.osmo_hlr.msisdn_rule]",
+            "[lookup.providers.http]\nname = \"x\"\npreset = \"live\"\n[lookup.providers.osmo_hlr.msisdn_rule]",
+        );
+        let err = Figment::from(figment::providers::Serialized::defaults(Config::default()))
+            .merge(Toml::string(&both))
+            .extract::<Config>()
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map_err(|e| e.to_string()))
+            .unwrap_err();
+        assert!(err.contains("exactly one") || err.contains("duplicate"), "{err}");
+    }
+}
