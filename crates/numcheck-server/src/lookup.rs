@@ -390,12 +390,11 @@ recent_lu_days = 7
 strip_prefix = "49"
 add_prefix = "0"
 "#;
-        let config: Config = Figment::from(figment::providers::Serialized::defaults(
-            Config::default(),
-        ))
-        .merge(Toml::string(text))
-        .extract()
-        .unwrap();
+        let config: Config =
+            Figment::from(figment::providers::Serialized::defaults(Config::default()))
+                .merge(Toml::string(text))
+                .extract()
+                .unwrap();
         config.validate().unwrap();
         assert_eq!(config.lookup.providers.len(), 3);
         assert_eq!(config.lookup.providers[0].limits.rate_per_second, 5);
@@ -412,6 +411,9 @@ add_prefix = "0"
             .map_err(|e| e.to_string())
             .and_then(|c| c.validate().map_err(|e| e.to_string()))
             .unwrap_err();
-        assert!(err.contains("exactly one") || err.contains("duplicate"), "{err}");
+        assert!(
+            err.contains("exactly one") || err.contains("duplicate"),
+            "{err}"
+        );
     }
 }
