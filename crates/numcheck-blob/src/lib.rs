@@ -5,26 +5,39 @@
 //! only when finished; nothing here holds a whole upload or result in memory. Keys are built
 //! by the caller from validated ids only, never from user-supplied text.
 
+mod config;
+
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
 /// What can go wrong with blobs.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
+    /// The blob does not exist; carries its key.
     #[error("blob not found: {0}")]
     NotFound(String),
+    /// The backend (local folder or bucket) failed.
     #[error("blob store error: {0}")]
     Store(#[from] object_store::Error),
+    /// A local file could not be read or written.
     #[error("blob store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A blob store URL given to [`BlobStore::from_url`] is malformed or unsupported. The
+    /// message names the offending part but never repeats a credential.
+    #[error("invalid blob store URL: {0}")]
+    InvalidUrl(String),
 }
 
 impl BlobError {
@@ -36,15 +49,39 @@ impl BlobError {
     }
 }
 
+/// Results of blob operations.
 pub type Result<T, E = BlobError> = std::result::Result<T, E>;
 
 /// Size of the parts a streamed write is cut into.
 const PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// A handle on the blob store; cheap to clone.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output names the backend (folder, or bucket and endpoint) and never a
+/// credential.
+#[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// Set for S3 buckets: signs presigned URLs.
+    remote: Option<Remote>,
+    /// What `Debug` shows: no secrets.
+    label: Arc<str>,
+}
+
+/// The signing side of an S3 store.
+#[derive(Clone)]
+struct Remote {
+    s3: Arc<AmazonS3>,
+    /// Key prefix inside the bucket (from `s3://bucket/prefix`), if any.
+    prefix: Option<ObjectPath>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore")
+            .field("backend", &self.label)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlobStore {
@@ -54,12 +91,78 @@ impl BlobStore {
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
         Ok(BlobStore {
             inner: Arc::new(fs),
+            remote: None,
+            label: format!("local:{}", dir.display()).into(),
         })
     }
 
-    /// Wraps any `object_store` backend.
+    /// Wraps any `object_store` backend. Such a store is treated as local: it has no
+    /// presigned URLs.
     pub fn from_store(inner: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { inner }
+        BlobStore {
+            inner,
+            remote: None,
+            label: "custom".into(),
+        }
+    }
+
+    /// Opens a blob store from a URL:
+    ///
+    /// - `file:///srv/numcheck/blobs`, or a plain path: a local folder, as [`BlobStore::local`];
+    /// - `s3://bucket[/prefix]?endpoint=http://127.0.0.1:9000&region=us-east-1`: an
+    ///   S3-compatible bucket. Optional query parameters: `access_key_id` and
+    ///   `secret_access_key` (together), `session_token`, `allow_http=true` (required for an
+    ///   `http://` endpoint). Without keys in the URL, credentials come from the standard AWS
+    ///   environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...). Without `endpoint`,
+    ///   AWS itself is used; `region` defaults to `AWS_REGION` or `us-east-1`.
+    ///
+    /// Unknown query parameters are refused, so a typo does not silently fall back to a default.
+    pub fn from_url(url: &str) -> Result<Self> {
+        match config::parse(url)? {
+            config::Parsed::Local(dir) => BlobStore::local(&dir),
+            config::Parsed::S3(cfg) => {
+                let label = cfg.label();
+                let s3 = Arc::new(cfg.builder().build()?);
+                let prefix = cfg.prefix.map(ObjectPath::from);
+                let inner: Arc<dyn ObjectStore> = match &prefix {
+                    Some(p) => Arc::new(PrefixStore::new(Arc::clone(&s3), p.clone())),
+                    None => s3.clone(),
+                };
+                Ok(BlobStore {
+                    inner,
+                    remote: Some(Remote { s3, prefix }),
+                    label: label.into(),
+                })
+            }
+        }
+    }
+
+    /// Whether blobs live in a remote bucket (whose links are presigned by the bucket) rather
+    /// than in a local folder (whose links the server signs itself).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// A presigned `GET` URL for `key`, valid for `expires_in` (S3 allows at most 7 days):
+    /// `Some(url)` for a bucket, `None` for a local store. The blob need not exist yet; the
+    /// URL then answers 404.
+    pub async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let path = match &remote.prefix {
+            Some(prefix) => prefix
+                .parts()
+                .chain(ObjectPath::from(key).parts())
+                .collect(),
+            None => ObjectPath::from(key),
+        };
+        let url = remote
+            .s3
+            .signed_url(Method::GET, &path, expires_in)
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        Ok(Some(url.into()))
     }
 
     /// Starts a streamed write; the blob appears under `key` only on [`BlobWriter::finish`].
@@ -155,14 +258,28 @@ impl BlobStore {
         }
     }
 
-    /// Deletes every blob under a prefix (a folder such as `work/<task>/`).
+    /// Deletes every blob under a prefix (a folder such as `work/<task>/`; prefixes match
+    /// whole path segments, so `work/t` does not touch `work/tt/`).
+    ///
+    /// The listing is read in full before deleting, so a paged bucket listing never races
+    /// its own deletes; on S3 the deletes go out in bulk requests.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let prefix = ObjectPath::from(prefix);
-        let mut listing = self.inner.list(Some(&prefix));
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            match self.inner.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        let locations: Vec<ObjectPath> = self
+            .inner
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        if locations.is_empty() {
+            return Ok(());
+        }
+        let mut deleted = self
+            .inner
+            .delete_stream(futures::stream::iter(locations.into_iter().map(Ok)).boxed());
+        while let Some(done) = deleted.next().await {
+            match done {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(BlobError::Store(e)),
             }
         }

@@ -21,6 +21,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder for the SQLite database, blobs and the link-signing secret.
     pub data_dir: PathBuf,
+    /// A shared database instead of the folder's SQLite file: `postgres://user@host/db`.
+    /// Several nodes (`serve` and `worker`) may then share it.
+    pub database_url: Option<String>,
+    /// A shared blob store instead of the folder's `blobs/`:
+    /// `s3://bucket?endpoint=http://host:port&region=…`. Result links become presigned URLs.
+    pub blob_url: Option<String>,
     /// Base of `result_url` (scheme, host, optional port and path prefix). Default: `http://<listen>`.
     pub public_url: Option<String>,
     /// Largest accepted upload, in bytes. Bigger uploads get 413.
@@ -68,6 +74,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./numcheck-data"),
+            database_url: None,
+            blob_url: None,
             public_url: None,
             max_upload_bytes: 256 * 1024 * 1024,
             max_evidence_bytes: 4 * 1024 * 1024 * 1024,
@@ -156,6 +164,21 @@ impl Config {
                 "public_url {url:?} must start with http:// or https://"
             )));
         }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url must be a postgres:// URL (leave it out for the folder's SQLite)"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &self.blob_url
+            && !url.starts_with("s3://")
+        {
+            return Err(ConfigError::Invalid(
+                "blob_url must be an s3://bucket?endpoint=… URL (leave it out for the folder's blobs/)".into(),
+            ));
+        }
         if self.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "max_upload_bytes must be above 0".into(),
@@ -187,6 +210,8 @@ fn known_env_keys() -> Vec<String> {
     let mut keys: Vec<String> = [
         "LISTEN",
         "DATA_DIR",
+        "DATABASE_URL",
+        "BLOB_URL",
         "PUBLIC_URL",
         "MAX_UPLOAD_BYTES",
         "MAX_EVIDENCE_BYTES",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use numcheck_blob::BlobStore;
-use numcheck_store::SqliteStore;
+use numcheck_store::{PgStore, SqliteStore, Store};
 
 use crate::keys::random_bytes;
 use crate::signing::LinkSigner;
@@ -18,7 +18,10 @@ use crate::signing::LinkSigner;
 #[derive(Debug)]
 pub struct DataDir {
     pub path: PathBuf,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// The database is shared with other nodes (PostgreSQL): no folder lock, and leases are
+    /// taken back only when they expire.
+    pub shared: bool,
     pub blobs: BlobStore,
     pub signer: LinkSigner,
     lock: Option<File>,
@@ -38,6 +41,54 @@ impl DataDir {
         Ok(DataDir {
             path: path.to_owned(),
             store: Arc::new(store),
+            shared: false,
+            blobs,
+            signer,
+            lock: None,
+        })
+    }
+
+    /// Opens what the configuration names: the folder's SQLite and blobs by default, or a
+    /// shared PostgreSQL (`database_url`) and S3-compatible bucket (`blob_url`). The folder
+    /// still holds `tmp/` (results being assembled) and the link-signing secret.
+    pub async fn open_config(config: &crate::Config) -> anyhow::Result<DataDir> {
+        if config.database_url.is_none() && config.blob_url.is_none() {
+            return Self::open(&config.data_dir).await;
+        }
+        let path = &config.data_dir;
+        std::fs::create_dir_all(path.join("tmp"))
+            .with_context(|| format!("cannot create data folder {}", path.display()))?;
+        let (store, shared): (Arc<dyn Store>, bool) = match &config.database_url {
+            Some(url) => (
+                Arc::new(
+                    PgStore::connect(url)
+                        .await
+                        .context("cannot open the PostgreSQL database (database_url)")?,
+                ),
+                true,
+            ),
+            None => (
+                Arc::new(
+                    SqliteStore::open(&path.join("numcheck.db"))
+                        .await
+                        .with_context(|| {
+                            format!("cannot open the database in {}", path.display())
+                        })?,
+                ),
+                false,
+            ),
+        };
+        let blobs = match &config.blob_url {
+            Some(url) => {
+                BlobStore::from_url(url).context("cannot open the blob store (blob_url)")?
+            }
+            None => BlobStore::local(&path.join("blobs"))?,
+        };
+        let signer = LinkSigner::new(load_or_create_secret(&path.join("secret.key"))?);
+        Ok(DataDir {
+            path: path.to_owned(),
+            store,
+            shared,
             blobs,
             signer,
             lock: None,

@@ -47,7 +47,8 @@ pub use state::AppState;
 /// A built server: data folder open and locked, listener bound.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
+    /// `None` for a worker-only node (`numcheck worker`).
+    listener: Option<TcpListener>,
     state: AppState,
     data: DataDir,
     first_admin_key: Option<String>,
@@ -57,6 +58,16 @@ impl Application {
     /// Opens (creating and migrating) the data folder, creates the first admin key when the
     /// database has none, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_node(config, true).await
+    }
+
+    /// A worker-only node: the same database and blobs, no HTTP listener. Meant for a shared
+    /// database (`database_url`), where any number of them may run.
+    pub async fn build_worker(config: Config) -> anyhow::Result<Application> {
+        Self::build_node(config, false).await
+    }
+
+    async fn build_node(config: Config, api: bool) -> anyhow::Result<Application> {
         config.validate()?;
         let code_book = sources::code_book(&config.codes)?;
         let evidence_sources = sources::Sources::build(&config.sources, &code_book)?;
@@ -64,26 +75,44 @@ impl Application {
         let code_book = Arc::new(code_book);
         // Compile the numbering plan now rather than on the first upload.
         tokio::task::spawn_blocking(|| NumberingPlan.warm_up()).await?;
-        let mut data = DataDir::open(&config.data_dir).await?;
-        data.lock()?;
+        let mut data = DataDir::open_config(&config).await?;
+        if !data.shared {
+            data.lock()?;
+        }
         // Bind before anything is created, so a busy port cannot swallow the first admin key.
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = if api {
+            Some(
+                TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen))?,
+            )
+        } else {
+            None
+        };
         // We hold the folder's lock, so every lease in it belonged to a process that is gone.
-        let released = data.store.release_leases(None).await?;
+        // (A shared database's leases may be other nodes': they are taken over on expiry.)
+        let released = if data.shared {
+            0
+        } else {
+            data.store.release_leases(None).await?
+        };
         // This process owns the folder: it may keep the evidence presence filter.
-        data.store.keep_presence_filter();
+        if !data.shared {
+            data.store.keep_presence_filter();
+        }
         if released > 0 {
             tracing::info!(released, "took back work from a previous run");
         }
-        let first_admin_key = if data.store.count_keys().await? == 0 {
+        let first_admin_key = if api && data.store.count_keys().await? == 0 {
             let issued = keys::issue(data.store.as_ref(), "admin", None, true, true).await?;
             Some(issued.key.secret)
         } else {
             None
         };
-        let addr = listener.local_addr()?;
+        let addr = match &listener {
+            Some(l) => l.local_addr()?,
+            None => config.listen,
+        };
         let public_url = match &config.public_url {
             Some(url) => Some(url.trim_end_matches('/').to_owned()),
             None if addr.ip().is_unspecified() => None,
@@ -124,8 +153,9 @@ impl Application {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
-            .local_addr()
-            .unwrap_or_else(|_| self.state.config.listen)
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(self.state.config.listen)
     }
 
     /// The API key of the admin user created on this start, if one was.
@@ -169,20 +199,32 @@ impl Application {
             workers
                 .push(background.spawn(worker::run(state.clone(), format!("{host}-{i}-{suffix}"))));
         }
-        let app = routes::router(state.clone());
         let stop = token.clone();
-        tracing::info!(addr = %listener.local_addr()?, "numcheck listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = stop.cancelled() => {}
-                }
-                stop.cancel();
-                tracing::info!("shutting down: no new connections; finishing work in hand");
-            })
-            .await
-            .context("server error")?;
+        let stopping = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop.cancelled() => {}
+            }
+            stop.cancel();
+            tracing::info!("shutting down: no new connections; finishing work in hand");
+        };
+        match listener {
+            Some(listener) => {
+                let app = routes::router(state.clone());
+                tracing::info!(addr = %listener.local_addr()?, "numcheck listening");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopping)
+                    .await
+                    .context("server error")?;
+            }
+            None => {
+                tracing::info!(
+                    workers = state.config.worker.concurrency,
+                    "numcheck worker node running"
+                );
+                stopping.await;
+            }
+        }
         token.cancel();
         for w in workers {
             if let Err(e) = w.await {

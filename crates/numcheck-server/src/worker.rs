@@ -111,24 +111,25 @@ async fn process_chunk(
         ),
         None => None,
     };
-    let summary = state
-        .engine
-        .run_chunk(
-            &state.blobs,
-            ChunkJob {
-                data,
-                byte_start: spec.byte_start as u64,
-                first_line: spec.first_line as u64,
-                region,
-                task_type: task.task_type,
-                options: TaskOptions::from_json(&task.options),
-                as_of_ms: task.created_at_ns / 1_000_000,
-                parts: parts_prefix(task),
-                seq,
-                task: Some(task.id.clone()),
-            },
-        )
-        .await?;
+    let job = state.engine.run_chunk(
+        &state.blobs,
+        ChunkJob {
+            data,
+            byte_start: spec.byte_start as u64,
+            first_line: spec.first_line as u64,
+            region,
+            task_type: task.task_type,
+            options: TaskOptions::from_json(&task.options),
+            as_of_ms: task.created_at_ns / 1_000_000,
+            parts: parts_prefix(task),
+            seq,
+            task: Some(task.id.clone()),
+        },
+    );
+    let Some(summary) = with_heartbeat(state, owner, task, Some(seq), job).await? else {
+        tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
+        return Ok(());
+    };
     let committed = state
         .store
         .commit_chunk(
@@ -151,6 +152,34 @@ async fn process_chunk(
     Ok(())
 }
 
+/// Runs `work` while renewing the lease on it every third of the lease time. `None` when the
+/// lease was lost meanwhile (another worker took the work over): the work is abandoned.
+async fn with_heartbeat<T>(
+    state: &AppState,
+    owner: &str,
+    task: &Task,
+    seq: Option<i64>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    let lease_ms = (state.config.worker.lease_secs * 1000) as i64;
+    let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done.map(Some),
+            _ = beat.tick() => {
+                match state.store.renew_lease(&task.id, seq, owner, now_ms() + lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    // A failed renewal is not a lost lease: keep working, try again next beat.
+                    Err(e) => tracing::warn!(error = %e, task = %task.id, "lease renewal failed"),
+                }
+            }
+        }
+    }
+}
+
 /// Builds, publishes and charges a task's result.
 async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Result<()> {
     let spec = ResultSpec {
@@ -162,9 +191,16 @@ async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Resu
         total: task.total as u64,
         as_of: rfc3339_ms(task.created_at_ns / 1_000_000),
     };
-    let assembled = export::assemble(&state.blobs, &state.tmp_dir, spec).await?;
     let key = result_key(task);
-    state.blobs.put_file(&key, assembled.file.path()).await?;
+    let build = async {
+        let assembled = export::assemble(&state.blobs, &state.tmp_dir, spec).await?;
+        state.blobs.put_file(&key, assembled.file.path()).await?;
+        anyhow::Ok(assembled)
+    };
+    let Some(assembled) = with_heartbeat(state, owner, task, None, build).await? else {
+        tracing::warn!(task = %task.id, "export lease lost while assembling; another worker has it");
+        return Ok(());
+    };
     let published = state
         .store
         .finish_export(&task.id, owner, &key, assembled.unique, now_ms())

@@ -5,6 +5,7 @@
 //! knows the domain types of `numcheck-core`, but nothing of HTTP or of how chunks are
 //! processed; blobs (uploads, results) live elsewhere and are referenced here by key.
 
+mod postgres;
 mod presence;
 mod sqlite;
 
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use numcheck_core::{E164, HalfLives, Observation, Profile, TaskId, TaskStatus, TaskType, UserId};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in the store.
@@ -258,6 +260,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         failure: i64,
         now_ms: i64,
     ) -> Result<bool>;
+    /// Extends a lease this owner holds: a chunk's (`seq`) or a task's export lease (`None`),
+    /// so long work is not taken over while it is still being done (a heartbeat). Returns
+    /// `false` when the lease is no longer this owner's.
+    async fn renew_lease(
+        &self,
+        task: &TaskId,
+        seq: Option<i64>,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool>;
     /// Publishes the result and charges the task, once. Returns `false` when the lease was
     /// lost or the task was already exported.
     async fn finish_export(
@@ -307,6 +319,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at_ms: i64,
         rows: &[(E164, String)],
     ) -> Result<()>;
+
+    /// Closes connections (a no-op where there is nothing to close).
+    async fn close(&self) {}
 
     /// Called by the serving process: keep an in-memory filter of which numbers have a
     /// profile, so lookups skip numbers without evidence. Backends without one ignore it.

@@ -1016,6 +1016,41 @@ impl Store for SqliteStore {
         Ok(report)
     }
 
+    async fn renew_lease(
+        &self,
+        task: &TaskId,
+        seq: Option<i64>,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let renewed = match seq {
+            Some(seq) => sqlx::query(
+                "UPDATE chunks SET lease_until_ms = ? \
+                 WHERE task_id = ? AND seq = ? AND lease_owner = ? AND done = 0",
+            )
+            .bind(until_ms)
+            .bind(task.as_str())
+            .bind(seq)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            None => sqlx::query(
+                "UPDATE tasks SET lease_until_ms = ? \
+                 WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+            )
+            .bind(until_ms)
+            .bind(task.as_str())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        tx.commit().await?;
+        Ok(renewed == 1)
+    }
+
     async fn reserve_lookups(&self, task: &TaskId, want: i64, max: i64) -> Result<i64> {
         if want <= 0 {
             return Ok(0);
@@ -1105,6 +1140,10 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 
     fn keep_presence_filter(&self) {

@@ -15,7 +15,6 @@ use numcheck_server::engine::Engine;
 use numcheck_server::ingest::{Ingestor, LineReader};
 use numcheck_server::local::{Columns, LocalCheck, check_file};
 use numcheck_server::{Application, Config, DataDir, LogFormat, keys};
-use numcheck_store::Store;
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -33,6 +32,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP API and the workers.
     Serve(ServeArgs),
+    /// Run workers only, no HTTP API: extra capacity for a shared database and bucket
+    /// (`--database-url postgres://… --blob-url s3://…`).
+    Worker(ServeArgs),
     /// Manage API keys (works beside a running server on the same data folder).
     Keys {
         #[command(subcommand)]
@@ -140,6 +142,14 @@ struct Common {
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    /// Shared database (postgres://…) instead of the folder's SQLite. Env: NUMCHECK_DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// Shared blob store (s3://bucket?endpoint=…) instead of the folder's blobs/. Env: NUMCHECK_BLOB_URL.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blob_url: Option<String>,
 }
 
 #[derive(Args, Serialize)]
@@ -247,6 +257,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             serve(loaded.config).await
         }
+        Command::Worker(mut args) => {
+            args.worker.concurrency = args.workers;
+            let loaded = Config::load(args.common.config.as_deref(), &args)?;
+            init_logging(loaded.config.log_format);
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let app = Application::build_worker(loaded.config).await?;
+            println!("numcheck: worker node running");
+            app.run_until(shutdown_signal()).await
+        }
         Command::Keys { command } => {
             init_logging(LogFormat::Text);
             keys_command(command).await
@@ -321,7 +342,7 @@ async fn open_with_config(common: &Common) -> anyhow::Result<(DataDir, Config)> 
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let data = DataDir::open(&loaded.config.data_dir).await?;
+    let data = DataDir::open_config(&loaded.config).await?;
     Ok((data, loaded.config))
 }
 

@@ -60,7 +60,24 @@ pub async fn get_task(
         .await?
         .filter(|t| t.user_id == who.user.id)
         .ok_or_else(ApiError::task_not_found)?;
-    Ok(Json(view(&state, &task, host.as_deref())))
+    // A shared bucket signs its own links (presigned URLs); the folder's blobs are served
+    // here behind links this server signs.
+    let presigned = match (&task.result_key, task.status) {
+        (Some(key), TaskStatus::Exported) if state.blobs.is_remote() => state
+            .blobs
+            .presigned_get(
+                key,
+                std::time::Duration::from_secs(state.config.result_link_ttl_secs),
+            )
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?,
+        _ => None,
+    };
+    let mut v = view(&state, &task, host.as_deref());
+    if presigned.is_some() {
+        v.result_url = presigned;
+    }
+    Ok(Json(v))
 }
 
 fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {

@@ -1,0 +1,442 @@
+//! The storage story shared by every backend's tests: one sequence of operations each
+//! backend must pass, and the helpers it uses.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use numcheck_core::{
+    E164, EvidenceClass, EvidenceKind, Observation, Policy, Profile, TaskId, TaskStatus, TaskType,
+    UserId,
+};
+use numcheck_store::{ChunkSpec, Created, NewTask, Store, StoreError, Work};
+
+pub fn uid(n: u8) -> UserId {
+    UserId::from_random([n; 20])
+}
+
+pub fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option<&str>) -> NewTask {
+    NewTask {
+        id: id.parse().unwrap(),
+        user_id: user.clone(),
+        task_type: TaskType::ActiveCheck,
+        total: (chunks * 10) as i64,
+        default_region: None,
+        created_at_ns: 1_700_000_000_123_456_789,
+        input_key: format!("uploads/{id}"),
+        input_bytes: 100,
+        needs_credits: needs,
+        idempotency_key: idem.map(str::to_owned),
+        options: "{}".into(),
+        chunks: (0..chunks)
+            .map(|i| ChunkSpec {
+                byte_start: (i * 100) as i64,
+                byte_end: ((i + 1) * 100) as i64,
+                first_line: (i * 10 + 1) as i64,
+                lines: 10,
+            })
+            .collect(),
+    }
+}
+
+/// Users, keys and revocation.
+pub async fn keys_story(store: &dyn Store) {
+    let alice = store
+        .create_user(uid(1), "alice", Some(100), false, 1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_user(uid(2), "alice", None, false, 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let k = store
+        .add_key(&alice.id, "nck_abcd", &[7; 32], true, 2)
+        .await
+        .unwrap();
+    assert_eq!(k.user_name, "alice");
+    assert_eq!(store.count_keys().await.unwrap(), 1);
+    let who = store
+        .principal_for_key_hash(&[7; 32])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(who.user.id, alice.id);
+    assert!(who.can_ingest);
+    assert!(
+        store
+            .principal_for_key_hash(&[8; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.revoke_key("nck_abcd", 3).await.unwrap(), 1);
+    assert!(
+        store
+            .principal_for_key_hash(&[7; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.revoke_key("nck_abcd", 3).await.unwrap(),
+        0,
+        "already revoked"
+    );
+    let listed = store.list_keys().await.unwrap();
+    assert_eq!(listed[0].revoked_at_ms, Some(3));
+    store
+        .grant_credits(&alice.id, 50, "top-up", 4)
+        .await
+        .unwrap();
+    assert_eq!(store.available_credits(&alice.id).await.unwrap(), Some(150));
+    let ledger = store.ledger(&alice.id).await.unwrap();
+    assert_eq!(ledger.iter().map(|r| r.amount).sum::<i64>(), 150);
+}
+
+/// A task's life: create, idempotency, credit holds, chunk leases, export and one charge.
+pub async fn task_story(store: &dyn Store) {
+    let bob = store
+        .create_user(uid(3), "bob", Some(25), false, 1)
+        .await
+        .unwrap();
+    let other = store
+        .create_user(uid(4), "carol", None, false, 1)
+        .await
+        .unwrap();
+
+    // More than the balance: refused, nothing stored.
+    let err = store
+        .create_task(new_task("d4g8o46p2jvh04o9uol0", &bob.id, 1, 26, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InsufficientCredits {
+            needed: 26,
+            available: 25
+        }
+    ));
+
+    let Created::New(t) = store
+        .create_task(new_task("d4g8o46p2jvh04o9uol1", &bob.id, 2, 20, Some("k1")))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new task")
+    };
+    assert_eq!(t.status, TaskStatus::Pending);
+    assert_eq!(t.reserved, 20);
+    // The same idempotency key returns the first task and holds nothing more.
+    let again = store
+        .create_task(new_task("d4g8o46p2jvh04o9uol2", &bob.id, 2, 20, Some("k1")))
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::Existing(ref e) if e.id == t.id));
+    assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(5));
+    // The hold counts against a second task.
+    assert!(matches!(
+        store
+            .create_task(new_task("d4g8o46p2jvh04o9uol3", &bob.id, 1, 6, None))
+            .await,
+        Err(StoreError::InsufficientCredits { .. })
+    ));
+    // Another user's idempotency key space is separate.
+    assert!(matches!(
+        store
+            .create_task(new_task(
+                "d4g8o46p2jvh04o9uol4",
+                &other.id,
+                1,
+                0,
+                Some("k1")
+            ))
+            .await
+            .unwrap(),
+        Created::New(_)
+    ));
+
+    // Chunks are leased in order; a leased chunk is not handed out twice until it expires.
+    let w1 = store.claim_work("w1", 1000, 500).await.unwrap().unwrap();
+    let Work::Chunk { task, seq: 0, .. } = &w1 else {
+        panic!("{w1:?}")
+    };
+    assert_eq!(task.id, t.id);
+    assert_eq!(
+        store.task(&t.id).await.unwrap().unwrap().status,
+        TaskStatus::Processing
+    );
+    let w2 = store.claim_work("w2", 1000, 500).await.unwrap().unwrap();
+    assert!(matches!(w2, Work::Chunk { seq: 1, .. }));
+    // w1 dies; after its lease expires, w3 takes chunk 0 over. w1's late commit is refused.
+    let w3 = store.claim_work("w3", 2000, 500).await.unwrap().unwrap();
+    assert!(matches!(&w3, Work::Chunk { task, seq: 0, .. } if task.id == t.id));
+    assert!(
+        !store
+            .commit_chunk(&t.id, 0, "w1", 10, 0, 2001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .commit_chunk(&t.id, 0, "w3", 9, 1, 2002)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .commit_chunk(&t.id, 0, "w3", 9, 1, 2003)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    let mid = store.task(&t.id).await.unwrap().unwrap();
+    assert_eq!((mid.success, mid.failure, mid.chunks_done), (9, 1, 1));
+    // Chunk 1 expired too (w2 took it at 1000); re-claim and commit.
+    let next = loop {
+        let w = store.claim_work("w3", 3000, 500).await.unwrap().unwrap();
+        if matches!(&w, Work::Chunk { task, .. } if task.id == t.id) {
+            break w;
+        }
+        // The other user's task is later in line; finish its chunk too.
+        if let Work::Chunk { task, seq, .. } = &w {
+            assert!(
+                store
+                    .commit_chunk(&task.id, *seq, "w3", 10, 0, 3000)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    assert!(matches!(next, Work::Chunk { seq: 1, .. }));
+    assert!(
+        store
+            .commit_chunk(&t.id, 1, "w3", 10, 0, 3001)
+            .await
+            .unwrap()
+    );
+
+    // All chunks done: the export is handed out, once.
+    let ex = store.claim_work("w4", 3002, 500).await.unwrap().unwrap();
+    let Work::Export { task } = ex else {
+        panic!("expected export")
+    };
+    assert_eq!(task.id, t.id);
+    assert!(
+        !store
+            .finish_export(&t.id, "w5", "results/x.zip", 18, 3003)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_export(&t.id, "w4", "results/x.zip", 18, 3003)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_export(&t.id, "w4", "results/x.zip", 18, 3004)
+            .await
+            .unwrap(),
+        "charged once"
+    );
+    let done = store.task(&t.id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Exported);
+    assert_eq!(
+        (done.success, done.failure, done.charged),
+        (19, 1, Some(18))
+    );
+    assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(7));
+    let charges: Vec<_> = store
+        .ledger(&bob.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "charge")
+        .collect();
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0].amount, -18);
+
+    // Failing a task releases its hold and charges nothing.
+    let Created::New(f) = store
+        .create_task(new_task("d4g8o46p2jvh04o9uol5", &bob.id, 1, 7, None))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(0));
+    store.fail_task(&f.id, "input lost", 4000).await.unwrap();
+    assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(7));
+    let failed = store.task(&f.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.message.as_deref(), Some("input lost"));
+    let unknown: TaskId = "d4g8o46p2jvh04o9uolv".parse().unwrap();
+    assert!(store.task(&unknown).await.unwrap().is_none());
+}
+
+pub const DAY: i64 = 86_400_000;
+
+pub fn observation(n: u64, t: i64, class: EvidenceClass, msg: Option<&str>) -> Observation {
+    Observation {
+        number: E164::from_u64(n).unwrap(),
+        observed_at_ms: t,
+        source: "smsc-1".into(),
+        kind: EvidenceKind::SmsDlr,
+        raw_code: class.as_str().into(),
+        class,
+        weight: 1.0,
+        message_id: msg.map(str::to_owned),
+    }
+}
+
+/// Evidence: an append-only log without duplicates, profiles merged incrementally, and a
+/// rebuild from the log that equals them.
+pub async fn evidence_story(store: &dyn Store) {
+    let h = Policy::default().half_lives();
+    let classes = [
+        EvidenceClass::StrongActive,
+        EvidenceClass::WeakInactive,
+        EvidenceClass::StrongInactive,
+        EvidenceClass::WeakActive,
+        EvidenceClass::Neutral,
+    ];
+    let all: Vec<Observation> = (0..2_000u64)
+        .map(|i| {
+            let msg = (i % 3 == 0).then(|| format!("m{i}"));
+            observation(
+                14_155_550_100 + i % 37,
+                (i as i64) * DAY / 7,
+                classes[(i % 5) as usize],
+                msg.as_deref(),
+            )
+        })
+        .collect();
+    // Ingest in uneven batches; the second half twice.
+    let mut inserted = 0;
+    for part in all.chunks(333) {
+        inserted += store.ingest(part.to_vec(), &h, 1).await.unwrap().inserted;
+    }
+    assert_eq!(inserted, 2_000);
+    let again = store.ingest(all[1_000..].to_vec(), &h, 2).await.unwrap();
+    assert_eq!(
+        (again.inserted, again.duplicates),
+        (0, 1_000),
+        "re-import adds nothing"
+    );
+    // A batch that repeats a fact inside itself stores it once.
+    let twice = vec![observation(4_930_901_820, 5, EvidenceClass::StrongActive, Some("x")); 2];
+    let out = store.ingest(twice.clone(), &h, 3).await.unwrap();
+    assert_eq!((out.inserted, out.duplicates), (1, 1));
+    // Same source and message id with different content is the same message.
+    let mut retry = twice[0].clone();
+    retry.raw_code = "DELIVRD".into();
+    assert_eq!(store.ingest(vec![retry], &h, 4).await.unwrap().inserted, 0);
+
+    let numbers: Vec<E164> = (0..37)
+        .map(|i| E164::from_u64(14_155_550_100 + i).unwrap())
+        .collect();
+    let incremental = store.profiles(&numbers).await.unwrap();
+    assert_eq!(incremental.len(), 37);
+    // The same profiles folded directly from the observations.
+    for n in &numbers {
+        let expected = all
+            .iter()
+            .filter(|o| o.number == *n)
+            .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), &h));
+        assert!(incremental[n].approx_eq(&expected, 1e-9), "{n}");
+    }
+    let stats = store.evidence_stats().await.unwrap();
+    assert_eq!((stats.observations, stats.numbers), (2_001, 38));
+    assert_eq!(stats.by_class.iter().map(|(_, n)| n).sum::<i64>(), 2_001);
+
+    let report = store.rebuild_profiles(&h).await.unwrap();
+    assert_eq!(
+        (
+            report.observations,
+            report.profiles,
+            report.changed,
+            report.removed
+        ),
+        (2_001, 38, 0, 0)
+    );
+    assert!(report.max_relative_difference < 1e-9, "{report:?}");
+    let rebuilt = store.profiles(&numbers).await.unwrap();
+    for n in &numbers {
+        assert!(rebuilt[n].approx_eq(&incremental[n], 1e-9));
+    }
+}
+
+/// Live lookups: a task's lookup budget, and the per-provider freshness cache.
+pub async fn lookups_story(store: &dyn Store) {
+    let user = store
+        .create_user(uid(5), "erin", None, false, 1)
+        .await
+        .unwrap();
+    let Created::New(t) = store
+        .create_task(new_task("d4g8o46p2jvh04o9uol6", &user.id, 1, 0, None))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new task")
+    };
+    assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 5);
+    assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 3);
+    assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 0);
+    assert_eq!(store.reserve_lookups(&t.id, 0, 100).await.unwrap(), 0);
+    assert_eq!(store.task(&t.id).await.unwrap().unwrap().lookups_made, 8);
+    let unknown: TaskId = "d4g8o46p2jvh04o9uolv".parse().unwrap();
+    assert!(matches!(
+        store.reserve_lookups(&unknown, 1, 10).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let a = E164::from_u64(14_155_550_001).unwrap();
+    let b = E164::from_u64(14_155_550_002).unwrap();
+    let c = E164::from_u64(14_155_550_003).unwrap();
+    assert!(
+        store
+            .looked_up_since("hlr", &[a, b, c], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A number given twice in one call is recorded once.
+    store
+        .record_lookups(
+            "hlr",
+            100,
+            &[(a, "x".into()), (b, String::new()), (a, "y".into())],
+        )
+        .await
+        .unwrap();
+    store.record_lookups("hlr", 100, &[]).await.unwrap();
+    let found = store.looked_up_since("hlr", &[a, b, c], 100).await.unwrap();
+    assert_eq!(found, [a, b].into_iter().collect());
+    assert!(
+        store
+            .looked_up_since("hlr", &[a, b, c], 101)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .looked_up_since("other", &[a, b, c], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Asking again refreshes the time.
+    store
+        .record_lookups("hlr", 200, &[(a, "z".into())])
+        .await
+        .unwrap();
+    let found = store.looked_up_since("hlr", &[a, b, c], 150).await.unwrap();
+    assert_eq!(found, [a].into_iter().collect());
+    assert!(
+        store
+            .looked_up_since("hlr", &[], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

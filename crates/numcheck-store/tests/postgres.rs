@@ -1,0 +1,494 @@
+//! The storage story against PostgreSQL, plus what only a shared database has: concurrent
+//! claimers on several nodes, fair share between users, the partitioned evidence log and
+//! concurrent ingests.
+//!
+//! Each test runs in a database of its own, created on the server named by `NUMCHECK_TEST_PG`
+//! (default `postgres://postgres@127.0.0.1:5432/test`) and dropped at the end. Without a
+//! reachable server these tests fail; they never pass silently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+
+use common::{
+    DAY, evidence_story, keys_story, lookups_story, new_task, observation, task_story, uid,
+};
+use numcheck_core::{E164, EvidenceClass, Observation, Policy, Profile};
+use numcheck_store::{Created, PgStore, Store, Work};
+use sqlx::{Connection, Executor, PgConnection, Row};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn admin_url() -> String {
+    std::env::var("NUMCHECK_TEST_PG").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// `url` with its database replaced by `db` (query parameters kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let host_start = main.find("://").map_or(0, |i| i + 3);
+    let base = match main[host_start..].find('/') {
+        Some(i) => &main[..host_start + i],
+        None => main,
+    };
+    format!("{base}/{db}{query}")
+}
+
+async fn admin_connection(url: &str) -> PgConnection {
+    PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL at {url} is unreachable ({e}); start it, or set NUMCHECK_TEST_PG to a \
+             server where this user may create databases"
+        )
+    })
+}
+
+/// A database of the test's own, dropped (connections and all) when this goes out of scope,
+/// also when the test panics.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        use std::hash::{BuildHasher, RandomState};
+        let admin = admin_url();
+        let random = RandomState::new().hash_one((std::process::id(), std::time::Instant::now()));
+        let name = format!("numcheck_t_{random:016x}");
+        let mut conn = admin_connection(&admin).await;
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        TestDb {
+            url: with_database(&admin, &name),
+            admin,
+            name,
+        }
+    }
+
+    async fn store(&self) -> PgStore {
+        PgStore::connect(&self.url).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // A thread of its own: the test's runtime may be the one dropping this.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin).await?;
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+#[test]
+fn database_urls_are_rewritten() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
+}
+
+#[tokio::test]
+async fn pg_keys_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    keys_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pg_task_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    task_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pg_evidence_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    evidence_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pg_lookups_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    lookups_story(&store).await;
+    // The last status given for a number in one call is the one kept.
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let status: String = sqlx::query(
+        "SELECT raw_status FROM lookup_cache WHERE provider = 'hlr' AND number = 14155550001",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(status, "z");
+    conn.close().await.ok();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn pg_reconnects_to_an_existing_database_without_losing_data() {
+    let db = TestDb::new().await;
+    let first = db.store().await;
+    first
+        .create_user(uid(9), "dave", None, true, 1)
+        .await
+        .unwrap();
+    first.close().await;
+    let second = db.store().await;
+    assert!(second.user_by_name("dave").await.unwrap().unwrap().is_admin);
+    second.close().await;
+}
+
+/// Two nodes (two stores, two pools), four claimers in parallel on one 50-chunk task: every
+/// chunk is handed out exactly once while the leases hold, and the export exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_parallel_claimers_never_share_a_chunk() {
+    let db = TestDb::new().await;
+    let node_a = db.store().await;
+    let node_b = db.store().await;
+    let user = node_a
+        .create_user(uid(1), "alice", None, false, 1)
+        .await
+        .unwrap();
+    let Created::New(task) = node_a
+        .create_task(new_task("d4g8o46p2jvh04o9uol1", &user.id, 50, 0, None))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new task")
+    };
+    let claimers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            tokio::spawn(async move {
+                let owner = format!("claimer-{i}");
+                let mut got = Vec::new();
+                while let Some(work) = store.claim_work(&owner, 1_000, 600_000).await.unwrap() {
+                    let Work::Chunk { seq, .. } = work else {
+                        panic!("export handed out before the chunks were done: {work:?}")
+                    };
+                    got.push(seq);
+                }
+                (owner, got)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut by_owner = Vec::new();
+    for c in claimers {
+        let (owner, got) = c.await.unwrap();
+        all.extend(got.iter().copied());
+        by_owner.push((owner, got));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..50).collect::<Vec<i64>>(), "claims: {by_owner:?}");
+    // Nothing more while the leases hold.
+    assert!(
+        node_b
+            .claim_work("late", 2_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Each owner commits its chunks; then four claimers race for the export.
+    for (owner, seqs) in &by_owner {
+        for seq in seqs {
+            assert!(
+                node_a
+                    .commit_chunk(&task.id, *seq, owner, 1, 0, 3_000)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            tokio::spawn(async move {
+                store
+                    .claim_work(&format!("exporter-{i}"), 4_000, 600_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut exports = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Some(Work::Export { task: t }) => {
+                assert_eq!(t.id, task.id);
+                assert_eq!(t.success, 50);
+                exports += 1;
+            }
+            None => {}
+            Some(other) => panic!("unexpected work {other:?}"),
+        }
+    }
+    assert_eq!(exports, 1);
+    node_a.close().await;
+    node_b.close().await;
+}
+
+/// A big task created first does not starve a small task of another user created after it.
+#[tokio::test]
+async fn pg_fair_share_serves_the_user_with_fewer_leases() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let a = store
+        .create_user(uid(1), "alice", None, false, 1)
+        .await
+        .unwrap();
+    let b = store
+        .create_user(uid(2), "bob", None, false, 1)
+        .await
+        .unwrap();
+    let mut big = new_task("d4g8o46p2jvh04o9uol1", &a.id, 20, 0, None);
+    big.created_at_ns = 1_000_000_000;
+    let mut small = new_task("d4g8o46p2jvh04o9uol2", &b.id, 2, 0, None);
+    small.created_at_ns = 2_000_000_000;
+    store.create_task(big).await.unwrap();
+    store.create_task(small).await.unwrap();
+
+    let claim = |owner: &'static str, now: i64| {
+        let store = store.clone();
+        async move {
+            match store.claim_work(owner, now, 1_000).await.unwrap() {
+                Some(Work::Chunk { task, seq, .. }) => (task.user_id, seq),
+                other => panic!("expected a chunk, got {other:?}"),
+            }
+        }
+    };
+    // Alice's task is older: her first chunks go out first (one lease is within the grace).
+    assert_eq!(claim("w1", 10_000).await, (a.id.clone(), 0));
+    assert_eq!(claim("w2", 10_000).await, (a.id.clone(), 1));
+    // Alice now holds two live leases, Bob none: Bob's task is served although younger.
+    assert_eq!(claim("w3", 10_000).await, (b.id.clone(), 0));
+    assert_eq!(claim("w4", 10_000).await, (b.id.clone(), 1));
+    // Bob has nothing left; Alice continues.
+    assert_eq!(claim("w5", 10_000).await, (a.id.clone(), 2));
+    // Expired leases count for nobody: everything is claimable again, oldest task first.
+    assert_eq!(claim("w6", 20_000).await, (a.id.clone(), 0));
+    store.close().await;
+}
+
+fn obs_at(n: u64, t: i64, source: &str, msg: Option<&str>) -> Observation {
+    let mut o = observation(n, t, EvidenceClass::StrongActive, msg);
+    o.source = source.to_owned();
+    o
+}
+
+/// Months get partitions on demand, times outside the partitioned years go to the default
+/// partition, and text the COPY format must escape survives.
+#[tokio::test]
+async fn pg_evidence_log_is_partitioned_by_month() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let h = Policy::default().half_lives();
+    // 2024-01-31T23:59:59.999Z, 2024-02-01T00:00:00Z, 2024-03-15, and the year 10000.
+    let jan_end = 1_706_745_599_999;
+    let odd = "smsc\t\"1\"\\n,\nx";
+    let batch = vec![
+        obs_at(14_155_550_001, jan_end, odd, Some("m\t1\\")),
+        obs_at(14_155_550_001, jan_end + 1, "smsc-1", None),
+        obs_at(14_155_550_002, jan_end + 44 * DAY, "smsc-1", None),
+        obs_at(14_155_550_003, 253_402_300_800_000, "smsc-1", None),
+    ];
+    let out = store.ingest(batch.clone(), &h, 1).await.unwrap();
+    assert_eq!((out.inserted, out.duplicates), (4, 0));
+    assert_eq!(store.ingest(batch, &h, 2).await.unwrap().inserted, 0);
+
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT c.relname AS part, COUNT(o.*) AS n \
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         LEFT JOIN observations o ON o.tableoid = c.oid \
+         WHERE i.inhparent = 'observations'::regclass GROUP BY c.relname ORDER BY c.relname",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let parts: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("observations_default".to_owned(), 1),
+            ("observations_y2024m01".to_owned(), 1),
+            ("observations_y2024m02".to_owned(), 1),
+            ("observations_y2024m03".to_owned(), 1),
+        ]
+    );
+    let (source, msg): (String, String) =
+        sqlx::query_as("SELECT source, message_id FROM observations WHERE message_id IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((source.as_str(), msg.as_str()), (odd, "m\t1\\"));
+    conn.close().await.ok();
+
+    let stats = store.evidence_stats().await.unwrap();
+    assert_eq!((stats.observations, stats.numbers), (4, 3));
+    assert!(stats.by_source.iter().any(|(s, n)| s == odd && *n == 1));
+    store.close().await;
+}
+
+/// Two nodes ingest overlapping batches at the same time: every fact is stored once and every
+/// profile holds exactly the facts of its number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_concurrent_ingests_store_each_fact_once() {
+    let db = TestDb::new().await;
+    let node_a = db.store().await;
+    let node_b = db.store().await;
+    let h = Policy::default().half_lives();
+    // Within one month (2023-11-01 on, ten minutes apart), so the writers are not serialised
+    // by partition creation; new numbers keep coming, so writers race to create profiles.
+    let facts: Vec<Observation> = (0..3_000u64)
+        .map(|i| {
+            let msg = format!("m{i}");
+            observation(
+                14_155_550_000 + i % 1_009,
+                1_698_796_800_000 + (i as i64) * 600_000,
+                EvidenceClass::ALL[(i % 5) as usize],
+                Some(&msg),
+            )
+        })
+        .collect();
+    // Writers 0, 1 and 2 each send one round of the 1,009 numbers (disjoint facts about the
+    // same numbers, in the same order, so they race to create and update the same profiles);
+    // writer 3 sends round 0 again (every fact a duplicate of writer 0's).
+    let writers: Vec<_> = (0..4usize)
+        .map(|w| {
+            let store = if w % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            let mine: Vec<Observation> = facts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i / 1_009 == w % 3)
+                .map(|(_, o)| o.clone())
+                .collect();
+            tokio::spawn(async move {
+                let mut inserted = 0;
+                for part in mine.chunks(97) {
+                    inserted += store.ingest(part.to_vec(), &h, 1).await.unwrap().inserted;
+                }
+                inserted
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for w in writers {
+        inserted += w.await.unwrap();
+    }
+    assert_eq!(inserted, 3_000);
+    let numbers: Vec<E164> = facts
+        .iter()
+        .map(|o| o.number)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let profiles = node_b.profiles(&numbers).await.unwrap();
+    assert_eq!(profiles.len(), 1_009);
+    for n in &numbers {
+        let expected = facts
+            .iter()
+            .filter(|o| o.number == *n)
+            .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), &h));
+        assert!(profiles[n].approx_eq(&expected, 1e-9), "{n}");
+    }
+    let report = node_a.rebuild_profiles(&h).await.unwrap();
+    assert_eq!(
+        (report.observations, report.profiles, report.changed),
+        (3_000, 1_009, 0)
+    );
+    let distinct: HashSet<E164> = profiles.keys().copied().collect();
+    assert_eq!(distinct.len(), 1_009);
+    node_a.close().await;
+    node_b.close().await;
+}
+
+/// An ingest that finds no profile for a number while another transaction is creating it waits
+/// for that transaction and merges into its profile instead of overwriting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_ingest_merges_into_a_profile_created_concurrently() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let h = Policy::default().half_lives();
+    // The month's partition exists beforehand, so the ingest below takes no table lock.
+    store
+        .ingest(vec![obs_at(14_155_550_999, 1_000, "s", None)], &h, 1)
+        .await
+        .unwrap();
+    let theirs = observation(14_155_550_001, 2_000, EvidenceClass::StrongInactive, None);
+    let ours = observation(14_155_550_001, 3_000, EvidenceClass::StrongActive, None);
+    let mut other = PgConnection::connect(&db.url).await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    sqlx::query("INSERT INTO profiles (number, data) VALUES ($1, $2)")
+        .bind(14_155_550_001i64)
+        .bind(Profile::of(&theirs).to_bytes())
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let ingest = {
+        let store = store.clone();
+        let ours = ours.clone();
+        tokio::spawn(async move { store.ingest(vec![ours], &h, 2).await.unwrap() })
+    };
+    // The ingest now waits on the uncommitted profile row.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!ingest.is_finished());
+    other.execute("COMMIT").await.unwrap();
+    assert_eq!(ingest.await.unwrap().inserted, 1);
+    let n = ours.number;
+    let stored = store.profiles(&[n]).await.unwrap();
+    let expected = Profile::of(&theirs).merge(&Profile::of(&ours), &h);
+    assert!(stored[&n].approx_eq(&expected, 1e-12), "{:?}", stored[&n]);
+    other.close().await.ok();
+    store.close().await;
+}
