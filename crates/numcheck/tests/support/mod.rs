@@ -122,12 +122,21 @@ impl Server {
     /// Starts `numcheck serve --data-dir <data> --listen 127.0.0.1:<free port>` with extra
     /// environment, and waits until it has printed its listening line and `/healthz` answers.
     pub async fn start(cwd: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
+        Self::spawn(cwd, data, env, "serve").await
+    }
+
+    /// Starts `numcheck worker` (no HTTP API) and waits until it says it runs.
+    pub async fn start_worker(cwd: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
+        Self::spawn(cwd, data, env, "worker").await
+    }
+
+    async fn spawn(cwd: &Path, data: &Path, env: &[(&str, &str)], kind: &str) -> Server {
         let port = free_port();
         let n = SERVER_SEQ.fetch_add(1, Ordering::SeqCst);
-        let log = cwd.join(format!("serve-{n}.log"));
+        let log = cwd.join(format!("{kind}-{n}.log"));
         let log_file = File::create(&log).expect("create the server log file");
         let mut cmd = numcheck_command(cwd);
-        cmd.arg("serve")
+        cmd.arg(kind)
             .arg("--data-dir")
             .arg(data)
             .arg("--listen")
@@ -169,10 +178,11 @@ impl Server {
                     self.log()
                 );
             }
-            let listening = self
-                .stdout_lines()
-                .iter()
-                .any(|l| l.contains("listening on http://"));
+            let lines = self.stdout_lines();
+            if lines.iter().any(|l| l.contains("worker node running")) {
+                return;
+            }
+            let listening = lines.iter().any(|l| l.contains("listening on http://"));
             if listening
                 && let Ok(resp) = client.get(format!("{}/healthz", self.base)).send().await
                 && resp.status() == 200
