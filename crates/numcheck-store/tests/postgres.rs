@@ -127,6 +127,13 @@ async fn pg_keys_story() {
 }
 
 #[tokio::test]
+async fn pg_lease_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    common::lease_story(&store).await;
+}
+
+#[tokio::test]
 async fn pg_task_story() {
     let db = TestDb::new().await;
     let store = db.store().await;

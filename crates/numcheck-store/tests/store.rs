@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{evidence_story, keys_story, observation, task_story, uid};
+use common::{evidence_story, keys_story, lease_story, observation, task_story, uid};
 use numcheck_core::{E164, EvidenceClass, Policy};
 use numcheck_store::{SqliteStore, Store};
 
@@ -33,6 +33,12 @@ async fn sqlite_keys_story() {
 async fn sqlite_task_story() {
     let (_dir, store) = sqlite().await;
     task_story(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_lease_story() {
+    let (_dir, store) = sqlite().await;
+    lease_story(&store).await;
 }
 
 #[tokio::test]

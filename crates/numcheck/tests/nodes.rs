@@ -143,8 +143,27 @@ impl Drop for Bucket {
     }
 }
 
+/// The result's `summary.json` without what names the task (its id and creation time).
+async fn summary(done: &Value) -> Value {
+    let bytes = client()
+        .get(text(done, "result_url"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("summary.json").unwrap(), &mut text).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let map = v.as_object_mut().unwrap();
+    assert!(map.remove("task_id").is_some() && map.remove("as_of").is_some());
+    v
+}
+
 /// Runs a task on a single node with the embedded default: the reference result.
-async fn single_node_result(root: &Path, upload: &[u8]) -> (Vec<u8>, Vec<u8>, Value) {
+async fn single_node_result(root: &Path, upload: &[u8]) -> (Vec<u8>, Vec<u8>, Value, Value) {
     let data = root.join("single");
     let server = Server::start(root, &data, &[("NUMCHECK_WORKER__CHUNK_LINES", "2000")]).await;
     let key = server
@@ -157,7 +176,8 @@ async fn single_node_result(root: &Path, upload: &[u8]) -> (Vec<u8>, Vec<u8>, Va
     assert_eq!(code, 200, "{created}");
     let done = wait_exported(&server.base, &key, text(&created, "task_id")).await;
     let (csv, rejected) = download_result(&done).await;
-    (csv, rejected, done)
+    let summary = summary(&done).await;
+    (csv, rejected, done, summary)
 }
 
 /// Polls through any node that answers until the task is exported.
@@ -208,7 +228,7 @@ async fn three_nodes_survive_a_kill_and_a_rolling_restart_with_single_node_resul
     let db = Database::create();
     let bucket = Bucket::start(root.path());
     let upload = generate(120_000);
-    let (reference_csv, reference_rejected, reference) =
+    let (reference_csv, reference_rejected, reference, reference_summary) =
         single_node_result(root.path(), &upload.bytes).await;
 
     let env: Vec<(&str, &str)> = vec![
@@ -261,6 +281,7 @@ async fn three_nodes_survive_a_kill_and_a_rolling_restart_with_single_node_resul
             "result differs from the single-node run"
         );
         assert!(rejected == reference_rejected, "rejected rows differ");
+        assert_eq!(summary(done).await, reference_summary);
     }
     assert_eq!(int(&reference, "success"), upload.successes);
 

@@ -440,3 +440,67 @@ pub async fn lookups_story(store: &dyn Store) {
             .is_empty()
     );
 }
+
+/// Heartbeats: the holder of a lease extends it, nobody else can, and a finished chunk's or
+/// a lost lease cannot be renewed.
+pub async fn lease_story(store: &dyn Store) {
+    let dave = store
+        .create_user(uid(9), "dave", None, false, 1)
+        .await
+        .unwrap();
+    let Created::New(t) = store
+        .create_task(new_task("d4g8o46p2jvh04o9ulv1", &dave.id, 1, 0, None))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new task")
+    };
+    let Some(Work::Chunk { seq, .. }) = store.claim_work("w1", 1_000, 100).await.unwrap() else {
+        panic!("expected a chunk")
+    };
+    assert!(
+        store
+            .renew_lease(&t.id, Some(seq), "w1", 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease(&t.id, Some(seq), "w2", 5_000)
+            .await
+            .unwrap()
+    );
+    // Renewed until 5,000: at 2,000 (past the first lease) nobody may take it.
+    assert!(store.claim_work("w2", 2_000, 100).await.unwrap().is_none());
+    // Past the renewed lease another worker takes it; the first can no longer renew.
+    let Some(Work::Chunk { seq: s2, .. }) = store.claim_work("w2", 6_000, 100).await.unwrap()
+    else {
+        panic!("expected the expired chunk")
+    };
+    assert_eq!(s2, seq);
+    assert!(
+        !store
+            .renew_lease(&t.id, Some(seq), "w1", 9_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .commit_chunk(&t.id, seq, "w2", 1, 0, 6_050)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease(&t.id, Some(seq), "w2", 9_000)
+            .await
+            .unwrap(),
+        "done"
+    );
+    // The export lease renews the same way.
+    let Some(Work::Export { .. }) = store.claim_work("w3", 6_100, 100).await.unwrap() else {
+        panic!("expected the export")
+    };
+    assert!(store.renew_lease(&t.id, None, "w3", 9_000).await.unwrap());
+    assert!(!store.renew_lease(&t.id, None, "w1", 9_000).await.unwrap());
+}
