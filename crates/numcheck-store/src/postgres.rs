@@ -24,6 +24,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use numcheck_core::{E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, UserId};
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
@@ -139,7 +140,10 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`) and brings its
     /// schema up to date. Several nodes may connect at once: migrations take a lock.
     pub async fn connect(url: &str) -> Result<PgStore> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Bulk ingest statements take over a second by design (200k rows each): report slow
+        // statements only at debug level, past 10 s.
+        let options = PgConnectOptions::from_str(url)?
+            .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(10));
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
