@@ -661,14 +661,21 @@ impl Store for SqliteStore {
         }
         // Then the oldest open task's next chunk. A task with no chunks at all (every line
         // blank is refused at upload, so this is only a safety net) goes straight to export.
+        // Fair share, as in the PostgreSQL backend: the task of the user holding the fewest
+        // live chunk leases (beyond one) goes first, then the oldest task.
         let chunk = sqlx::query(
-            "UPDATE chunks SET lease_owner = ?, lease_until_ms = ? WHERE rowid = ( \
+            "WITH live AS ( \
+               SELECT t.user_id, COUNT(*) AS n FROM chunks c JOIN tasks t ON t.id = c.task_id \
+               WHERE c.done = 0 AND c.lease_until_ms >= ? GROUP BY t.user_id) \
+             UPDATE chunks SET lease_owner = ?, lease_until_ms = ? WHERE rowid = ( \
                SELECT c.rowid FROM chunks c JOIN tasks t ON t.id = c.task_id \
+               LEFT JOIN live l ON l.user_id = t.user_id \
                WHERE c.done = 0 AND t.status IN ('pending', 'processing') \
                  AND (c.lease_until_ms IS NULL OR c.lease_until_ms < ?) \
-               ORDER BY t.created_at_ns, t.id, c.seq LIMIT 1) \
+               ORDER BY MAX(COALESCE(l.n, 0) - 1, 0), t.created_at_ns, t.id, c.seq LIMIT 1) \
              RETURNING task_id, seq, byte_start, byte_end, first_line, lines",
         )
+        .bind(now_ms)
         .bind(owner)
         .bind(until)
         .bind(now_ms)

@@ -36,6 +36,12 @@ async fn sqlite_task_story() {
 }
 
 #[tokio::test]
+async fn sqlite_fair_share_story() {
+    let (_dir, store) = sqlite().await;
+    common::fair_share_story(&store).await;
+}
+
+#[tokio::test]
 async fn sqlite_lease_story() {
     let (_dir, store) = sqlite().await;
     lease_story(&store).await;

@@ -504,3 +504,38 @@ pub async fn lease_story(store: &dyn Store) {
     assert!(store.renew_lease(&t.id, None, "w3", 9_000).await.unwrap());
     assert!(!store.renew_lease(&t.id, None, "w1", 9_000).await.unwrap());
 }
+
+/// Fair share: a user's big task, created first, does not keep a later user's small task
+/// waiting once the first user holds more than one live lease.
+pub async fn fair_share_story(store: &dyn Store) {
+    let a = store
+        .create_user(uid(1), "alice", None, false, 1)
+        .await
+        .unwrap();
+    let b = store
+        .create_user(uid(2), "bob", None, false, 1)
+        .await
+        .unwrap();
+    let mut big = new_task("d4g8o46p2jvh04o9uol1", &a.id, 20, 0, None);
+    big.created_at_ns = 1_000_000_000;
+    let mut small = new_task("d4g8o46p2jvh04o9uol2", &b.id, 2, 0, None);
+    small.created_at_ns = 2_000_000_000;
+    store.create_task(big).await.unwrap();
+    store.create_task(small).await.unwrap();
+    let claim = |owner: &'static str, now: i64| async move {
+        match store.claim_work(owner, now, 1_000).await.unwrap() {
+            Some(Work::Chunk { task, seq, .. }) => (task.user_id, seq),
+            other => panic!("expected a chunk, got {other:?}"),
+        }
+    };
+    // Alice's task is older: her first chunks go out first (one lease is within the grace).
+    assert_eq!(claim("w1", 10_000).await, (a.id.clone(), 0));
+    assert_eq!(claim("w2", 10_000).await, (a.id.clone(), 1));
+    // Alice now holds two live leases, Bob none: Bob's task is served although younger.
+    assert_eq!(claim("w3", 10_000).await, (b.id.clone(), 0));
+    assert_eq!(claim("w4", 10_000).await, (b.id.clone(), 1));
+    // Bob has nothing left; Alice continues.
+    assert_eq!(claim("w5", 10_000).await, (a.id.clone(), 2));
+    // Expired leases count for nobody: everything is claimable again, oldest task first.
+    assert_eq!(claim("w6", 20_000).await, (a.id.clone(), 0));
+}
