@@ -88,18 +88,46 @@ struct Bucket {
     url: String,
 }
 
+/// The s3s-fs binary: `$S3S_FS`, the PATH, or `$CARGO_HOME/bin`; installed once (pinned)
+/// when it is nowhere, as the blob store's tests do.
 fn s3s_fs() -> PathBuf {
     if let Ok(p) = std::env::var("S3S_FS") {
         return PathBuf::from(p);
+    }
+    let on_path = Command::new("s3s-fs")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if on_path {
+        return PathBuf::from("s3s-fs");
     }
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
     let installed = home.join("bin/s3s-fs");
-    if installed.exists() {
-        return installed;
+    if !installed.exists() {
+        eprintln!(
+            "s3s-fs is missing: cargo install s3s-fs --version 0.14.1 --features binary --locked"
+        );
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "install",
+                "s3s-fs",
+                "--version",
+                "0.14.1",
+                "--features",
+                "binary",
+                "--locked",
+            ])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "could not install s3s-fs; install it by hand with the command above"
+        );
     }
-    PathBuf::from("s3s-fs")
+    installed
 }
 
 impl Bucket {
