@@ -1,6 +1,8 @@
 //! The `numcheck` binary: parses flags, sets up logging, loads the layered configuration and
 //! hands over to the server library. Nothing else lives here.
 
+mod client;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +51,10 @@ enum Command {
     Check(CheckArgs),
     /// Build a synthetic evidence data set and a numbers file to try numcheck on.
     Demo(DemoArgs),
+    /// Upload a file to a numcheck server as a task; with --wait, follow it and fetch the result.
+    Submit(SubmitArgs),
+    /// Show a task of a numcheck server.
+    Status(StatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +97,44 @@ enum EvidenceCommand {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// The server (default http://127.0.0.1:8080). Env: NUMCHECK_SERVER.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Your API key. Env: NUMCHECK_API_KEY.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+#[derive(Args)]
+struct SubmitArgs {
+    /// The numbers file (one number a line).
+    file: PathBuf,
+    /// active_check or number_info.
+    #[arg(long, default_value = "active_check")]
+    task_type: String,
+    /// Region of numbers written in national format (e.g. GB).
+    #[arg(long)]
+    region: Option<String>,
+    /// Follow the task to its end with a progress bar, then download and unpack the result.
+    #[arg(long)]
+    wait: bool,
+    /// Where the result goes (with --wait): <DIR>/<task_id>.zip and <DIR>/<task_id>/.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The task id.
+    task_id: String,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Args)]
@@ -256,6 +300,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::warn!("{w}");
             }
             serve(loaded.config).await
+        }
+        Command::Submit(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let created =
+                client::submit(&remote, &args.file, &args.task_type, args.region.as_deref())
+                    .await?;
+            let id = created["task_id"]
+                .as_str()
+                .context("the server's answer has no task_id")?
+                .to_owned();
+            println!("task {id} created ({} lines)", created["total"]);
+            if args.wait {
+                let done = client::wait(&remote, &id).await?;
+                let dir = client::download(&done, &args.out).await?;
+                print!("{}", client::describe(&done));
+                println!("result      {}", dir.display());
+            }
+            Ok(())
+        }
+        Command::Status(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            print!(
+                "{}",
+                client::describe(&client::status(&remote, &args.task_id).await?)
+            );
+            Ok(())
         }
         Command::Worker(mut args) => {
             args.worker.concurrency = args.workers;

@@ -1,0 +1,198 @@
+//! The command-line client of a numcheck server (or any checknumber-compatible one):
+//! `numcheck submit` uploads a file (streamed), optionally waits with a progress bar driven by
+//! `gettasks`, downloads the result and unpacks it; `numcheck status` shows one task.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+/// Where the server is and who we are.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub server: String,
+    pub api_key: String,
+}
+
+impl Remote {
+    pub fn new(server: Option<String>, api_key: Option<String>) -> anyhow::Result<Remote> {
+        let server = server
+            .or_else(|| std::env::var("NUMCHECK_SERVER").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+        let api_key = api_key
+            .or_else(|| std::env::var("NUMCHECK_API_KEY").ok())
+            .filter(|k| !k.trim().is_empty())
+            .context("no API key: pass --api-key or set NUMCHECK_API_KEY")?;
+        Ok(Remote {
+            server: server.trim_end_matches('/').to_owned(),
+            api_key: api_key.trim().to_owned(),
+        })
+    }
+}
+
+/// Turns a response into its JSON body, or an error that says what the server said.
+async fn answer(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("{what}: the answer could not be read"))?;
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    match (body["error"].as_str(), body["message"].as_str()) {
+        (Some(code), Some(message)) => {
+            anyhow::bail!("{what}: {message} ({code}, HTTP {})", status.as_u16())
+        }
+        _ => anyhow::bail!(
+            "{what}: HTTP {} {}",
+            status.as_u16(),
+            text.chars().take(200).collect::<String>()
+        ),
+    }
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+/// Uploads `file` as a new task; returns the create answer.
+pub async fn submit(
+    remote: &Remote,
+    file: &Path,
+    task_type: &str,
+    region: Option<&str>,
+) -> anyhow::Result<Value> {
+    let part = reqwest::multipart::Part::file(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let mut form = reqwest::multipart::Form::new()
+        .part("file", part)
+        .text("task_type", task_type.to_owned());
+    if let Some(r) = region {
+        form = form.text("default_region", r.to_owned());
+    }
+    let resp = http()?
+        .post(format!("{}/v1/tasks", remote.server))
+        .header("X-API-Key", &remote.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.server))?;
+    answer(resp, "upload refused").await
+}
+
+/// Polls a task once.
+pub async fn status(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
+    let resp = http()?
+        .post(format!("{}/v1/gettasks", remote.server))
+        .header("X-API-Key", &remote.api_key)
+        .form(&[("task_id", task_id)])
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.server))?;
+    answer(resp, "gettasks").await
+}
+
+/// Polls until the task ends, with a progress bar on a terminal.
+pub async fn wait(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    loop {
+        let v = status(remote, task_id).await?;
+        let total = v["total"].as_u64().unwrap_or(0);
+        let done = v["success"].as_u64().unwrap_or(0) + v["failure"].as_u64().unwrap_or(0);
+        let state = v["status"].as_str().unwrap_or("unknown").to_owned();
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(state.clone());
+        match state.as_str() {
+            "exported" => {
+                bar.finish_and_clear();
+                return Ok(v);
+            }
+            "failed" | "cancelled" => {
+                bar.finish_and_clear();
+                anyhow::bail!(
+                    "task {task_id} {state}: {}",
+                    v["message"].as_str().unwrap_or("no reason given")
+                );
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Downloads the result zip into `out/<task_id>.zip` and unpacks it into `out/<task_id>/`;
+/// returns the folder.
+pub async fn download(task: &Value, out: &Path) -> anyhow::Result<PathBuf> {
+    let id = task["task_id"]
+        .as_str()
+        .context("the task has no task_id")?;
+    let url = task["result_url"]
+        .as_str()
+        .context("the task has no result_url yet")?;
+    let resp = http()?
+        .get(url)
+        .send()
+        .await
+        .context("cannot download the result")?;
+    if !resp.status().is_success() {
+        answer(resp, "download refused").await?;
+        anyhow::bail!("download refused");
+    }
+    let bytes = resp.bytes().await.context("the download broke off")?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let zip_path = out.join(format!("{id}.zip"));
+    std::fs::write(&zip_path, &bytes)
+        .with_context(|| format!("cannot write {}", zip_path.display()))?;
+    let dir = out.join(id);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec()))
+        .context("the result is not a zip")?;
+    // `extract` refuses entries that would land outside `dir`.
+    archive
+        .extract(&dir)
+        .with_context(|| format!("cannot unpack into {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// One line per field of a task answer.
+pub fn describe(v: &Value) -> String {
+    let mut out = String::new();
+    for key in [
+        "task_id",
+        "status",
+        "total",
+        "success",
+        "failure",
+        "created_at",
+        "updated_at",
+        "result_url",
+        "message",
+    ] {
+        if let Some(value) = v.get(key).filter(|x| !x.is_null()) {
+            let text = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            out.push_str(&format!("{key:<11} {text}\n"));
+        }
+    }
+    out
+}
