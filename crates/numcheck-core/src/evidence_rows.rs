@@ -267,50 +267,14 @@ impl RowReader {
     }
 }
 
-/// Splits one CSV line (RFC 4180: commas, fields in double quotes with `""` for a quote).
-/// Written by hand because building a general CSV reader per line cost more than the rest of
-/// the row's work together.
+/// Splits one CSV line (RFC 4180: commas, fields in double quotes with `""` for a quote),
+/// with the connectors' splitter; evidence rows must be UTF-8.
 fn csv_record(line: &[u8]) -> Result<Vec<String>, RowError> {
-    let text = std::str::from_utf8(line)
-        .map_err(|_| RowError::new("invalid_csv", "the line is not UTF-8"))?;
-    let mut fields = Vec::with_capacity(8);
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field.push(c);
-            }
-        } else if c == ',' {
-            fields.push(std::mem::take(&mut field));
-            at_start = true;
-            continue;
-        } else if c == '"' && at_start {
-            field.clear();
-            quoted = true;
-            at_start = false;
-            continue;
-        } else {
-            field.push(c);
-        }
-        if !c.is_whitespace() {
-            at_start = false;
-        }
-    }
-    if quoted {
-        return Err(RowError::new("invalid_csv", "a quoted field is not closed"));
-    }
-    fields.push(field);
-    Ok(fields)
+    std::str::from_utf8(line).map_err(|_| RowError::new("invalid_csv", "the line is not UTF-8"))?;
+    crate::connectors::cdr::split_record(line, ',').map_err(|e| RowError {
+        code: e.code,
+        message: e.message,
+    })
 }
 
 fn parse_header(record: &[String]) -> Result<Vec<Column>, RowError> {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
 use numcheck_core::{E164, LineType, Observation, Profile, RegionCode, Row, TaskId};
+use numcheck_lookup::Provider;
 use numcheck_lookup::guard::{Guarded, Limits};
-use numcheck_lookup::{LookupError, Provider};
 use numcheck_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -339,7 +339,7 @@ impl LookupService {
                         asked.push((n, status));
                     }
                 }
-                Err(LookupError::CircuitOpen) | Err(_) => failed += part.len() as u64,
+                Err(_) => failed += part.len() as u64,
             }
         }
         (observations, asked, failed)

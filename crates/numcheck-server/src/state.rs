@@ -38,3 +38,15 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
 }
+
+impl AppState {
+    /// The base URL clients reach this server at: `public_url` when set, else from the
+    /// request's `Host`, else the listen address.
+    pub fn base_url(&self, host: Option<&str>) -> String {
+        match (&self.public_url, host) {
+            (Some(base), _) => base.clone(),
+            (None, Some(host)) => format!("http://{host}"),
+            (None, None) => format!("http://{}", self.config.listen),
+        }
+    }
+}

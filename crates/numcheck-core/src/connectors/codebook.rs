@@ -220,6 +220,35 @@ fn table_list(codes: &[Code], err_table: &str) -> String {
     names.join(", ")
 }
 
+/// Test support for the connectors' table tests: the shipped table `name` names its source in
+/// a `Built from` comment, has rows, gives every row a meaning, and has no `*` default (so an
+/// unlisted code falls through to the next table).
+#[cfg(test)]
+pub(crate) fn assert_documented_table(name: &str) {
+    let (_, text) = SHIPPED.iter().find(|(n, _)| *n == name).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('#') && l.contains("Built from")),
+        "{name}"
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("code,"))
+        .collect();
+    assert!(!rows.is_empty(), "{name}");
+    for row in rows {
+        let meaning = row.splitn(3, ',').nth(2).unwrap_or("").trim();
+        assert!(!meaning.is_empty(), "{name}: {row}");
+    }
+    assert!(
+        CodeBook::shipped()
+            .table(name)
+            .is_some_and(|t| !t.contains_key("*")),
+        "{name}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

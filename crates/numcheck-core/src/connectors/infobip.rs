@@ -572,30 +572,8 @@ mod tests {
 
     #[test]
     fn shipped_tables_have_a_meaning_on_every_row_and_name_their_source() {
-        use crate::connectors::codebook::SHIPPED;
         for name in [STATUS_TABLE, ERROR_TABLE] {
-            let (_, text) = SHIPPED.iter().find(|(n, _)| *n == name).unwrap();
-            assert!(
-                text.lines()
-                    .any(|l| l.starts_with('#') && l.contains("Built from")),
-                "{name}"
-            );
-            let rows: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("code,"))
-                .collect();
-            assert!(!rows.is_empty(), "{name}");
-            for row in rows {
-                let meaning = row.splitn(3, ',').nth(2).unwrap_or("").trim();
-                assert!(!meaning.is_empty(), "{name}: {row}");
-            }
-            assert!(
-                CodeBook::shipped()
-                    .table(name)
-                    .is_some_and(|t| !t.contains_key("*")),
-                "{name}"
-            );
+            crate::connectors::codebook::assert_documented_table(name);
         }
     }
 

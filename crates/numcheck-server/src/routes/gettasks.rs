@@ -84,11 +84,7 @@ fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {
     let result_url =
         (task.status == TaskStatus::Exported && task.result_key.is_some()).then(|| {
             let expires = now_ms() / 1000 + state.config.result_link_ttl_secs as i64;
-            let base = match (&state.public_url, host) {
-                (Some(base), _) => base.clone(),
-                (None, Some(host)) => format!("http://{host}"),
-                (None, None) => format!("http://{}", state.config.listen),
-            };
+            let base = state.base_url(host);
             format!(
                 "{base}/v1/results/{}.zip?{}",
                 task.id,

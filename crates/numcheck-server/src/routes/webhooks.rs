@@ -228,11 +228,7 @@ fn check_twilio_signature(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| refused("X-Twilio-Signature is missing"))?;
-    let base = match (&state.public_url, headers.get(header::HOST)) {
-        (Some(base), _) => base.clone(),
-        (None, Some(host)) => format!("http://{}", host.to_str().unwrap_or_default()),
-        (None, None) => format!("http://{}", state.config.listen),
-    };
+    let base = state.base_url(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
     let mut url = format!("{base}/v1/webhooks/twilio/{}", src.spec.name);
     if !query.is_empty() {
         url.push('?');
