@@ -31,6 +31,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Largest accepted upload, in bytes. Bigger uploads get 413.
     pub max_upload_bytes: u64,
+    /// Largest accepted `.xlsx` upload, in bytes (the workbook is read with its shared
+    /// strings in memory, and may unpack to 16 times this). Bigger workbooks get 413.
+    pub max_xlsx_bytes: u64,
     /// Largest accepted evidence body on `POST /v1/evidence`, in bytes.
     pub max_evidence_bytes: u64,
     /// How long a minted result link stays valid, in seconds.
@@ -47,6 +50,8 @@ pub struct Config {
     pub sources: Vec<crate::sources::SourceConfig>,
     /// Live lookups: providers, limits, budgets.
     pub lookup: crate::lookup::LookupConfig,
+    /// Completion notices (`callback_url`): address policy, timeouts, retries.
+    pub callbacks: crate::callback::CallbackConfig,
 }
 
 /// Log output format.
@@ -78,6 +83,7 @@ impl Default for Config {
             blob_url: None,
             public_url: None,
             max_upload_bytes: 256 * 1024 * 1024,
+            max_xlsx_bytes: 100 * 1024 * 1024,
             max_evidence_bytes: 4 * 1024 * 1024 * 1024,
             result_link_ttl_secs: 24 * 3600,
             log_format: LogFormat::Text,
@@ -86,6 +92,7 @@ impl Default for Config {
             codes: Default::default(),
             sources: Vec::new(),
             lookup: Default::default(),
+            callbacks: Default::default(),
         }
     }
 }
@@ -184,6 +191,11 @@ impl Config {
                 "max_upload_bytes must be above 0".into(),
             ));
         }
+        if self.max_xlsx_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_xlsx_bytes must be above 0".into(),
+            ));
+        }
         if self.worker.chunk_lines == 0 {
             return Err(ConfigError::Invalid(
                 "worker.chunk_lines must be above 0".into(),
@@ -214,6 +226,7 @@ fn known_env_keys() -> Vec<String> {
         "BLOB_URL",
         "PUBLIC_URL",
         "MAX_UPLOAD_BYTES",
+        "MAX_XLSX_BYTES",
         "MAX_EVIDENCE_BYTES",
         "RESULT_LINK_TTL_SECS",
         "LOG_FORMAT",
@@ -252,6 +265,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./numcheck-data"));
         assert_eq!(c.max_upload_bytes, 268_435_456);
+        assert_eq!(c.max_xlsx_bytes, 104_857_600);
         assert_eq!(c.result_link_ttl_secs, 86_400);
         assert!(c.validate().is_ok());
     }

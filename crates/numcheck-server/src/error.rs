@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound { code: &'static str, message: String },
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("the upload is larger than the limit{}", limit.map(|l| format!(" of {l} bytes")).unwrap_or_default())]
     TooLarge { limit: Option<u64> },
     #[error("the server is shutting down; retry shortly")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

@@ -53,6 +53,8 @@ pub struct Assembled {
     /// Distinct numbers checked: the charge.
     pub unique: i64,
     pub summary: Summary,
+    /// `summary.json` as written into the zip (kept beside it for the task view).
+    pub summary_json: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -80,7 +82,7 @@ pub async fn assemble(
     let blobs = blobs.clone();
     let handle = Handle::current();
     let tmp_dir = tmp_dir.to_owned();
-    let (unique, summary) =
+    let (unique, summary, summary_json) =
         tokio::task::spawn_blocking(move || write_zip(&handle, &blobs, &tmp_dir, &spec, file))
             .await
             .context("result assembly panicked")??;
@@ -88,6 +90,7 @@ pub async fn assemble(
         file: tmp,
         unique,
         summary,
+        summary_json,
     })
 }
 
@@ -97,7 +100,7 @@ fn write_zip(
     tmp_dir: &Path,
     spec: &ResultSpec,
     file: std::fs::File,
-) -> anyhow::Result<(i64, Summary)> {
+) -> anyhow::Result<(i64, Summary, Vec<u8>)> {
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     // Level 1: result CSVs are repetitive, so fast deflate still shrinks them about 5x, at
     // several times the speed of the default level; the export runs on one core at the end of
@@ -137,9 +140,10 @@ fn write_zip(
         duplicates: summary.success.saturating_sub(unique.max(0) as u64),
         counts: &summary,
     };
+    let mut summary_json = serde_json::to_vec_pretty(&file)?;
+    summary_json.push(b'\n');
     zip.start_file("summary.json", options)?;
-    serde_json::to_writer_pretty(&mut zip, &file)?;
-    zip.write_all(b"\n")?;
+    zip.write_all(&summary_json)?;
 
     if spec.options.xlsx {
         let sheet = tempfile::NamedTempFile::new_in(tmp_dir)?;
@@ -159,7 +163,7 @@ fn write_zip(
     let mut inner = zip.finish()?;
     inner.flush()?;
     inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok((unique, summary))
+    Ok((unique, summary, summary_json))
 }
 
 fn write_xlsx(

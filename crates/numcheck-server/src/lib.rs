@@ -7,6 +7,7 @@
 //! work in hand, and returns.
 
 mod auth;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod datadir;
@@ -24,6 +25,8 @@ mod routes;
 pub mod signing;
 pub mod sources;
 mod state;
+pub mod tabular;
+pub mod telemetry;
 mod upload;
 mod worker;
 mod xlsx;
@@ -141,6 +144,7 @@ impl Application {
             work: Arc::new(Notify::new()),
             tmp_dir: data.tmp_dir(),
             shutdown: CancellationToken::new(),
+            telemetry: Arc::default(),
         };
         Ok(Application {
             listener,
@@ -198,6 +202,14 @@ impl Application {
             let suffix = hex::encode(keys::random_bytes::<4>()?);
             workers
                 .push(background.spawn(worker::run(state.clone(), format!("{host}-{i}-{suffix}"))));
+        }
+        // Completion notices: two senders, so one slow receiver does not hold up the rest.
+        for i in 0..2 {
+            let suffix = hex::encode(keys::random_bytes::<4>()?);
+            workers.push(background.spawn(callback::run(
+                state.clone(),
+                format!("{host}-cb{i}-{suffix}"),
+            )));
         }
         let stop = token.clone();
         let stopping = async move {

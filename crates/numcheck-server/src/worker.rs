@@ -126,6 +126,7 @@ async fn process_chunk(
             task: Some(task.id.clone()),
         },
     );
+    let started = std::time::Instant::now();
     let Some(summary) = with_heartbeat(state, owner, task, Some(seq), job).await? else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
         return Ok(());
@@ -142,6 +143,10 @@ async fn process_chunk(
         )
         .await?;
     if committed {
+        state.telemetry.chunk_seconds.observe(started.elapsed());
+        state
+            .telemetry
+            .verdicts(&summary.by_status, summary.failure);
         tracing::debug!(task = %task.id, seq, success = summary.success, failure = summary.failure, "chunk committed");
         if seq + 1 == task.chunk_count {
             state.work.notify_waiters();
@@ -192,9 +197,17 @@ async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Resu
         as_of: rfc3339_ms(task.created_at_ns / 1_000_000),
     };
     let key = result_key(task);
+    let started = std::time::Instant::now();
     let build = async {
         let assembled = export::assemble(&state.blobs, &state.tmp_dir, spec).await?;
         state.blobs.put_file(&key, assembled.file.path()).await?;
+        state
+            .blobs
+            .put(
+                &crate::routes::summary_key(&task.id),
+                bytes::Bytes::from(assembled.summary_json.clone()),
+            )
+            .await?;
         anyhow::Ok(assembled)
     };
     let Some(assembled) = with_heartbeat(state, owner, task, None, build).await? else {
@@ -206,6 +219,7 @@ async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Resu
         .finish_export(&task.id, owner, &key, assembled.unique, now_ms())
         .await?;
     if published {
+        state.telemetry.export_seconds.observe(started.elapsed());
         tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = assembled.unique, "task exported");
         if let Err(e) = state.blobs.delete_prefix(&parts_prefix(task)).await {
             tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");

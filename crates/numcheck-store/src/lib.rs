@@ -93,6 +93,10 @@ pub struct Task {
     pub options: String,
     /// Live lookups the task's budget has paid for so far.
     pub lookups_made: i64,
+    /// Where to POST a notice when the task ends.
+    pub callback_url: Option<String>,
+    /// The uploaded file's name, as the client gave it.
+    pub file_name: Option<String>,
 }
 
 /// One chunk of a task's input: a byte range of the upload and the line it starts at.
@@ -123,6 +127,9 @@ pub struct NewTask {
     pub chunks: Vec<ChunkSpec>,
     /// Task options as JSON.
     pub options: String,
+    /// Where to POST a notice when the task ends (already checked by the caller).
+    pub callback_url: Option<String>,
+    pub file_name: Option<String>,
 }
 
 /// What creating a task did.
@@ -131,6 +138,66 @@ pub enum Created {
     New(Task),
     /// A task with the same idempotency key already existed; nothing new was stored.
     Existing(Task),
+}
+
+/// Where a page of a user's task list starts: after this task, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCursor {
+    pub created_at_ns: i64,
+    pub id: TaskId,
+}
+
+/// What a user has used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tasks the user has now (deleted ones are gone).
+    pub tasks: i64,
+    /// Numbers checked in exported tasks (rows with an answer).
+    pub numbers_checked: i64,
+    /// Credits charged over the user's life, from the ledger (deleting a task keeps its charge).
+    pub credits_charged: i64,
+    /// Credits held by running tasks.
+    pub held: i64,
+}
+
+/// A completion notice due to be sent, leased to one sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub task: Task,
+    pub url: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// How one delivery attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Delivered {
+        status: i32,
+    },
+    /// Try again at `next_at_ms`.
+    Retry {
+        next_at_ms: i64,
+        status: Option<i32>,
+        error: String,
+    },
+    /// No more attempts.
+    GaveUp {
+        status: Option<i32>,
+        error: String,
+    },
+}
+
+/// A task's completion notice as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackState {
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_at_ms: i64,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at_ms: Option<i64>,
 }
 
 /// A unit of work handed to one worker under a lease.
@@ -243,6 +310,53 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_task(&self, task: NewTask) -> Result<Created>;
     async fn task(&self, id: &TaskId) -> Result<Option<Task>>;
     async fn task_by_idempotency_key(&self, user: &UserId, key: &str) -> Result<Option<Task>>;
+    /// A user's tasks, newest first, after `after` (the last task of the previous page).
+    async fn list_tasks(
+        &self,
+        user: &UserId,
+        status: Option<TaskStatus>,
+        after: Option<&TaskCursor>,
+        limit: i64,
+    ) -> Result<Vec<Task>>;
+    /// Cancels a user's open task: no more chunks are handed out, its held credits are
+    /// released and nothing is charged. `NotFound` for another user's task, `Conflict` when the
+    /// task has already ended.
+    async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task>;
+    /// Deletes a user's task (cancelling it first when open) and returns it as it was, so the
+    /// caller can remove its blobs. The ledger keeps its charge.
+    async fn delete_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task>;
+    async fn usage(&self, user: &UserId) -> Result<Usage>;
+    /// How many tasks are in each status, over all users (for metrics).
+    async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>>;
+    /// The user's latest ledger rows, newest first.
+    async fn ledger_recent(&self, user: &UserId, limit: i64) -> Result<Vec<LedgerRow>>;
+
+    // --- completion callbacks ---
+
+    /// Leases the next due completion notice.
+    async fn claim_callback(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Callback>>;
+    /// Records an attempt's outcome; `false` when the lease was lost.
+    async fn finish_callback(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        outcome: &CallbackOutcome,
+        now_ms: i64,
+    ) -> Result<bool>;
+    async fn callback_state(&self, task: &TaskId) -> Result<Option<CallbackState>>;
+    /// The user's secret for signing completion notices; `candidate` becomes it when the user
+    /// has none yet (or always, with `replace`: a rotation).
+    async fn callback_secret(
+        &self,
+        user: &UserId,
+        candidate: &str,
+        replace: bool,
+    ) -> Result<String>;
 
     // --- work ---
 

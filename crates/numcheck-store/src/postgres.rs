@@ -23,14 +23,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use numcheck_core::{E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, UserId};
+use numcheck_core::{
+    E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, TaskStatus, UserId,
+};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::{
-    ChunkSpec, Created, EvidenceStats, IngestOutcome, KeyInfo, LedgerRow, NewTask, Principal,
-    RebuildReport, Result, Store, StoreError, Task, User, Work, dedupe_key,
+    Callback, CallbackOutcome, CallbackState, ChunkSpec, Created, EvidenceStats, IngestOutcome,
+    KeyInfo, LedgerRow, NewTask, Principal, RebuildReport, Result, Store, StoreError, Task,
+    TaskCursor, Usage, User, Work, dedupe_key,
 };
 
 /// The PostgreSQL store. Cloning shares the connection pool.
@@ -88,7 +91,7 @@ RETURNING c.task_id, c.seq, c.byte_start, c.byte_end, c.first_line, c.lines";
 
 const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
     default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
-    charged, message, chunk_count, chunks_done, options, lookups_made";
+    charged, message, chunk_count, chunks_done, options, lookups_made, callback_url, file_name";
 
 /// The staging table an ingest copies its batch into: temporary (one per connection, never
 /// logged), emptied at every commit.
@@ -208,6 +211,8 @@ fn task_from_row(row: &PgRow) -> Result<Task> {
         chunks_done: row.try_get("chunks_done")?,
         options: row.try_get("options")?,
         lookups_made: row.try_get("lookups_made")?,
+        callback_url: row.try_get("callback_url")?,
+        file_name: row.try_get("file_name")?,
     })
 }
 
@@ -248,6 +253,35 @@ async fn available_in(
     let credits: Option<i64> = row.try_get("credits")?;
     let held: i64 = row.try_get("held")?;
     Ok(credits.map(|c| c - held))
+}
+
+/// Queues the task's completion notice when it asked for one (once).
+async fn queue_callback_in(
+    tx: &mut Transaction<'static, Postgres>,
+    task: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO callbacks (task_id, next_at_ms) \
+         SELECT id, $1 FROM tasks WHERE id = $2 AND callback_url IS NOT NULL \
+         ON CONFLICT (task_id) DO NOTHING",
+    )
+    .bind(now_ms)
+    .bind(task)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn ledger_from_row(r: &PgRow) -> Result<LedgerRow> {
+    Ok(LedgerRow {
+        id: r.try_get("id")?,
+        at_ms: r.try_get("at_ms")?,
+        amount: r.try_get("amount")?,
+        kind: r.try_get("kind")?,
+        task_id: r.try_get("task_id")?,
+        note: r.try_get("note")?,
+    })
 }
 
 #[async_trait]
@@ -463,18 +497,250 @@ impl Store for PgStore {
         .bind(user.as_str())
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn ledger_recent(&self, user: &UserId, limit: i64) -> Result<Vec<LedgerRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, amount, kind, task_id, note FROM ledger WHERE user_id = $1 \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(user.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn list_tasks(
+        &self,
+        user: &UserId,
+        status: Option<TaskStatus>,
+        after: Option<&TaskCursor>,
+        limit: i64,
+    ) -> Result<Vec<Task>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 \
+               AND ($2::TEXT IS NULL OR status = $2) \
+               AND ($3::BIGINT IS NULL OR (created_at_ns, id) < ($3, $4::TEXT)) \
+             ORDER BY created_at_ns DESC, id DESC LIMIT $5"
+        );
+        let (at, id) = match after {
+            Some(c) => (Some(c.created_at_ns), Some(c.id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user.as_str())
+            .bind(status.map(|s| s.as_str()))
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task> {
+        let mut tx = self.pool.begin().await?;
+        let current =
+            sqlx::query("SELECT status FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE")
+                .bind(task.as_str())
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let status: TaskStatus = parse(current.try_get("status")?, "task status")?;
+        if status.is_terminal() {
+            return Err(StoreError::Conflict(format!(
+                "the task has already ended ({status})"
+            )));
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', message = 'cancelled by the user', reserved = 0, \
+               updated_at_ms = $1, lease_owner = NULL, lease_until_ms = NULL WHERE id = $2",
+        )
+        .bind(now_ms)
+        .bind(task.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE chunks SET lease_owner = NULL, lease_until_ms = NULL \
+             WHERE task_id = $1 AND NOT done",
+        )
+        .bind(task.as_str())
+        .execute(&mut *tx)
+        .await?;
+        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
+        let task = task_in(&mut tx, task.as_str()).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    async fn delete_task(&self, user: &UserId, task: &TaskId, _now_ms: i64) -> Result<Task> {
+        let mut tx = self.pool.begin().await?;
+        let sql =
+            format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(task.as_str())
+            .bind(user.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let before = task_from_row(&row)?;
+        sqlx::query("DELETE FROM tasks WHERE id = $1")
+            .bind(task.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
-            .map(|r| {
-                Ok(LedgerRow {
-                    id: r.try_get("id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    amount: r.try_get("amount")?,
-                    kind: r.try_get("kind")?,
-                    task_id: r.try_get("task_id")?,
-                    note: r.try_get("note")?,
-                })
-            })
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect()
+    }
+
+    async fn usage(&self, user: &UserId) -> Result<Usage> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM tasks WHERE user_id = $1) AS tasks, \
+               (SELECT COALESCE(SUM(success), 0)::BIGINT FROM tasks \
+                  WHERE user_id = $1 AND status = 'exported') AS numbers, \
+               (SELECT COALESCE(SUM(reserved), 0)::BIGINT FROM tasks WHERE user_id = $1 \
+                  AND status IN ('pending', 'processing')) AS held, \
+               (SELECT COALESCE(-SUM(amount), 0)::BIGINT FROM ledger \
+                  WHERE user_id = $1 AND kind = 'charge') AS charged",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Usage {
+            tasks: row.try_get("tasks")?,
+            numbers_checked: row.try_get("numbers")?,
+            credits_charged: row.try_get("charged")?,
+            held: row.try_get("held")?,
+        })
+    }
+
+    async fn claim_callback(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Callback>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE callbacks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = ( \
+               SELECT task_id FROM callbacks WHERE state = 'pending' AND next_at_ms <= $3 \
+                 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+               ORDER BY next_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING task_id, attempts",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("task_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let task = task_in(&mut tx, &id).await?;
+        tx.commit().await?;
+        let Some(url) = task.callback_url.clone() else {
+            return Err(StoreError::Corrupt(format!(
+                "callback queued for task {id} without a URL"
+            )));
+        };
+        Ok(Some(Callback {
+            task,
+            url,
+            attempts,
+        }))
+    }
+
+    async fn finish_callback(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        outcome: &CallbackOutcome,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let (state, next_at, status, error, delivered) = match outcome {
+            CallbackOutcome::Delivered { status } => {
+                ("delivered", now_ms, Some(*status), None, Some(now_ms))
+            }
+            CallbackOutcome::Retry {
+                next_at_ms,
+                status,
+                error,
+            } => ("pending", *next_at_ms, *status, Some(error.as_str()), None),
+            CallbackOutcome::GaveUp { status, error } => {
+                ("failed", now_ms, *status, Some(error.as_str()), None)
+            }
+        };
+        let done = sqlx::query(
+            "UPDATE callbacks SET state = $1, attempts = attempts + 1, next_at_ms = $2, \
+               last_status = $3, last_error = $4, delivered_at_ms = $5, lease_owner = NULL, \
+               lease_until_ms = NULL \
+             WHERE task_id = $6 AND lease_owner = $7 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(next_at)
+        .bind(status)
+        .bind(error)
+        .bind(delivered)
+        .bind(task.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn callback_secret(
+        &self,
+        user: &UserId,
+        candidate: &str,
+        replace: bool,
+    ) -> Result<String> {
+        let row = sqlx::query(
+            "UPDATE users SET callback_secret = CASE WHEN $1 OR callback_secret IS NULL \
+               THEN $2 ELSE callback_secret END WHERE id = $3 RETURNING callback_secret",
+        )
+        .bind(replace)
+        .bind(candidate)
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(row.try_get("callback_secret")?)
+    }
+
+    async fn callback_state(&self, task: &TaskId) -> Result<Option<CallbackState>> {
+        let row = sqlx::query(
+            "SELECT state, attempts, next_at_ms, last_status, last_error, delivered_at_ms \
+             FROM callbacks WHERE task_id = $1",
+        )
+        .bind(task.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CallbackState {
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                next_at_ms: r.try_get("next_at_ms")?,
+                last_status: r.try_get("last_status")?,
+                last_error: r.try_get("last_error")?,
+                delivered_at_ms: r.try_get("delivered_at_ms")?,
+            })
+        })
+        .transpose()
     }
 
     async fn create_task(&self, new: NewTask) -> Result<Created> {
@@ -514,8 +780,9 @@ impl Store for PgStore {
         let now_ms = new.created_at_ns / 1_000_000;
         sqlx::query(
             "INSERT INTO tasks (id, user_id, task_type, status, total, default_region, created_at_ns, \
-               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options, \
+               callback_url, file_name) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(new.id.as_str())
         .bind(new.user_id.as_str())
@@ -530,6 +797,8 @@ impl Store for PgStore {
         .bind(&new.idempotency_key)
         .bind(new.chunks.len() as i64)
         .bind(&new.options)
+        .bind(&new.callback_url)
+        .bind(&new.file_name)
         .execute(&mut *tx)
         .await?;
         if !new.chunks.is_empty() {
@@ -649,7 +918,8 @@ impl Store for PgStore {
         let done = sqlx::query(
             "UPDATE chunks SET done = TRUE, success = $1, failure = $2, lease_owner = NULL, \
                lease_until_ms = NULL \
-             WHERE task_id = $3 AND seq = $4 AND NOT done AND lease_owner = $5",
+             WHERE task_id = $3 AND seq = $4 AND NOT done AND lease_owner = $5 \
+               AND EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND status IN ('pending', 'processing'))",
         )
         .bind(success)
         .bind(failure)
@@ -750,11 +1020,13 @@ impl Store for PgStore {
         .bind(task.as_str())
         .execute(&mut *tx)
         .await?;
+        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE tasks SET status = 'failed', message = $1, reserved = 0, updated_at_ms = $2, \
                lease_owner = NULL, lease_until_ms = NULL \
@@ -763,8 +1035,10 @@ impl Store for PgStore {
         .bind(message)
         .bind(now_ms)
         .bind(task.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
+        tx.commit().await?;
         Ok(())
     }
 

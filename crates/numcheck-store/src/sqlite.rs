@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use numcheck_core::{E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, UserId};
+use numcheck_core::{
+    E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, TaskStatus, UserId,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -19,8 +21,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{
-    ChunkSpec, Created, EvidenceStats, IngestOutcome, KeyInfo, LedgerRow, NewTask, Principal,
-    RebuildReport, Result, Store, StoreError, Task, User, Work, dedupe_key,
+    Callback, CallbackOutcome, CallbackState, ChunkSpec, Created, EvidenceStats, IngestOutcome,
+    KeyInfo, LedgerRow, NewTask, Principal, RebuildReport, Result, Store, StoreError, Task,
+    TaskCursor, Usage, User, Work, dedupe_key,
 };
 
 /// The SQLite store.
@@ -186,7 +189,7 @@ impl ProfileReaders {
 
 const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
     default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
-    charged, message, chunk_count, chunks_done, options, lookups_made";
+    charged, message, chunk_count, chunks_done, options, lookups_made, callback_url, file_name";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and brings its schema up to date.
@@ -289,6 +292,8 @@ fn task_from_row(row: &SqliteRow) -> Result<Task> {
         chunks_done: row.try_get("chunks_done")?,
         options: row.try_get("options")?,
         lookups_made: row.try_get("lookups_made")?,
+        callback_url: row.try_get("callback_url")?,
+        file_name: row.try_get("file_name")?,
     })
 }
 
@@ -326,6 +331,73 @@ async fn available_in(tx: &mut Transaction<'static, Sqlite>, user: &UserId) -> R
     let credits: Option<i64> = row.try_get("credits")?;
     let held: i64 = row.try_get("held")?;
     Ok(credits.map(|c| c - held))
+}
+
+/// Queues the task's completion notice, when it asked for one (once: a notice already queued
+/// stays as it is).
+async fn queue_callback_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    task: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO callbacks (task_id, next_at_ms) \
+         SELECT id, ? FROM tasks WHERE id = ? AND callback_url IS NOT NULL \
+         ON CONFLICT (task_id) DO NOTHING",
+    )
+    .bind(now_ms)
+    .bind(task)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Cancels an open task inside `tx`; the task as it is after.
+async fn cancel_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    user: &UserId,
+    task: &TaskId,
+    now_ms: i64,
+) -> Result<Task> {
+    let current = sqlx::query("SELECT status FROM tasks WHERE id = ? AND user_id = ?")
+        .bind(task.as_str())
+        .bind(user.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let status: TaskStatus = parse(current.try_get("status")?, "task status")?;
+    if status.is_terminal() {
+        return Err(StoreError::Conflict(format!(
+            "the task has already ended ({status})"
+        )));
+    }
+    sqlx::query(
+        "UPDATE tasks SET status = 'cancelled', message = 'cancelled by the user', reserved = 0, \
+           updated_at_ms = ?, lease_owner = NULL, lease_until_ms = NULL WHERE id = ?",
+    )
+    .bind(now_ms)
+    .bind(task.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE chunks SET lease_owner = NULL, lease_until_ms = NULL WHERE task_id = ? AND done = 0",
+    )
+    .bind(task.as_str())
+    .execute(&mut **tx)
+    .await?;
+    queue_callback_in(tx, task.as_str(), now_ms).await?;
+    task_in(tx, task.as_str()).await
+}
+
+fn ledger_from_row(r: &SqliteRow) -> Result<LedgerRow> {
+    Ok(LedgerRow {
+        id: r.try_get("id")?,
+        at_ms: r.try_get("at_ms")?,
+        amount: r.try_get("amount")?,
+        kind: r.try_get("kind")?,
+        task_id: r.try_get("task_id")?,
+        note: r.try_get("note")?,
+    })
 }
 
 #[async_trait]
@@ -539,18 +611,228 @@ impl Store for SqliteStore {
         .bind(user.as_str())
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn ledger_recent(&self, user: &UserId, limit: i64) -> Result<Vec<LedgerRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, amount, kind, task_id, note FROM ledger WHERE user_id = ? \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(user.as_str())
+        .bind(limit)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn list_tasks(
+        &self,
+        user: &UserId,
+        status: Option<TaskStatus>,
+        after: Option<&TaskCursor>,
+        limit: i64,
+    ) -> Result<Vec<Task>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ? \
+               AND (? IS NULL OR status = ?) \
+               AND (? IS NULL OR created_at_ns < ? OR (created_at_ns = ? AND id < ?)) \
+             ORDER BY created_at_ns DESC, id DESC LIMIT ?"
+        );
+        let status = status.map(|s| s.as_str());
+        let (at, id) = match after {
+            Some(c) => (Some(c.created_at_ns), Some(c.id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user.as_str())
+            .bind(status)
+            .bind(status)
+            .bind(at)
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let task = cancel_in(&mut tx, user, task, now_ms).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    async fn delete_task(&self, user: &UserId, task: &TaskId, _now_ms: i64) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(task.as_str())
+            .bind(user.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let before = task_from_row(&row)?;
+        // Chunks and the callback row go with the task (ON DELETE CASCADE); its held credits
+        // go with it too, as they are a column of the row.
+        sqlx::query("DELETE FROM tasks WHERE id = ?")
+            .bind(task.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status ORDER BY status")
+                .fetch_all(&self.reads)
+                .await?;
         rows.iter()
-            .map(|r| {
-                Ok(LedgerRow {
-                    id: r.try_get("id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    amount: r.try_get("amount")?,
-                    kind: r.try_get("kind")?,
-                    task_id: r.try_get("task_id")?,
-                    note: r.try_get("note")?,
-                })
-            })
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect()
+    }
+
+    async fn usage(&self, user: &UserId) -> Result<Usage> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM tasks WHERE user_id = ?1) AS tasks, \
+               (SELECT COALESCE(SUM(success), 0) FROM tasks WHERE user_id = ?1 AND status = 'exported') AS numbers, \
+               (SELECT COALESCE(SUM(reserved), 0) FROM tasks WHERE user_id = ?1 \
+                  AND status IN ('pending', 'processing')) AS held, \
+               (SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE user_id = ?1 AND kind = 'charge') AS charged",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.reads)
+        .await?;
+        Ok(Usage {
+            tasks: row.try_get("tasks")?,
+            numbers_checked: row.try_get("numbers")?,
+            credits_charged: row.try_get("charged")?,
+            held: row.try_get("held")?,
+        })
+    }
+
+    async fn claim_callback(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Callback>> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE callbacks SET lease_owner = ?, lease_until_ms = ? WHERE task_id = ( \
+               SELECT task_id FROM callbacks WHERE state = 'pending' AND next_at_ms <= ? \
+                 AND (lease_until_ms IS NULL OR lease_until_ms < ?) \
+               ORDER BY next_at_ms LIMIT 1) \
+             RETURNING task_id, attempts",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("task_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let task = task_in(&mut tx, &id).await?;
+        tx.commit().await?;
+        let Some(url) = task.callback_url.clone() else {
+            return Err(StoreError::Corrupt(format!(
+                "callback queued for task {id} without a URL"
+            )));
+        };
+        Ok(Some(Callback {
+            task,
+            url,
+            attempts,
+        }))
+    }
+
+    async fn finish_callback(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        outcome: &CallbackOutcome,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let (state, next_at, status, error, delivered) = match outcome {
+            CallbackOutcome::Delivered { status } => {
+                ("delivered", now_ms, Some(*status), None, Some(now_ms))
+            }
+            CallbackOutcome::Retry {
+                next_at_ms,
+                status,
+                error,
+            } => ("pending", *next_at_ms, *status, Some(error.as_str()), None),
+            CallbackOutcome::GaveUp { status, error } => {
+                ("failed", now_ms, *status, Some(error.as_str()), None)
+            }
+        };
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE callbacks SET state = ?, attempts = attempts + 1, next_at_ms = ?, last_status = ?, \
+               last_error = ?, delivered_at_ms = ?, lease_owner = NULL, lease_until_ms = NULL \
+             WHERE task_id = ? AND lease_owner = ? AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(next_at)
+        .bind(status)
+        .bind(error)
+        .bind(delivered)
+        .bind(task.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn callback_secret(
+        &self,
+        user: &UserId,
+        candidate: &str,
+        replace: bool,
+    ) -> Result<String> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE users SET callback_secret = CASE WHEN ? OR callback_secret IS NULL \
+               THEN ? ELSE callback_secret END WHERE id = ? RETURNING callback_secret",
+        )
+        .bind(replace)
+        .bind(candidate)
+        .bind(user.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(row.try_get("callback_secret")?)
+    }
+
+    async fn callback_state(&self, task: &TaskId) -> Result<Option<CallbackState>> {
+        let row = sqlx::query(
+            "SELECT state, attempts, next_at_ms, last_status, last_error, delivered_at_ms \
+             FROM callbacks WHERE task_id = ?",
+        )
+        .bind(task.as_str())
+        .fetch_optional(&self.reads)
+        .await?;
+        row.map(|r| {
+            Ok(CallbackState {
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                next_at_ms: r.try_get("next_at_ms")?,
+                last_status: r.try_get("last_status")?,
+                last_error: r.try_get("last_error")?,
+                delivered_at_ms: r.try_get("delivered_at_ms")?,
+            })
+        })
+        .transpose()
     }
 
     async fn create_task(&self, new: NewTask) -> Result<Created> {
@@ -581,8 +863,9 @@ impl Store for SqliteStore {
         let now_ms = new.created_at_ns / 1_000_000;
         sqlx::query(
             "INSERT INTO tasks (id, user_id, task_type, status, total, default_region, created_at_ns, \
-               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options) \
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options, \
+               callback_url, file_name) \
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new.id.as_str())
         .bind(new.user_id.as_str())
@@ -597,6 +880,8 @@ impl Store for SqliteStore {
         .bind(&new.idempotency_key)
         .bind(new.chunks.len() as i64)
         .bind(&new.options)
+        .bind(&new.callback_url)
+        .bind(&new.file_name)
         .execute(&mut *tx)
         .await?;
         for (seq, c) in new.chunks.iter().enumerate() {
@@ -724,13 +1009,15 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE chunks SET done = 1, success = ?, failure = ?, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE task_id = ? AND seq = ? AND done = 0 AND lease_owner = ?",
+             WHERE task_id = ? AND seq = ? AND done = 0 AND lease_owner = ? \
+               AND EXISTS (SELECT 1 FROM tasks WHERE id = ? AND status IN ('pending', 'processing'))",
         )
         .bind(success)
         .bind(failure)
         .bind(task.as_str())
         .bind(seq)
         .bind(owner)
+        .bind(task.as_str())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -790,6 +1077,7 @@ impl Store for SqliteStore {
         .bind(task.as_str())
         .execute(&mut *tx)
         .await?;
+        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -806,6 +1094,7 @@ impl Store for SqliteStore {
         .bind(task.as_str())
         .execute(&mut *tx)
         .await?;
+        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

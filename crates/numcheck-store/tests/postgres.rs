@@ -134,6 +134,14 @@ async fn pg_lease_story() {
 }
 
 #[tokio::test]
+async fn pg_controls_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    common::controls_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
 async fn pg_task_story() {
     let db = TestDb::new().await;
     let store = db.store().await;

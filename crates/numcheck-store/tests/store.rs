@@ -42,6 +42,12 @@ async fn sqlite_fair_share_story() {
 }
 
 #[tokio::test]
+async fn sqlite_controls_story() {
+    let (_dir, store) = sqlite().await;
+    common::controls_story(&store).await;
+}
+
+#[tokio::test]
 async fn sqlite_lease_story() {
     let (_dir, store) = sqlite().await;
     lease_story(&store).await;

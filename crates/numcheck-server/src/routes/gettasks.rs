@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// The poll answer, keys in the contract's order. `result_url` is absent until exported;
 /// `message` (ours) appears only on failed tasks.
 #[derive(Debug, Serialize)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     created_at: String,
     updated_at: String,
     task_id: String,
@@ -37,7 +37,7 @@ pub struct TaskView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LookupsView {
+pub(crate) struct LookupsView {
     made: i64,
     max: u64,
 }
@@ -60,6 +60,15 @@ pub async fn get_task(
         .await?
         .filter(|t| t.user_id == who.user.id)
         .ok_or_else(ApiError::task_not_found)?;
+    Ok(Json(task_view(&state, &task, host.as_deref()).await?))
+}
+
+/// A task as clients see it, with a fresh result link once exported.
+pub(crate) async fn task_view(
+    state: &AppState,
+    task: &Task,
+    host: Option<&str>,
+) -> Result<TaskView, ApiError> {
     // A shared bucket signs its own links (presigned URLs); the folder's blobs are served
     // here behind links this server signs.
     let presigned = match (&task.result_key, task.status) {
@@ -73,11 +82,11 @@ pub async fn get_task(
             .map_err(|e| ApiError::Internal(e.into()))?,
         _ => None,
     };
-    let mut v = view(&state, &task, host.as_deref());
+    let mut v = view(state, task, host);
     if presigned.is_some() {
         v.result_url = presigned;
     }
-    Ok(Json(v))
+    Ok(v)
 }
 
 fn view(state: &AppState, task: &Task, host: Option<&str>) -> TaskView {

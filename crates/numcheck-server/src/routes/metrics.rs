@@ -89,6 +89,25 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "numcheck_evidence_filter_builds_total {}",
         state.store.presence_filter_builds()
     );
+    let _ = writeln!(
+        out,
+        "# HELP numcheck_tasks Tasks in the database by status (every node sees the same)."
+    );
+    let _ = writeln!(out, "# TYPE numcheck_tasks gauge");
+    match state.store.tasks_by_status().await {
+        Ok(rows) => {
+            for status in ["pending", "processing", "exported", "failed", "cancelled"] {
+                let n = rows
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                let _ = writeln!(out, "numcheck_tasks{{status=\"{status}\"}} {n}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count tasks"),
+    }
+    state.telemetry.render(&mut out);
     (
         [(
             header::CONTENT_TYPE,

@@ -1,10 +1,15 @@
 //! The HTTP routes. `router` is what both `main` and the tests serve.
 
+mod balance;
+mod dashboard;
 mod evidence;
 mod gettasks;
 mod health;
 mod metrics;
+mod preview;
+mod request_context;
 mod results;
+mod task_controls;
 mod tasks;
 mod webhooks;
 
@@ -16,6 +21,8 @@ use axum::routing::{any, get, post};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub(crate) use gettasks::{TaskView, task_view};
+pub use task_controls::summary_key;
 pub(crate) use tasks::multipart_error;
 
 /// Small bodies: everything but uploads.
@@ -31,7 +38,24 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/v1/tasks",
-            post(tasks::create).layer(DefaultBodyLimit::max(upload_limit)),
+            post(tasks::create)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .get(task_controls::list),
+        )
+        .route(
+            "/v1/tasks/{id}",
+            get(task_controls::detail).delete(task_controls::delete),
+        )
+        .route("/v1/tasks/{id}/cancel", post(task_controls::cancel))
+        .route("/v1/balance", get(balance::balance))
+        .route("/v1/callback-secret", get(balance::callback_secret))
+        .route(
+            "/v1/callback-secret/rotate",
+            post(balance::rotate_callback_secret),
+        )
+        .route(
+            "/v1/tasks/preview",
+            post(preview::preview).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/gettasks", post(gettasks::get_task))
         .route(
@@ -43,12 +67,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/webhooks/{format}/{source}",
             any(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::MAX_CALLBACK_BYTES)),
         )
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context::measure,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .layer(axum::middleware::from_fn(request_context::request_id))
         .with_state(state)
 }
 

@@ -40,7 +40,7 @@ impl CreatedBody {
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest accepted value of a text form field.
-const MAX_TEXT_FIELD: usize = 1024;
+const MAX_TEXT_FIELD: usize = 4096;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -89,7 +89,10 @@ pub async fn create(
         .map_err(|_| anyhow::anyhow!("xid produced a malformed id"))?;
     let created_at_ns = now_ns();
     let mut form = Form::default();
-    let result = read_form(&state, &task_id, &mut multipart, &mut form).await;
+    let mut result = read_form(&state, &task_id, &mut multipart, &mut form).await;
+    if result.is_ok() {
+        result = convert_spreadsheet(&state, &task_id, &mut form).await;
+    }
     let outcome = match result {
         Ok(()) => {
             finish(
@@ -127,6 +130,11 @@ struct Form {
     live_lookup: Option<String>,
     max_lookups: Option<String>,
     max_age_days: Option<String>,
+    callback_url: Option<String>,
+    /// A CSV/XLSX upload waiting for the whole form (it may name the phone column after it).
+    spreadsheet: Option<upload::Spooled>,
+    phone_column: Option<String>,
+    sheet: Option<String>,
 }
 
 async fn read_form(
@@ -139,13 +147,16 @@ async fn read_form(
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
-                if form.file.is_some() {
+                if form.file.is_some() || form.spreadsheet.is_some() {
                     return Err(ApiError::bad_request(
                         "duplicate_file",
                         "send exactly one file field per task",
                     ));
                 }
-                form.file = Some(upload::receive(state, task_id, field).await?);
+                match upload::receive(state, task_id, field).await? {
+                    upload::Upload::Text(received) => form.file = Some(received),
+                    upload::Upload::Table(spooled) => form.spreadsheet = Some(spooled),
+                }
             }
             "task_type" => {
                 let value = text_field(field).await?;
@@ -159,9 +170,35 @@ async fn read_form(
             "live_lookup" => form.live_lookup = Some(text_field(field).await?),
             "max_lookups" => form.max_lookups = Some(text_field(field).await?),
             "max_age_days" => form.max_age_days = Some(text_field(field).await?),
+            "callback_url" => form.callback_url = Some(text_field(field).await?),
+            "phone_column" => form.phone_column = Some(text_field(field).await?),
+            "sheet" => form.sheet = Some(text_field(field).await?),
             _ => drain(field).await?,
         }
     }
+    Ok(())
+}
+
+/// Converts a spooled spreadsheet into the task's text upload, now that the form is read.
+async fn convert_spreadsheet(
+    state: &AppState,
+    task_id: &TaskId,
+    form: &mut Form,
+) -> Result<(), ApiError> {
+    let Some(spooled) = form.spreadsheet.take() else {
+        return Ok(());
+    };
+    // A bad region is reported by `finish`; the detection just reads without one.
+    let region = form
+        .default_region
+        .as_deref()
+        .and_then(|r| r.trim().parse::<RegionCode>().ok());
+    let choice = upload::TableChoice {
+        phone_column: form.phone_column.as_deref(),
+        sheet: form.sheet.as_deref(),
+        region,
+    };
+    form.file = Some(upload::convert(state, task_id, spooled, choice).await?);
     Ok(())
 }
 
@@ -195,6 +232,12 @@ async fn finish(
         &state.config.lookup,
         !state.lookups.is_empty(),
     )?;
+    let callback_url = match form.callback_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => {
+            Some(crate::callback::check_url(raw, state.config.callbacks.allow_private)?.to_string())
+        }
+    };
     if file.total == 0 {
         return Err(ApiError::bad_request(
             "empty_file",
@@ -218,10 +261,16 @@ async fn finish(
         idempotency_key,
         chunks: file.chunks.clone(),
         options: options.to_json(),
+        callback_url,
+        file_name: file.file_name.clone(),
     };
     match state.store.create_task(new).await? {
         Created::New(task) => {
             tracing::info!(task = %task.id, user = %user.name, total = task.total, "task created");
+            let t = &state.telemetry;
+            t.uploads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            t.upload_bytes
+                .fetch_add(file.bytes, std::sync::atomic::Ordering::Relaxed);
             state.work.notify_waiters();
             Ok(CreatedBody::from_task(&task))
         }
@@ -249,7 +298,7 @@ fn parse_task_type(value: Option<&str>) -> Result<TaskType, ApiError> {
     }
 }
 
-async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
+pub(super) async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
     let name = field.name().unwrap_or_default().to_owned();
     let mut value = Vec::new();
     while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
@@ -271,7 +320,7 @@ async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
         })
 }
 
-async fn drain(mut field: Field<'_>) -> Result<(), ApiError> {
+pub(super) async fn drain(mut field: Field<'_>) -> Result<(), ApiError> {
     while field.chunk().await.map_err(multipart_error)?.is_some() {}
     Ok(())
 }

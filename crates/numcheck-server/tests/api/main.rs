@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod callbacks;
 mod contract;
+mod controls;
 mod credits;
+mod dashboard;
 mod errors;
 mod evidence;
 mod helpers;

@@ -7,7 +7,9 @@ use numcheck_core::{
     E164, EvidenceClass, EvidenceKind, Observation, Policy, Profile, TaskId, TaskStatus, TaskType,
     UserId,
 };
-use numcheck_store::{ChunkSpec, Created, NewTask, Store, StoreError, Work};
+use numcheck_store::{
+    CallbackOutcome, ChunkSpec, Created, NewTask, Store, StoreError, TaskCursor, Work,
+};
 
 pub fn uid(n: u8) -> UserId {
     UserId::from_random([n; 20])
@@ -26,6 +28,8 @@ pub fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option
         needs_credits: needs,
         idempotency_key: idem.map(str::to_owned),
         options: "{}".into(),
+        callback_url: None,
+        file_name: Some(format!("{id}.txt")),
         chunks: (0..chunks)
             .map(|i| ChunkSpec {
                 byte_start: (i * 100) as i64,
@@ -538,4 +542,279 @@ pub async fn fair_share_story(store: &dyn Store) {
     assert_eq!(claim("w5", 10_000).await, (a.id.clone(), 2));
     // Expired leases count for nobody: everything is claimable again, oldest task first.
     assert_eq!(claim("w6", 20_000).await, (a.id.clone(), 0));
+}
+
+/// Task controls: the list (paged, per user), cancel, delete, usage, and completion notices
+/// queued when a task ends and delivered under a lease.
+pub async fn controls_story(store: &dyn Store) {
+    let dana = store
+        .create_user(uid(21), "dana", Some(100), false, 1)
+        .await
+        .unwrap();
+    let erin = store
+        .create_user(uid(22), "erin", None, false, 1)
+        .await
+        .unwrap();
+    let ids = [
+        "d4g8o46p2jvh04o9ua00",
+        "d4g8o46p2jvh04o9ua01",
+        "d4g8o46p2jvh04o9ua02",
+        "d4g8o46p2jvh04o9ua03",
+        "d4g8o46p2jvh04o9ua04",
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let mut t = new_task(id, &dana.id, 2, 10, None);
+        // Two tasks share a creation time: the id breaks the tie.
+        t.created_at_ns = 1_700_000_000_000_000_000 + (i as i64 / 2) * 1_000;
+        t.callback_url = Some(format!("https://example.com/hook/{i}"));
+        store.create_task(t).await.unwrap();
+    }
+    store
+        .create_task(new_task("d4g8o46p2jvh04o9ub00", &erin.id, 1, 0, None))
+        .await
+        .unwrap();
+
+    // Newest first, two at a time, no task twice or missed, only dana's.
+    let mut seen = Vec::new();
+    let mut after: Option<TaskCursor> = None;
+    loop {
+        let page = store
+            .list_tasks(&dana.id, None, after.as_ref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().unwrap();
+        after = Some(TaskCursor {
+            created_at_ns: last.created_at_ns,
+            id: last.id.clone(),
+        });
+        seen.extend(page.into_iter().map(|t| t.id.to_string()));
+    }
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(store.usage(&dana.id).await.unwrap().held, 50);
+    assert_eq!(store.available_credits(&dana.id).await.unwrap(), Some(50));
+
+    // Cancel: held credits come back, no chunk is handed out for it, its notice is queued.
+    let victim: TaskId = ids[0].parse().unwrap();
+    let cancelled = store.cancel_task(&dana.id, &victim, 10).await.unwrap();
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+    assert_eq!(cancelled.reserved, 0);
+    assert_eq!(store.available_credits(&dana.id).await.unwrap(), Some(60));
+    assert!(matches!(
+        store.cancel_task(&dana.id, &victim, 11).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .cancel_task(&erin.id, &ids[1].parse().unwrap(), 11)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let filtered = store
+        .list_tasks(&dana.id, Some(TaskStatus::Cancelled), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].id, victim);
+    let mut claimed = Vec::new();
+    while let Some(work) = store.claim_work("w", 20, 60_000).await.unwrap() {
+        match work {
+            Work::Chunk { task, .. } => claimed.push(task.id.to_string()),
+            Work::Export { task } => panic!("no task is complete yet: {}", task.id),
+        }
+    }
+    assert!(!claimed.contains(&victim.to_string()));
+    assert_eq!(claimed.len(), 4 * 2 + 1);
+    // A chunk of a task cancelled while it ran does not count.
+    let running: TaskId = ids[1].parse().unwrap();
+    assert!(
+        store
+            .commit_chunk(&running, 0, "w", 10, 0, 30)
+            .await
+            .unwrap()
+    );
+    store.cancel_task(&dana.id, &running, 31).await.unwrap();
+    assert!(
+        !store
+            .commit_chunk(&running, 1, "w", 10, 0, 32)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.task(&running).await.unwrap().unwrap().success, 10);
+
+    // The cancelled tasks' notices: leased one at a time, retried, delivered once.
+    let first = store
+        .claim_callback("s1", 40, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.task.id, victim);
+    assert_eq!(first.url, "https://example.com/hook/0");
+    assert_eq!(first.attempts, 0);
+    let second = store
+        .claim_callback("s2", 40, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.task.id, running);
+    assert!(
+        store
+            .claim_callback("s3", 40, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .finish_callback(
+                &victim,
+                "s1",
+                &CallbackOutcome::Retry {
+                    next_at_ms: 1_000,
+                    status: Some(500),
+                    error: "HTTP 500".into()
+                },
+                41
+            )
+            .await
+            .unwrap()
+    );
+    // Not due yet.
+    assert!(
+        store
+            .claim_callback("s3", 999, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .claim_callback("s3", 1_000, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.task.id, victim);
+    assert_eq!(again.attempts, 1);
+    // The old lease holder cannot record anything any more.
+    assert!(
+        !store
+            .finish_callback(
+                &victim,
+                "s1",
+                &CallbackOutcome::Delivered { status: 200 },
+                1_001
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_callback(
+                &victim,
+                "s3",
+                &CallbackOutcome::Delivered { status: 204 },
+                1_002
+            )
+            .await
+            .unwrap()
+    );
+    let state = store.callback_state(&victim).await.unwrap().unwrap();
+    assert_eq!(state.state, "delivered");
+    assert_eq!(state.attempts, 2);
+    assert_eq!(state.last_status, Some(204));
+    assert_eq!(state.delivered_at_ms, Some(1_002));
+    assert!(
+        store
+            .finish_callback(
+                &running,
+                "s2",
+                &CallbackOutcome::GaveUp {
+                    status: None,
+                    error: "refused".into()
+                },
+                1_003
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.callback_state(&running).await.unwrap().unwrap().state,
+        "failed"
+    );
+    assert!(
+        store
+            .claim_callback("s4", 10_000_000, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Each user's signing secret: made once, kept, replaced only on rotation.
+    let s1 = store
+        .callback_secret(&dana.id, "first", false)
+        .await
+        .unwrap();
+    assert_eq!(s1, "first");
+    assert_eq!(
+        store
+            .callback_secret(&dana.id, "second", false)
+            .await
+            .unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store
+            .callback_secret(&erin.id, "erins", false)
+            .await
+            .unwrap(),
+        "erins"
+    );
+    assert_eq!(
+        store
+            .callback_secret(&dana.id, "third", true)
+            .await
+            .unwrap(),
+        "third"
+    );
+    assert_eq!(
+        store.callback_secret(&dana.id, "x", false).await.unwrap(),
+        "third"
+    );
+    assert!(matches!(
+        store.callback_secret(&uid(99), "x", false).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A task without a callback URL queues nothing when it fails.
+    let erins: TaskId = "d4g8o46p2jvh04o9ub00".parse().unwrap();
+    store.fail_task(&erins, "broken", 50).await.unwrap();
+    assert!(store.callback_state(&erins).await.unwrap().is_none());
+
+    // Delete: only the owner; an open task goes with its hold; the row is gone.
+    let open: TaskId = ids[4].parse().unwrap();
+    assert!(matches!(
+        store.delete_task(&erin.id, &open, 60).await,
+        Err(StoreError::NotFound)
+    ));
+    let gone = store.delete_task(&dana.id, &open, 60).await.unwrap();
+    assert_eq!(gone.id, open);
+    assert_eq!(gone.input_key, format!("uploads/{open}"));
+    assert!(store.task(&open).await.unwrap().is_none());
+    assert!(matches!(
+        store.delete_task(&dana.id, &open, 61).await,
+        Err(StoreError::NotFound)
+    ));
+    let usage = store.usage(&dana.id).await.unwrap();
+    assert_eq!(usage.tasks, 4);
+    assert_eq!(usage.held, 20);
+    assert_eq!(usage.credits_charged, 0);
+    assert_eq!(store.available_credits(&dana.id).await.unwrap(), Some(80));
+    // The ledger, newest first, limited.
+    let recent = store.ledger_recent(&dana.id, 1).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].kind, "grant");
 }

@@ -1,0 +1,60 @@
+//! Per-request context: a request id (the client's `X-Request-Id` when it is a sane one, else
+//! a fresh one) carried by every log line of the request and echoed in the response; and the
+//! request's route, status and latency for `/metrics`.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A client-given id is kept when it is 1 to 128 visible ASCII characters.
+fn client_id(req: &Request) -> Option<String> {
+    let v = req.headers().get(REQUEST_ID)?.to_str().ok()?.trim();
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_owned())
+}
+
+/// Outermost layer: the id and the span.
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = client_id(&req).unwrap_or_else(|| xid::new().to_string());
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::debug!(
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
+/// Inside routing (so the matched route pattern is known): route, status, latency.
+pub async fn measure(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    state
+        .telemetry
+        .request(&route, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,309 @@
+//! Task list, detail, cancel, delete and balance.
+
+use serde_json::Value;
+
+use crate::helpers::{TestServer, assert_error, json};
+
+async fn get(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
+    json(
+        s.http
+            .get(format!("{}{path}", s.base))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn post(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
+    json(
+        s.http
+            .post(format!("{}{path}", s.base))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn delete(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
+    json(
+        s.http
+            .delete(format!("{}{path}", s.base))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+fn numbers(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| format!("+4477009{:05}\n", i))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn task_list_pages_newest_first_and_shows_only_the_callers_tasks() {
+    let s = TestServer::start().await;
+    let alice = s.key("alice", None).await;
+    let bob = s.key("bob", None).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let (code, body) = s.create(&alice, &numbers(3 + i)).await;
+        assert_eq!(code, 200, "{body}");
+        created.push(body["task_id"].as_str().unwrap().to_owned());
+    }
+    let (code, _) = s.create(&bob, &numbers(2)).await;
+    assert_eq!(code, 200);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/tasks?limit=2&cursor={c}"),
+            None => "/v1/tasks?limit=2".to_owned(),
+        };
+        let (code, page) = get(&s, &alice, &path).await;
+        assert_eq!(code, 200, "{page}");
+        let tasks = page["tasks"].as_array().unwrap();
+        assert!(tasks.len() <= 2);
+        for t in tasks {
+            assert_eq!(t["task_type"], "active_check");
+            assert_eq!(t["file_name"], "numbers.txt");
+            assert!(t["status"].is_string() && t["total"].is_i64());
+            seen.push(t["task_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created, "every task once, newest first");
+
+    let (_, bobs) = get(&s, &bob, "/v1/tasks").await;
+    assert_eq!(bobs["tasks"].as_array().unwrap().len(), 1);
+    assert!(bobs["next_cursor"].is_null());
+
+    for bad in ["limit=0", "limit=201", "limit=x"] {
+        assert_error(
+            get(&s, &alice, &format!("/v1/tasks?{bad}")).await,
+            400,
+            "invalid_limit",
+        );
+    }
+    assert_error(
+        get(&s, &alice, "/v1/tasks?cursor=nope").await,
+        400,
+        "invalid_cursor",
+    );
+    assert_error(
+        get(&s, &alice, "/v1/tasks?status=done").await,
+        400,
+        "invalid_status",
+    );
+    assert_error(
+        get(&s, &alice, "/v1/tasks?sort=asc").await,
+        400,
+        "invalid_query",
+    );
+    assert_error(get(&s, "wrong", "/v1/tasks").await, 401, "invalid_api_key");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn task_detail_holds_the_results_summary_once_exported() {
+    let s = TestServer::start().await;
+    let key = s.key("carol", None).await;
+    let (_, created) = s
+        .create(
+            &key,
+            b"+447700900123\n+447700900123\nnot a number\n+12025550143\n",
+        )
+        .await;
+    let id = created["task_id"].as_str().unwrap();
+    let view = s.wait(&key, id).await;
+    let (code, detail) = get(&s, &key, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(code, 200, "{detail}");
+    assert_eq!(detail["task_id"], id);
+    assert_eq!(detail["status"], "exported");
+    assert_eq!(detail["chunks_done"], detail["chunk_count"]);
+    let summary = &detail["summary"];
+    assert_eq!(summary["total"], 4);
+    assert_eq!(summary["success"], view["success"]);
+    assert_eq!(summary["failure"], view["failure"]);
+    assert_eq!(summary["unique_numbers"], 2);
+    let by_status: i64 = summary["by_status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(by_status, 3, "one verdict per accepted line");
+    // The same summary the zip holds.
+    let bytes = s
+        .http
+        .get(view["result_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("summary.json").unwrap(), &mut text).unwrap();
+    let in_zip: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(&in_zip, summary);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_an_open_task_releases_its_credits_and_charges_nothing() {
+    // No workers: the task stays pending until cancelled.
+    let s = TestServer::start_with(|c| c.worker.concurrency = 0).await;
+    let key = s.key("dave", Some(100)).await;
+    let (_, created) = s.create(&key, &numbers(10)).await;
+    let id = created["task_id"].as_str().unwrap();
+    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    assert_eq!(balance["balance"], 100);
+    assert_eq!(balance["held"], 10);
+    assert_eq!(balance["available"], 90);
+
+    let (code, cancelled) = post(&s, &key, &format!("/v1/tasks/{id}/cancel")).await;
+    assert_eq!(code, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (_, polled) = s.poll(&key, id).await;
+    assert_eq!(polled["status"], "cancelled");
+    assert!(polled.get("result_url").is_none());
+    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    assert_eq!(balance["held"], 0);
+    assert_eq!(balance["available"], 100);
+    assert_eq!(balance["usage"]["credits_charged"], 0);
+    assert_error(
+        post(&s, &key, &format!("/v1/tasks/{id}/cancel")).await,
+        409,
+        "task_finished",
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_task_removes_it_its_upload_and_its_result() {
+    let s = TestServer::start().await;
+    let key = s.key("erin", None).await;
+    let (_, created) = s.create(&key, &numbers(20)).await;
+    let id = created["task_id"].as_str().unwrap().to_owned();
+    let view = s.wait(&key, &id).await;
+    let link = view["result_url"].as_str().unwrap().to_owned();
+    assert_eq!(s.http.get(&link).send().await.unwrap().status(), 200);
+    let blobs = s.data_dir.join("blobs");
+    let files_of = |id: &str| {
+        walk(&blobs)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(id))
+            .count()
+    };
+    assert!(files_of(&id) >= 3, "upload, result and summary are stored");
+
+    let (code, body) = delete(&s, &key, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["deleted"], true);
+    assert_eq!(files_of(&id), 0, "no file of the task is left");
+    assert_error(s.poll(&key, &id).await, 404, "task_not_found");
+    assert_error(
+        get(&s, &key, &format!("/v1/tasks/{id}")).await,
+        404,
+        "task_not_found",
+    );
+    // The signed link, still within its validity, finds nothing.
+    assert_eq!(s.http.get(&link).send().await.unwrap().status(), 404);
+    assert_error(
+        delete(&s, &key, &format!("/v1/tasks/{id}")).await,
+        404,
+        "task_not_found",
+    );
+    // The charge stays in the ledger.
+    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    assert_eq!(balance["usage"]["tasks"], 0);
+    assert_eq!(balance["usage"]["credits_charged"], 20);
+    assert!(balance["unlimited"].as_bool().unwrap());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn another_users_task_cannot_be_seen_cancelled_or_deleted() {
+    let s = TestServer::start_with(|c| c.worker.concurrency = 0).await;
+    let owner = s.key("fay", None).await;
+    let other = s.key("gus", None).await;
+    let (_, created) = s.create(&owner, &numbers(3)).await;
+    let id = created["task_id"].as_str().unwrap();
+    assert_error(
+        get(&s, &other, &format!("/v1/tasks/{id}")).await,
+        404,
+        "task_not_found",
+    );
+    assert_error(
+        post(&s, &other, &format!("/v1/tasks/{id}/cancel")).await,
+        404,
+        "task_not_found",
+    );
+    assert_error(
+        delete(&s, &other, &format!("/v1/tasks/{id}")).await,
+        404,
+        "task_not_found",
+    );
+    assert_error(
+        get(&s, &other, "/v1/tasks/not-an-id").await,
+        404,
+        "task_not_found",
+    );
+    // Still there, untouched, for its owner.
+    let (code, detail) = get(&s, &owner, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(detail["status"], "pending");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn balance_shows_the_ledger_newest_first() {
+    let s = TestServer::start().await;
+    let key = s.key("hal", Some(50)).await;
+    let (_, created) = s.create(&key, &numbers(7)).await;
+    s.wait(&key, created["task_id"].as_str().unwrap()).await;
+    let (code, b) = get(&s, &key, "/v1/balance").await;
+    assert_eq!(code, 200, "{b}");
+    assert_eq!(b["name"], "hal");
+    assert_eq!(b["unlimited"], false);
+    assert_eq!(b["balance"], 43);
+    assert_eq!(b["available"], 43);
+    assert_eq!(b["usage"]["numbers_checked"], 7);
+    assert_eq!(b["usage"]["credits_charged"], 7);
+    let ledger = b["ledger"].as_array().unwrap();
+    assert_eq!(ledger[0]["kind"], "charge");
+    assert_eq!(ledger[0]["amount"], -7);
+    assert_eq!(ledger[0]["task_id"], created["task_id"]);
+    assert_eq!(ledger[1]["kind"], "grant");
+    assert_eq!(ledger[1]["amount"], 50);
+    s.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
