@@ -34,9 +34,14 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every non-200 answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "task_not_found", "message": "no task with this task_id for this API key"}))]
+pub(crate) struct ErrorBody<'a> {
+    /// The stable machine code: clients match on it (`task_not_found`, `invalid_api_key`, …).
+    #[schema(pattern = "^[a-z][a-z0-9_]*$")]
     error: &'a str,
+    /// What is wrong and how to fix it, for people; never a stack trace.
     message: &'a str,
 }
 
@@ -86,7 +91,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (
             status,
-            Json(Body {
+            Json(ErrorBody {
                 error: code,
                 message: &message,
             }),

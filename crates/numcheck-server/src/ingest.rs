@@ -24,15 +24,17 @@ pub const MAX_EVIDENCE_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_LISTED_ERRORS: usize = 1_000;
 
 /// One rejected row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
+    /// The line of the body.
     pub line: u64,
+    /// A stable code, as in the error body.
     pub error: &'static str,
     pub message: String,
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// Data rows read (the CSV header excluded).
     pub rows: u64,

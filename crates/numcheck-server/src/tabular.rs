@@ -390,8 +390,9 @@ impl<R: Read> Records for CsvRecords<R> {
                 if rec.cells.len() < column {
                     rec.cells.resize(column, String::new());
                 }
-                rec.cells
-                    .push(String::from_utf8_lossy(&self.field).into_owned());
+                let text = String::from_utf8_lossy(&self.field).into_owned();
+                // Replaced bytes take three bytes each: cap again.
+                rec.cells.push(cap(text, MAX_CELL_BYTES));
             }
             column += 1;
             self.field.clear();

@@ -170,7 +170,7 @@ async fn until_js(c: &Client, what: &str, script: &str, args: Vec<Value>) -> Val
     .await
 }
 
-async fn visible_text(c: &Client, css: &str) -> String {
+async fn text_of(c: &Client, css: &str) -> String {
     js(
         c,
         "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : null;",
@@ -211,7 +211,10 @@ async fn row_when(c: &Client, file: &str, status: &str) -> Value {
     until_js(
         c,
         &format!("the row of {file} to say {status}"),
-        &format!("const s = (() => {{ {ROW_STATE} }})(); return s && s.status === arguments[1] ? s : null;"),
+        &format!(
+            "const s = (() => {{ {ROW_STATE} }})(); \
+             return s && s.status === arguments[1] ? s : null;"
+        ),
         vec![json!(file), json!(status)],
     )
     .await
@@ -220,15 +223,16 @@ async fn row_when(c: &Client, file: &str, status: &str) -> Value {
 /// Saves a screenshot of the whole page (the window grows to the page's height first).
 async fn screenshot(c: &Client, width: u32, name: &str) -> PathBuf {
     c.set_window_size(width, 900).await.unwrap();
-    let height = js(
+    // The window's height includes the browser's own frame: add what it takes.
+    let sizes = js(
         c,
-        "return Math.ceil(document.documentElement.scrollHeight);",
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
         vec![],
     )
-    .await
-    .as_u64()
-    .unwrap_or(900) as u32;
-    c.set_window_size(width, height.clamp(600, 6000) + 140)
+    .await;
+    let page = sizes[0].as_u64().unwrap_or(900) as u32;
+    let frame = sizes[1].as_u64().unwrap_or(0) as u32;
+    c.set_window_size(width, page.clamp(600, 8000) + frame)
         .await
         .unwrap();
     let png = c.screenshot().await.unwrap();
@@ -322,6 +326,7 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         key_field.attr("type").await.unwrap().as_deref(),
         Some("password")
     );
+    screenshot(&c, 1280, "signin.png").await;
     key_field.send_keys("nck_not-a-key").await.unwrap();
     click(&c, "#signin-submit").await;
     let shown = until_js(
@@ -346,7 +351,7 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     )
     .await;
     assert_eq!(
-        visible_text(&c, "#balance-chip").await,
+        text_of(&c, "#balance-chip").await,
         "1,000 credits available"
     );
     let stored = js(
@@ -375,7 +380,14 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     .await;
     click(&c, "#upload-submit").await;
     let pending = row_when(&c, "to-cancel.txt", "Pending").await;
-    assert!(!visible_text(&c, "#status").await.is_empty());
+    let said = until_js(
+        &c,
+        "the announcement",
+        "return document.querySelector('#status').textContent || null;",
+        vec![],
+    )
+    .await;
+    assert_eq!(said, json!("Check started for to-cancel.txt: 2 lines."));
     let pending_id = pending["id"].as_str().unwrap().to_owned();
     click(
         &c,
@@ -408,7 +420,8 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         "the column choice",
         "const f = document.querySelector('#column-field'); \
          if (f.hidden) return null; \
-         return [...document.querySelectorAll('#phone-column option')].map((o) => [o.value, o.textContent]);",
+         return [...document.querySelectorAll('#phone-column option')] \
+           .map((o) => [o.value, o.textContent]);",
         vec![],
     )
     .await;
@@ -428,12 +441,13 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         .await
         .unwrap();
     click(&c, "#opt-xlsx").await;
+    screenshot(&c, 1280, "upload-preview.png").await;
     click(&c, "#upload-submit").await;
 
     // --- the progress bar fills and the row says Done.
     let done = row_when(&c, "people.csv", "Done").await;
     assert_eq!(done["value"], done["max"], "{done}");
-    assert_eq!(done["max"], json!(5.0), "{done}");
+    assert_eq!(done["max"].as_f64(), Some(5.0), "{done}");
     let task_id = done["id"].as_str().unwrap().to_owned();
     let (code, detail) = get(&server, &key, &format!("/v1/tasks/{task_id}")).await;
     assert_eq!(code, 200, "{detail}");
@@ -448,7 +462,8 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         "the verdict chart",
         "const rows = document.querySelectorAll('#chart-verdicts-table tbody tr'); \
          if (!rows.length) return null; \
-         return Object.fromEntries([...rows].map((r) => [r.dataset.key, r.querySelector('.count').textContent]));",
+         return Object.fromEntries([...rows].map((r) => \
+           [r.dataset.key, r.querySelector('.count').textContent]));",
         vec![],
     )
     .await;
@@ -491,11 +506,12 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         assert!(bars.as_u64().unwrap() >= 1, "{chart}: {bars}");
     }
     assert_eq!(
-        visible_text(&c, "#detail-status").await,
+        text_of(&c, "#detail-status").await,
         "Done",
         "the detail view's status"
     );
     screenshot(&c, 1280, "detail.png").await;
+    screenshot(&c, 375, "detail-mobile.png").await;
 
     // --- download the result through the page's link and read it.
     click(&c, "#detail-actions a").await;
@@ -560,7 +576,8 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
         &c,
         "the usage to count the task",
         "return [...document.querySelectorAll('#usage-stats .stat')].some((s) => \
-           s.querySelector('dt').textContent === 'Numbers checked' && s.querySelector('dd').textContent !== '0');",
+           s.querySelector('dt').textContent === 'Numbers checked' \
+           && s.querySelector('dd').textContent !== '0');",
         vec![],
     )
     .await;
@@ -579,7 +596,8 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     .await;
     let stored = js(
         &c,
-        "return localStorage.getItem('numcheck.apiKey') || sessionStorage.getItem('numcheck.apiKey');",
+        "return localStorage.getItem('numcheck.apiKey') \
+         || sessionStorage.getItem('numcheck.apiKey');",
         vec![],
     )
     .await;

@@ -62,22 +62,36 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Uploads `file` as a new task; returns the create answer.
+/// The form fields of an upload besides the file.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitOptions<'a> {
+    pub task_type: &'a str,
+    pub region: Option<&'a str>,
+    pub phone_column: Option<&'a str>,
+    pub callback_url: Option<&'a str>,
+}
+
+/// Uploads `file` (streamed) as a new task; returns the create answer.
 pub async fn submit(
     remote: &Remote,
     file: &Path,
-    task_type: &str,
-    region: Option<&str>,
+    options: &SubmitOptions<'_>,
 ) -> anyhow::Result<Value> {
     let part = reqwest::multipart::Part::file(file)
         .await
         .with_context(|| format!("cannot read {}", file.display()))?;
-    let mut form = reqwest::multipart::Form::new()
-        .part("file", part)
-        .text("task_type", task_type.to_owned());
-    if let Some(r) = region {
-        form = form.text("default_region", r.to_owned());
+    let mut form = reqwest::multipart::Form::new().text("task_type", options.task_type.to_owned());
+    for (name, value) in [
+        ("default_region", options.region),
+        ("phone_column", options.phone_column),
+        ("callback_url", options.callback_url),
+    ] {
+        if let Some(v) = value {
+            form = form.text(name, v.to_owned());
+        }
     }
+    // The file goes last, so the server has every option before the bytes arrive.
+    form = form.part("file", part);
     let resp = http()?
         .post(format!("{}/v1/tasks", remote.server))
         .header("X-API-Key", &remote.api_key)
@@ -86,6 +100,143 @@ pub async fn submit(
         .await
         .with_context(|| format!("cannot reach {}", remote.server))?;
     answer(resp, "upload refused").await
+}
+
+/// Lists tasks, newest first, following pages until `limit` (0: all).
+pub async fn list(
+    remote: &Remote,
+    limit: usize,
+    status: Option<&str>,
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let want = if limit == 0 {
+            200
+        } else {
+            (limit - out.len()).min(200)
+        };
+        let mut query = vec![("limit", want.to_string())];
+        if let Some(s) = status {
+            query.push(("status", s.to_owned()));
+        }
+        if let Some(c) = &cursor {
+            query.push(("cursor", c.clone()));
+        }
+        let resp = http()?
+            .get(format!("{}/v1/tasks", remote.server))
+            .header("X-API-Key", &remote.api_key)
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", remote.server))?;
+        let page = answer(resp, "task list").await?;
+        out.extend(page["tasks"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) if limit == 0 || out.len() < limit => cursor = Some(c.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Cancels a task.
+pub async fn cancel(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
+    let resp = http()?
+        .post(format!(
+            "{}/v1/tasks/{}/cancel",
+            remote.server,
+            path_segment(task_id)
+        ))
+        .header("X-API-Key", &remote.api_key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.server))?;
+    answer(resp, "cancel refused").await
+}
+
+/// Deletes a task.
+pub async fn delete(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
+    let resp = http()?
+        .delete(format!(
+            "{}/v1/tasks/{}",
+            remote.server,
+            path_segment(task_id)
+        ))
+        .header("X-API-Key", &remote.api_key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.server))?;
+    answer(resp, "delete refused").await
+}
+
+/// The caller's balance.
+pub async fn balance(remote: &Remote) -> anyhow::Result<Value> {
+    let resp = http()?
+        .get(format!("{}/v1/balance", remote.server))
+        .header("X-API-Key", &remote.api_key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.server))?;
+    answer(resp, "balance").await
+}
+
+/// A task id as a URL path segment (ids are alphanumeric; anything else is escaped).
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One line per task.
+pub fn task_table(tasks: &[Value]) -> String {
+    let mut out = format!(
+        "{:<20}  {:<10}  {:>10}  {:>10}  {:<20}  {}\n",
+        "TASK", "STATUS", "TOTAL", "DONE", "CREATED", "FILE"
+    );
+    for t in tasks {
+        let done = t["success"].as_i64().unwrap_or(0) + t["failure"].as_i64().unwrap_or(0);
+        out.push_str(&format!(
+            "{:<20}  {:<10}  {:>10}  {:>10}  {:<20}  {}\n",
+            t["task_id"].as_str().unwrap_or("?"),
+            t["status"].as_str().unwrap_or("?"),
+            t["total"].as_i64().unwrap_or(0),
+            done,
+            t["created_at"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(19)
+                .collect::<String>(),
+            t["file_name"].as_str().unwrap_or(""),
+        ));
+    }
+    if tasks.is_empty() {
+        out.push_str("(no tasks)\n");
+    }
+    out
+}
+
+/// The balance answer for people.
+pub fn describe_balance(v: &Value) -> String {
+    let mut out = String::new();
+    if v["unlimited"].as_bool() == Some(true) {
+        out.push_str("balance     unlimited\n");
+    } else {
+        out.push_str(&format!("balance     {}\n", v["balance"]));
+        out.push_str(&format!("held        {}\n", v["held"]));
+        out.push_str(&format!("available   {}\n", v["available"]));
+    }
+    let u = &v["usage"];
+    out.push_str(&format!("tasks       {}\n", u["tasks"]));
+    out.push_str(&format!("checked     {}\n", u["numbers_checked"]));
+    out.push_str(&format!("charged     {}\n", u["credits_charged"]));
+    out
 }
 
 /// Polls a task once.
@@ -157,14 +308,31 @@ pub async fn download(task: &Value, out: &Path) -> anyhow::Result<PathBuf> {
         answer(resp, "download refused").await?;
         anyhow::bail!("download refused");
     }
-    let bytes = resp.bytes().await.context("the download broke off")?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let zip_path = out.join(format!("{id}.zip"));
-    std::fs::write(&zip_path, &bytes)
-        .with_context(|| format!("cannot write {}", zip_path.display()))?;
+    // Streamed to disk: a result of millions of rows need not fit in memory.
+    {
+        use futures::StreamExt;
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&zip_path)
+                .with_context(|| format!("cannot write {}", zip_path.display()))?,
+        );
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.context("the download broke off")?;
+            file.write_all(&chunk)
+                .with_context(|| format!("cannot write {}", zip_path.display()))?;
+        }
+        file.flush()
+            .with_context(|| format!("cannot write {}", zip_path.display()))?;
+    }
     let dir = out.join(id);
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec()))
-        .context("the result is not a zip")?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(
+        std::fs::File::open(&zip_path)
+            .with_context(|| format!("cannot read {}", zip_path.display()))?,
+    ))
+    .context("the result is not a zip")?;
     // `extract` refuses entries that would land outside `dir`.
     archive
         .extract(&dir)

@@ -55,6 +55,14 @@ enum Command {
     Submit(SubmitArgs),
     /// Show a task of a numcheck server.
     Status(StatusArgs),
+    /// List your tasks on a numcheck server, newest first.
+    Tasks(TasksArgs),
+    /// Cancel an open task (nothing is charged).
+    Cancel(StatusArgs),
+    /// Delete a task with its upload and result.
+    Delete(StatusArgs),
+    /// Show your balance and usage on a numcheck server.
+    Balance(RemoteOnly),
 }
 
 #[derive(Subcommand)]
@@ -119,12 +127,37 @@ struct SubmitArgs {
     /// Region of numbers written in national format (e.g. GB).
     #[arg(long)]
     region: Option<String>,
+    /// For CSV and XLSX files: the phone column, by header name or 1-based number
+    /// (default: detected).
+    #[arg(long, value_name = "COLUMN")]
+    phone_column: Option<String>,
+    /// A URL the server POSTs a signed notice to when the task ends.
+    #[arg(long, value_name = "URL")]
+    callback_url: Option<String>,
     /// Follow the task to its end with a progress bar, then download and unpack the result.
     #[arg(long)]
     wait: bool,
     /// Where the result goes (with --wait): <DIR>/<task_id>.zip and <DIR>/<task_id>/.
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+#[derive(Args)]
+struct TasksArgs {
+    /// How many (newest first); 0 lists every task.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Only tasks in this status (pending, processing, exported, failed, cancelled).
+    #[arg(long)]
+    status: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+#[derive(Args)]
+struct RemoteOnly {
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -304,9 +337,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => {
             init_logging(LogFormat::Text);
             let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
-            let created =
-                client::submit(&remote, &args.file, &args.task_type, args.region.as_deref())
-                    .await?;
+            let created = client::submit(
+                &remote,
+                &args.file,
+                &client::SubmitOptions {
+                    task_type: &args.task_type,
+                    region: args.region.as_deref(),
+                    phone_column: args.phone_column.as_deref(),
+                    callback_url: args.callback_url.as_deref(),
+                },
+            )
+            .await?;
             let id = created["task_id"]
                 .as_str()
                 .context("the server's answer has no task_id")?
@@ -326,6 +367,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!(
                 "{}",
                 client::describe(&client::status(&remote, &args.task_id).await?)
+            );
+            Ok(())
+        }
+        Command::Tasks(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let tasks = client::list(&remote, args.limit, args.status.as_deref()).await?;
+            print!("{}", client::task_table(&tasks));
+            Ok(())
+        }
+        Command::Cancel(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let v = client::cancel(&remote, &args.task_id).await?;
+            println!(
+                "task {} {}",
+                args.task_id,
+                v["status"].as_str().unwrap_or("cancelled")
+            );
+            Ok(())
+        }
+        Command::Delete(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            client::delete(&remote, &args.task_id).await?;
+            println!("task {} deleted", args.task_id);
+            Ok(())
+        }
+        Command::Balance(args) => {
+            init_logging(LogFormat::Text);
+            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            print!(
+                "{}",
+                client::describe_balance(&client::balance(&remote).await?)
             );
             Ok(())
         }

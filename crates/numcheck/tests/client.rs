@@ -115,3 +115,85 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
         no_key.stderr
     );
 }
+
+#[tokio::test]
+async fn tasks_balance_cancel_and_delete_from_the_command_line() {
+    let root = TempDir::new().unwrap();
+    let server = Server::start(root.path(), &root.path().join("data"), &[]).await;
+    let key = server
+        .stdout_lines()
+        .iter()
+        .find(|l| l.starts_with("nck_"))
+        .cloned()
+        .unwrap();
+    let cli = |args: Vec<String>| {
+        let root = root.path().to_owned();
+        let base = server.base.clone();
+        let key = key.clone();
+        async move {
+            let mut all = args;
+            all.extend(["--server".into(), base, "--api-key".into(), key]);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_cli(&root, &refs).await
+        }
+    };
+    // A CSV with the phone number in its second column, named by the flag.
+    std::fs::write(
+        root.path().join("contacts.csv"),
+        "name,mobile\nAda,+14155552671\nBob,+33612345678\n",
+    )
+    .unwrap();
+    let out = cli(vec![
+        "submit".into(),
+        "contacts.csv".into(),
+        "--phone-column".into(),
+        "mobile".into(),
+        "--wait".into(),
+        "--out".into(),
+        "results".into(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("success     2"), "{}", out.stdout);
+    let first = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
+        .unwrap()
+        .to_owned();
+
+    let listed = cli(vec!["tasks".into()]).await;
+    assert!(listed.status.success(), "{}", listed.stderr);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&first))
+        .unwrap_or_else(|| panic!("{first} listed: {}", listed.stdout));
+    assert!(
+        row.contains("exported") && row.contains("contacts.csv"),
+        "{row}"
+    );
+
+    let balance = cli(vec!["balance".into()]).await;
+    assert!(balance.status.success(), "{}", balance.stderr);
+    assert!(balance.stdout.contains("unlimited"), "{}", balance.stdout);
+    assert!(
+        balance.stdout.contains("charged     2"),
+        "{}",
+        balance.stdout
+    );
+
+    // Cancelling a finished task says why it cannot.
+    let late = cli(vec!["cancel".into(), first.clone()]).await;
+    assert!(!late.status.success());
+    assert!(late.stderr.contains("task_finished"), "{}", late.stderr);
+
+    let deleted = cli(vec!["delete".into(), first.clone()]).await;
+    assert!(deleted.status.success(), "{}", deleted.stderr);
+    assert!(deleted.stdout.contains("deleted"));
+    let gone = cli(vec!["status".into(), first.clone()]).await;
+    assert!(!gone.status.success());
+    assert!(gone.stderr.contains("task_not_found"), "{}", gone.stderr);
+    let empty = cli(vec!["tasks".into()]).await;
+    assert!(empty.stdout.contains("(no tasks)"), "{}", empty.stdout);
+}

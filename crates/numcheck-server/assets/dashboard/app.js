@@ -35,6 +35,12 @@ const REASONS = {
   inconclusive: 'Inconclusive',
   temporary_failures: 'Temporary failures',
 };
+const REASON_TONES = {
+  recent_activity: 'active',
+  invalid_number: 'inactive',
+  disconnected: 'inactive',
+  repeated_failures: 'inactive',
+};
 const REJECTIONS = {
   not_a_number: 'Not a number',
   unknown_country_code: 'Unknown country code',
@@ -65,6 +71,8 @@ const state = {
   file: null,
   previewSeq: 0,
   pollTimer: null,
+  /** Keep the status message over the next route change. */
+  keepStatus: false,
   /** The task shown in the detail view: {id, view, parts, summaryShown}. */
   detail: null,
 };
@@ -247,6 +255,9 @@ function signOut(message) {
 
 function route(initial = false) {
   if (!state.key) return;
+  // Messages belong to the view they were said in, except one that leads here (a deletion).
+  if (state.keepStatus) state.keepStatus = false;
+  else $('status').textContent = '';
   const match = /^#\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(window.location.hash);
   if (match) {
     showDetail(match[1], !initial);
@@ -333,10 +344,10 @@ function buildRow(id) {
   parts.cancel.addEventListener('click', () => cancelTask(id, parts.cancel, $('tasks-error')));
   parts.remove.addEventListener('click', () => deleteTask(id, $('tasks-error')));
   const row = h('tr', { 'data-task-id': id },
-    h('td', { 'data-label': 'File', class: 'cell-file' }, parts.link, parts.id, parts.message),
-    h('td', { 'data-label': 'Created', class: 'nowrap' }, parts.time),
-    h('td', { 'data-label': 'Status' }, parts.badge),
-    h('td', { 'data-label': 'Progress', class: 'cell-progress' }, parts.bar, parts.barText),
+    h('td', { 'data-label': 'File', class: 'cell-file' }, h('div', {}, parts.link, parts.id, parts.message)),
+    h('td', { 'data-label': 'Created', class: 'nowrap' }, h('div', {}, parts.time)),
+    h('td', { 'data-label': 'Status' }, h('div', {}, parts.badge)),
+    h('td', { 'data-label': 'Progress', class: 'cell-progress' }, h('div', {}, parts.bar, parts.barText)),
     h('td', { class: 'cell-actions' },
       h('div', { class: 'actions' }, parts.download, parts.cancel, parts.remove)));
   return { row, parts, view: null };
@@ -493,9 +504,10 @@ async function deleteTask(id, errorTarget) {
   const known = state.tasks.get(id)?.view || state.detail?.view;
   const name = known ? taskName(known) : `Task ${id}`;
   const opener = document.activeElement;
-  const sure = await confirmDialog(
-    `“${name}” and its result file will be deleted. This cannot be undone.`,
-  );
+  const running = known && ACTIVE.has(known.status);
+  const sure = await confirmDialog(running
+    ? `“${name}” is still running: it will be stopped and deleted. This cannot be undone.`
+    : `“${name}” and its result file will be deleted. This cannot be undone.`);
   if (!sure) {
     if (opener && opener.isConnected) opener.focus();
     return;
@@ -506,6 +518,7 @@ async function deleteTask(id, errorTarget) {
     announce(`${name} deleted.`);
     refreshBalance();
     if (state.detail && state.detail.id === id) {
+      state.keepStatus = true;
       window.location.hash = '#/';
     } else {
       $('tasks-title').focus();
@@ -807,7 +820,7 @@ function renderSummary(s) {
   }
   const checked = verdictRows.reduce((sum, r) => sum + r.value, 0);
   const reasons = entries(s.by_reason).map(([key, value]) => ({
-    key, value, label: REASONS[key] || humanize(key),
+    key, value, label: REASONS[key] || humanize(key), tone: REASON_TONES[key] || 'unknown',
   }));
   const regionEntries = entries(s.by_region);
   const regions = regionEntries.slice(0, 10).map(([key, value]) => ({
@@ -835,7 +848,12 @@ function renderSummary(s) {
       id: 'verdicts', title: 'Verdicts', rows: verdictRows, unit: checked === 1 ? 'number' : 'numbers',
     }),
     bars({
-      id: 'reasons', title: 'Reasons', rows: reasons, keyHeading: 'Reason', whole: checked,
+      id: 'reasons',
+      title: 'Reasons',
+      rows: reasons,
+      keyHeading: 'Reason',
+      whole: checked,
+      note: 'Coloured by the verdict each reason gives.',
     }),
     bars({
       id: 'regions',

@@ -14,37 +14,61 @@ use crate::state::AppState;
 /// Ledger rows shown with the balance.
 const RECENT_LEDGER: i64 = 20;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Balance {
     user_id: String,
     name: String,
     unlimited: bool,
     /// Credits on the account (`null` when unlimited).
+    #[schema(required = true)]
     balance: Option<i64>,
     /// Credits held by running tasks until they end.
     held: i64,
     /// What a new task may use: balance less held (`null` when unlimited).
+    #[schema(required = true)]
     available: Option<i64>,
     usage: UsageView,
     /// The latest ledger rows, newest first.
     ledger: Vec<LedgerView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UsageView {
+    #[schema(minimum = 0)]
     tasks: i64,
+    #[schema(minimum = 0)]
     numbers_checked: i64,
     credits_charged: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LedgerView {
+    /// RFC 3339, UTC, millisecond precision.
+    #[schema(format = DateTime)]
     at: String,
+    /// Credits added (positive) or charged (negative).
     amount: i64,
+    /// What the row records (a grant, a task's charge, …).
     kind: String,
+    #[schema(required = true)]
     task_id: Option<String>,
+    #[schema(required = true)]
     note: Option<String>,
 }
+
+#[utoipa::path(
+    get,
+    path = "/v1/balance",
+    operation_id = "get_balance",
+    tag = "account",
+    summary = "Credits, usage and the latest ledger rows",
+    responses(
+        (status = 200, description = "The caller's account.", body = Balance),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 
 pub async fn balance(
     State(state): State<AppState>,
@@ -85,11 +109,15 @@ pub async fn balance(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Secret {
+    /// `whsec_` and 32 random bytes, base64url.
+    #[schema(pattern = "^whsec_[A-Za-z0-9_-]+$")]
     secret: String,
-    /// How receivers check a notice.
+    /// How receivers check a notice: the header that carries the signature,
+    #[schema(example = "X-Numcheck-Signature")]
     header: &'static str,
+    /// and what it holds.
     scheme: &'static str,
 }
 
@@ -102,6 +130,20 @@ fn secret_body(secret: String) -> Json<Secret> {
 }
 
 /// `GET /v1/callback-secret`: made on first use.
+#[utoipa::path(
+    get,
+    path = "/v1/callback-secret",
+    operation_id = "get_callback_secret",
+    tag = "account",
+    summary = "The secret completion notices are signed with",
+    description = "Made on first use; the same until rotated.",
+    responses(
+        (status = 200, description = "The secret.", body = Secret),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn callback_secret(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -115,6 +157,20 @@ pub async fn callback_secret(
 }
 
 /// `POST /v1/callback-secret/rotate`: a new secret; notices sent from now on use it.
+#[utoipa::path(
+    post,
+    path = "/v1/callback-secret/rotate",
+    operation_id = "rotate_callback_secret",
+    tag = "account",
+    summary = "Rotate the completion-notice secret",
+    description = "A new secret; notices sent from now on are signed with it.",
+    responses(
+        (status = 200, description = "The new secret.", body = Secret),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn rotate_callback_secret(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

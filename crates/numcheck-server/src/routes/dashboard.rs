@@ -89,11 +89,36 @@ static ASSETS: LazyLock<[Asset; 6]> = LazyLock::new(|| {
 });
 
 /// `GET /`: the single page.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "dashboard",
+    tag = "dashboard",
+    summary = "The web dashboard",
+    responses(
+        (status = 200, description = "The page (`ETag`, `Cache-Control: no-cache`).", body = String, content_type = "text/html"),
+        (status = 304, description = "Not modified: `If-None-Match` named the current `ETag`."),
+    ),
+)]
 pub async fn index(request: HeaderMap) -> Response {
     serve(&INDEX, &request)
 }
 
 /// `GET /assets/{file}`: the page's script, style and icon.
+#[utoipa::path(
+    get,
+    path = "/assets/{file}",
+    operation_id = "dashboard_asset",
+    tag = "dashboard",
+    summary = "A dashboard file",
+    params(("file" = String, Path, description = "`app.js`, `api.js`, `dom.js`, `charts.js`, `app.css` or `icon.svg`.", example = "app.js")),
+    responses(
+        (status = 200, description = "The file.", content(
+            (String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"))),
+        (status = 304, description = "Not modified: `If-None-Match` named the current `ETag`."),
+        (status = 404, description = "`not_found`: no such dashboard file.", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn asset(Path(file): Path<String>, request: HeaderMap) -> Result<Response, ApiError> {
     let asset = ASSETS
         .iter()

@@ -16,6 +16,40 @@ use crate::error::ApiError;
 use crate::ingest::{IngestError, IngestReport, Ingestor, LineReader};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/evidence",
+    operation_id = "post_evidence",
+    tag = "evidence",
+    summary = "Ingest evidence",
+    description = "Streams observations in: CSV with a header, NDJSON, or a connector's file \
+        format (`?format=kannel&source=smsc-1`, …). Only keys with the ingest right may post \
+        (`numcheck keys create --ingest`).",
+    params(
+        ("format" = Option<String>, Query, description = "`csv`, `ndjson` (default: told by the \
+            Content-Type) or a connector format: `smpp`, `kannel`, `jasmin`, `twilio`, `vonage`, `infobip`, `freeswitch`, `asterisk`, `deactivation`, `reassigned`, `hlr`."),
+        ("source" = Option<String>, Query, description = "The source's name; required with a connector format."),
+        ("err_table" = Option<String>, Query, description = "The code table for SMPP `err:` values (connector formats)."),
+        ("region" = Option<String>, Query, description = "Region for national numbers (connector formats)."),
+        ("utc_offset" = Option<String>, Query, description = "The offset of the file's local times, e.g. `+02:00` (connector formats)."),
+    ),
+    request_body(content(
+        (String = "text/csv"),
+        (String = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 200, description = "What the ingest did; unreadable rows are counted and listed.",
+            body = crate::ingest::IngestReport),
+        (status = 400, description = "`unknown_format`, `missing_source`, `invalid_source`, \
+            `invalid_parameter`, `invalid_header` (an unusable CSV header), `invalid_body`.",
+            body = crate::error::ErrorBody),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 403, description = "`ingest_not_allowed`: the key may not post evidence.", body = crate::error::ErrorBody),
+        (status = 413, description = "`file_too_large`: a body over `max_evidence_bytes`.", body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn post(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -16,31 +16,79 @@ use crate::state::AppState;
 
 /// The poll answer, keys in the contract's order. `result_url` is absent until exported;
 /// `message` (ours) appears only on failed tasks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TaskView {
+    /// RFC 3339, UTC, millisecond precision.
+    #[schema(format = DateTime, example = "2025-11-21T08:27:09.933Z")]
     created_at: String,
+    #[schema(format = DateTime, example = "2025-11-21T08:27:10.241Z")]
     updated_at: String,
+    #[schema(pattern = "^[0-9a-v]{20}$", example = "d4g24nep2jvh04o9uoh0")]
     task_id: String,
+    #[schema(example = "wfi7wGPS4B4PdtTMox5Y")]
     user_id: String,
+    #[schema(value_type = crate::routes::openapi::TaskState)]
     status: &'static str,
+    /// Non-blank lines of the upload.
+    #[schema(minimum = 0)]
     total: i64,
+    /// Rows checked so far.
+    #[schema(minimum = 0)]
     success: i64,
+    /// Rows that could not be read as a phone number.
+    #[schema(minimum = 0)]
     failure: i64,
+    /// Present once `exported`: an absolute, expiring link to the zip, fresh on every poll.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri", nullable = false)]
     result_url: Option<String>,
+    /// Present on `failed` tasks: why.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     message: Option<String>,
     /// Ours, only on tasks that asked for live lookups: lookups made so far and the budget
     /// (`summary.json` in the result has the full account).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     lookups: Option<LookupsView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LookupsView {
+    /// Live lookups made so far.
+    #[schema(minimum = 0)]
     made: i64,
+    /// The task's budget.
     max: u64,
 }
+
+#[utoipa::path(
+    post,
+    path = "/v1/gettasks",
+    operation_id = "poll_task",
+    tag = "tasks",
+    summary = "Poll a task",
+    description = "`task_id` as a multipart form field (what `curl --form` sends), urlencoded, \
+        as JSON, or in the query string. Keys come in the order of the original service; \
+        `result_url` is absent until the task is exported.",
+    params(("task_id" = Option<String>, Query, description = "The task, when not sent in the body.")),
+    request_body(content(
+        (crate::routes::openapi::PollRequest = "multipart/form-data"),
+        (crate::routes::openapi::PollRequest = "application/x-www-form-urlencoded"),
+        (crate::routes::openapi::PollRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The task.", body = TaskView),
+        (status = 400, description = "`missing_task_id`: no `task_id`; `invalid_json`: an unreadable JSON body; \
+            `invalid_multipart`: a broken multipart body; `invalid_request`: an unreadable body.",
+            body = crate::error::ErrorBody),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
+        (status = 413, description = "`file_too_large`: a multipart body over the 64 KiB limit.", body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 
 pub async fn get_task(
     State(state): State<AppState>,

@@ -17,6 +17,16 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "The process's counters in the Prometheus text exposition format 0.0.4: \
+        requests by route and status, uploads, tasks by status, lookups, evidence filters.",
+    responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     let t = &state.lookups.totals;

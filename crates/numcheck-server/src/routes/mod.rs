@@ -6,6 +6,7 @@ mod evidence;
 mod gettasks;
 mod health;
 mod metrics;
+mod openapi;
 mod preview;
 mod request_context;
 mod results;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_context::measure,

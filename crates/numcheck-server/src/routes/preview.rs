@@ -15,6 +15,26 @@ use crate::state::AppState;
 use crate::tabular::Preview;
 use crate::upload::{self, PreviewFile, TableChoice};
 
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/preview",
+    operation_id = "preview_upload",
+    tag = "tasks",
+    summary = "Preview a file's columns",
+    description = "Stores nothing: answers which columns the file has and which one an upload \
+        would read, so the phone column can be picked before creating the task.",
+    request_body(content = crate::routes::openapi::PreviewForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The file's columns.", body = crate::routes::openapi::PreviewDoc),
+        (status = 400, description = "`missing_file`, `duplicate_file`, `invalid_multipart`, `invalid_field`, \
+            `invalid_default_region`, `file_not_text`, `unsupported_file_type`, `unknown_phone_column`, \
+            `unknown_sheet`, `invalid_xlsx`.", body = crate::error::ErrorBody),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 413, description = crate::routes::openapi::E413, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn preview(
     State(state): State<AppState>,
     AuthUser(_who): AuthUser,

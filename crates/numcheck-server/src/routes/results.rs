@@ -13,6 +13,29 @@ use crate::error::ApiError;
 use crate::signing::LinkError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/results/{file}",
+    operation_id = "download_result",
+    tag = "results",
+    summary = "Download a result",
+    description = "The link `result_url` gives: no API key, the signature is the credential. \
+        The zip holds `<task_id>.csv`, `rejected.csv`, `summary.json` and, when asked for, \
+        `<task_id>.xlsx`.",
+    params(
+        ("file" = String, Path, description = "`<task_id>.zip`.", example = "d4g24nep2jvh04o9uoh0.zip"),
+        ("expires" = i64, Query, description = "Unix seconds the link is valid until."),
+        ("signature" = String, Query, description = "The server's signature of the task and `expires`."),
+    ),
+    responses(
+        (status = 200, description = "The zip.", body = crate::routes::openapi::ZipFile, content_type = "application/zip",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"<task_id>.zip\"`"))),
+        (status = 403, description = "`invalid_signature`: a forged, altered or incomplete link; \
+            `link_expired`: poll `/v1/gettasks` for a fresh one.", body = crate::error::ErrorBody),
+        (status = 404, description = "`task_not_found`: the task is gone or has no result.", body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn download(
     State(state): State<AppState>,
     Path(file): Path<String>,

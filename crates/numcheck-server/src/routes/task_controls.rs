@@ -28,48 +28,68 @@ pub fn summary_key(task: &TaskId) -> String {
 }
 
 /// A task in a list: the poll view plus what people need to tell tasks apart.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TaskItem {
     #[serde(flatten)]
     view: TaskView,
+    #[schema(value_type = crate::routes::openapi::TaskTypeName)]
     task_type: &'static str,
+    /// The upload's file name, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     file_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TaskPage {
+    /// Newest first.
     tasks: Vec<TaskItem>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// One task in full.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TaskDetail {
     #[serde(flatten)]
     item: TaskItem,
     /// Chunks processed of all chunks.
+    #[schema(minimum = 0)]
     chunks_done: i64,
+    #[schema(minimum = 0)]
     chunk_count: i64,
-    /// `summary.json` of the result, once exported.
+    /// `summary.json` of the result once exported, else `null`: `task_id`, `task_type`,
+    /// `as_of`, `numbering_plan`, `total`, `unique_numbers`, `duplicates`, `success`,
+    /// `failure`, counts `by_status`, `by_reason`, `by_region`, `by_line_type`,
+    /// `failures_by_reason`, `possibly_reassigned`, `valid`, `invalid` and, when the task made
+    /// live lookups, `lookups`.
+    #[schema(value_type = Option<Object>, required = true)]
     summary: Option<serde_json::Value>,
     /// The completion notice, when the task asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     callback: Option<CallbackView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CallbackView {
+    #[schema(format = "uri")]
     url: String,
     /// `waiting` (task still open), `pending`, `delivered` or `failed`.
+    #[schema(pattern = "^(waiting|pending|delivered|failed)$")]
     state: String,
+    #[schema(minimum = 0)]
     attempts: i64,
+    /// The receiver's HTTP status on the last attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     last_status: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, nullable = false)]
     delivered_at: Option<String>,
 }
 
@@ -104,6 +124,27 @@ fn parse_cursor(raw: &str) -> Result<TaskCursor, ApiError> {
 }
 
 /// `GET /v1/tasks?limit=&cursor=&status=`
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    operation_id = "list_tasks",
+    tag = "tasks",
+    summary = "List tasks",
+    description = "The caller's tasks, newest first, a page at a time.",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Tasks per page (default 50)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("status" = Option<crate::routes::openapi::TaskState>, Query, description = "Only tasks in this state."),
+    ),
+    responses(
+        (status = 200, description = "A page of tasks.", body = TaskPage),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_status`, or \
+            `invalid_query` (an unreadable query string or an unknown parameter).", body = crate::error::ErrorBody),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -191,6 +232,23 @@ async fn own_task(
 }
 
 /// `GET /v1/tasks/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}",
+    operation_id = "get_task_detail",
+    tag = "tasks",
+    summary = "One task in full",
+    description = "The task as in the list, with its progress in chunks, the result's summary \
+        once exported and the state of its completion notice.",
+    params(("id" = String, Path, description = "The task's `task_id`.")),
+    responses(
+        (status = 200, description = "The task.", body = TaskDetail),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn detail(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -239,6 +297,23 @@ pub async fn detail(
 }
 
 /// `POST /v1/tasks/{id}/cancel`
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/cancel",
+    operation_id = "cancel_task",
+    tag = "tasks",
+    summary = "Cancel a task",
+    description = "Stops a pending or processing task; what it held is released, nothing is charged.",
+    params(("id" = String, Path, description = "The task's `task_id`.")),
+    responses(
+        (status = 200, description = "The task, now `cancelled`.", body = TaskItem),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
+        (status = 409, description = "`task_finished`: the task has already ended.", body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -275,13 +350,31 @@ pub async fn cancel(
     Ok(Json(item(&state, &task, host(&headers)).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Deleted {
+    #[schema(pattern = "^[0-9a-v]{20}$")]
     task_id: String,
+    /// Always `true`.
     deleted: bool,
 }
 
 /// `DELETE /v1/tasks/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/tasks/{id}",
+    operation_id = "delete_task",
+    tag = "tasks",
+    summary = "Delete a task",
+    description = "Removes the task, its upload and its result; a running task is cancelled first.",
+    params(("id" = String, Path, description = "The task's `task_id`.")),
+    responses(
+        (status = 200, description = "The task is gone.", body = Deleted),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

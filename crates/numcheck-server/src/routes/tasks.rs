@@ -16,12 +16,19 @@ use crate::state::AppState;
 use crate::upload::{self, Received};
 
 /// The create answer, keys in the contract's order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedBody {
+    #[schema(pattern = "^[0-9a-v]{20}$", example = "d4g8o46p2jvh04o9uolg")]
     task_id: String,
+    #[schema(value_type = crate::routes::openapi::TaskState)]
     status: &'static str,
+    /// Non-blank lines of the upload.
+    #[schema(minimum = 0)]
     total: i64,
+    #[schema(example = "Task created successfully")]
     message: &'static str,
+    /// RFC 3339, UTC, nanosecond precision.
+    #[schema(format = DateTime, example = "2025-11-21T15:58:08.916446594Z")]
     created_at: String,
 }
 
@@ -42,6 +49,44 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest accepted value of a text form field.
 const MAX_TEXT_FIELD: usize = 4096;
 
+#[utoipa::path(
+    post,
+    path = "/v1/tasks",
+    operation_id = "create_task",
+    tag = "tasks",
+    summary = "Create a task",
+    description = "Streams the upload to storage and answers at once; the task is processed in \
+        the background. Charged one credit per unique number checked, when it is exported.",
+    params((
+        "Idempotency-Key" = Option<String>, Header, max_length = 255,
+        description = "A retry with the same key returns the first task and charges nothing again."
+    )),
+    request_body(content = crate::routes::openapi::CreateTaskForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The task is created (or, with a repeated `Idempotency-Key`, the first one).",
+            body = CreatedBody, links(
+                ("detail" = (operation_id = "get_task_detail", parameters(("id" = "$response.body#/task_id")))),
+                ("cancel" = (operation_id = "cancel_task", parameters(("id" = "$response.body#/task_id")))),
+                ("delete" = (operation_id = "delete_task", parameters(("id" = "$response.body#/task_id")))),
+                ("poll" = (operation_id = "poll_task", request_body = json!({"task_id": "$response.body#/task_id"}))),
+            )),
+        (status = 400, description = "A bad form: `missing_file`, `duplicate_file`, `missing_task_type`, \
+            `unknown_task_type`, `empty_file`, `file_not_text`, `invalid_default_region`, \
+            `invalid_multipart`, `invalid_field`, `invalid_idempotency_key`, `invalid_columns`, \
+            `invalid_formats`, `invalid_live_lookup`, `invalid_max_lookups`, `invalid_max_age_days`, \
+            `live_lookup_unavailable`, `invalid_callback_url`, `callback_url_refused`; a spreadsheet \
+            that cannot be read: `unsupported_file_type`, `unknown_phone_column`, `no_phone_column`, \
+            `unknown_sheet`, `invalid_xlsx`.", body = crate::error::ErrorBody),
+        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 402, description = "`insufficient_credits`: the balance cannot cover the task's unique numbers.",
+            body = crate::error::ErrorBody),
+        (status = 413, description = crate::routes::openapi::E413, body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is stopping; retry after `Retry-After` seconds.",
+            body = crate::error::ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait."))),
+    ),
+    security(("ApiKey" = []), ("Bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub const MAX_CALLBACK_BYTES: usize = 256 * 1024;
 
 /// What a callback did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct CallbackReport {
     /// Receipts read from the callback.
     pub events: u64,
@@ -38,16 +38,51 @@ pub struct CallbackReport {
     pub rejected: u64,
     /// Why receipts of a multi-receipt callback were refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<CallbackError>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackError {
+    /// 0-based position of the receipt in the callback.
     pub index: usize,
     pub error: &'static str,
     pub message: String,
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/webhooks/{format}/{source}",
+    operation_id = "receive_webhook",
+    tag = "evidence",
+    summary = "Receive delivery receipts",
+    description = "Kannel's `dlr-url`, Jasmin's DLR callback, Twilio status callbacks, Vonage and \
+        Infobip delivery reports, for a source configured in `[[sources]]`. A retried receipt \
+        adds nothing; non-final states are read and dropped. Answers any method; GET and POST \
+        are the ones senders use.",
+    params(
+        ("format" = String, Path, description = "`kannel`, `jasmin`, `twilio`, `vonage` or `infobip`.", example = "kannel"),
+        ("source" = String, Path, description = "The source's `name` in `[[sources]]`.", example = "smsc-1"),
+        ("token" = Option<String>, Query, description = "The source's token, when not sent as `X-Numcheck-Token`."),
+    ),
+    request_body(content(
+        (inline(std::collections::HashMap<String, String>) = "application/x-www-form-urlencoded"),
+        (inline(serde_json::Value) = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The receipts were read (Jasmin gets the text `ACK/Jasmin` it waits for).",
+            content((CallbackReport = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "A receipt that cannot be read: its parser's code (`missing_field`, \
+            `invalid_number`, `invalid_json`, …). Nothing was stored.", body = crate::error::ErrorBody),
+        (status = 401, description = "`invalid_source_token`: an unknown source or a wrong token (answered \
+            alike); `invalid_signature`: a Twilio signature that does not match.", body = crate::error::ErrorBody),
+        (status = 404, description = "`unknown_webhook`: no webhook for this format, or the source is \
+            configured for another one.", body = crate::error::ErrorBody),
+        (status = 413, description = "`file_too_large`: a body over 256 KiB.", body = crate::error::ErrorBody),
+        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+    ),
+    security(("SourceToken" = [])),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     Path((format, source)): Path<(String, String)>,

@@ -11,5 +11,7 @@ mod errors;
 mod evidence;
 mod helpers;
 mod lookups;
+mod operations;
 mod processing;
+mod uploads;
 mod webhooks;
