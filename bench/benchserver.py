@@ -9,7 +9,10 @@ def start(binary, data_dir, env=None):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     srv = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                           env=dict(os.environ, NUMCHECK_LOG="warn", **(env or {})))
+                           env=dict(os.environ, NUMCHECK_LOG="warn",
+                                    # Benchmarks poll hard with one key: no per-key limits.
+                                    NUMCHECK_LIMITS__REQUESTS_PER_SECOND="0",
+                                    NUMCHECK_LIMITS__MAX_OPEN_TASKS="0", **(env or {})))
     key = None
     while key is None:
         line = srv.stdout.readline()

@@ -35,12 +35,12 @@ impl FromRequestParts<AppState> for AuthUser {
                 code: "missing_api_key",
                 message: "send your API key in the X-API-Key header".into(),
             })?;
-        match state
-            .store
-            .principal_for_key_hash(&keys::hash(value))
-            .await?
-        {
-            Some(principal) => Ok(AuthUser(principal)),
+        let hash = keys::hash(value);
+        match state.store.principal_for_key_hash(&hash).await? {
+            Some(principal) => {
+                state.rate_limits.check(&hash)?;
+                Ok(AuthUser(principal))
+            }
             None => Err(ApiError::Unauthorized {
                 code: "invalid_api_key",
                 message: "the API key is unknown or revoked".into(),

@@ -52,6 +52,8 @@ pub struct Config {
     pub lookup: crate::lookup::LookupConfig,
     /// Completion notices (`callback_url`): address policy, timeouts, retries.
     pub callbacks: crate::callback::CallbackConfig,
+    /// Per-key request rates, open tasks per user, upload stalls.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// Log output format.
@@ -93,6 +95,7 @@ impl Default for Config {
             sources: Vec::new(),
             lookup: Default::default(),
             callbacks: Default::default(),
+            limits: Default::default(),
         }
     }
 }

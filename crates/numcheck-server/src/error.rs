@@ -28,6 +28,12 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("the upload is larger than the limit{}", limit.map(|l| format!(" of {l} bytes")).unwrap_or_default())]
     TooLarge { limit: Option<u64> },
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
     #[error("internal error: {0:#}")]
@@ -73,6 +79,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            ApiError::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -101,6 +108,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client waiting this long will be let through.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }

@@ -17,6 +17,7 @@ mod error;
 mod export;
 pub mod ingest;
 pub mod keys;
+pub mod limits;
 pub mod local;
 pub mod lookup;
 pub mod options;
@@ -122,6 +123,7 @@ impl Application {
             None => Some(format!("http://{addr}")),
         };
         let store: Arc<dyn Store> = data.store.clone();
+        let config_limits = config.limits.clone();
         let policy = config.policy.clone();
         let state = AppState {
             store,
@@ -145,6 +147,7 @@ impl Application {
             tmp_dir: data.tmp_dir(),
             shutdown: CancellationToken::new(),
             telemetry: Arc::default(),
+            rate_limits: limits::RateLimits::new(&config_limits),
         };
         Ok(Application {
             listener,
@@ -202,6 +205,19 @@ impl Application {
             let suffix = hex::encode(keys::random_bytes::<4>()?);
             workers
                 .push(background.spawn(worker::run(state.clone(), format!("{host}-{i}-{suffix}"))));
+        }
+        // Forget rate-limit state of keys that have gone quiet (bounded memory).
+        {
+            let state = state.clone();
+            workers.push(background.spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => state.rate_limits.prune(),
+                        _ = state.shutdown.cancelled() => break,
+                    }
+                }
+            }));
         }
         // Completion notices: two senders, so one slow receiver does not hold up the rest.
         for i in 0..2 {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// Per-key request rates.
+    pub rate_limits: crate::limits::RateLimits,
     /// This process's counters, for `/metrics`.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
 }

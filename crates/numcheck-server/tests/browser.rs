@@ -238,6 +238,7 @@ async fn screenshot(c: &Client, width: u32, name: &str) -> PathBuf {
     let png = c.screenshot().await.unwrap();
     let dir = target_dir().join("browser");
     std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
     let path = dir.join(name);
     std::fs::write(&path, png).unwrap();
     c.set_window_size(1280, 900).await.unwrap();
@@ -291,9 +292,20 @@ const PEOPLE_CSV: &str = "Name,Phone,City\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     let driver = Driver::start().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let c = driver.browser(downloads.path()).await;
+    // The story runs as its own task so that the browser is closed even when it fails.
+    let story = tokio::spawn(story(c.clone(), downloads.path().to_owned())).await;
+    let _ = c.close().await;
+    drop(driver);
+    if let Err(e) = story {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn story(c: Client, downloads: PathBuf) {
     let data = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let downloads = tempfile::tempdir().unwrap();
 
     // First an API-only server: no workers, so a task stays pending until it is cancelled.
     let mut config = helpers::config(data.path());
@@ -301,7 +313,6 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     let server = TestServer::boot(config.clone()).await;
     let key = server.key("browser-user", Some(1000)).await;
     post_evidence(&server).await;
-    let c = driver.browser(downloads.path()).await;
 
     // --- sign in: a wrong key shows the server's own message, the right one opens the page.
     c.goto(&format!("{}/", server.base)).await.unwrap();
@@ -515,7 +526,7 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
 
     // --- download the result through the page's link and read it.
     click(&c, "#detail-actions a").await;
-    let zip_path = downloads.path().join(format!("{task_id}.zip"));
+    let zip_path = downloads.join(format!("{task_id}.zip"));
     until("the downloaded zip", || async {
         // Chromium writes `<name>.crdownload` and renames it when complete.
         zip_path.exists().then_some(())
@@ -602,10 +613,7 @@ async fn dashboard_signs_in_uploads_follows_and_downloads_in_a_real_browser() {
     )
     .await;
     assert!(stored.is_null());
-
-    c.close().await.unwrap();
     server.stop().await;
-    drop(driver);
 }
 
 async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {

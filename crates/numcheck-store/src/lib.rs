@@ -326,6 +326,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// caller can remove its blobs. The ledger keeps its charge.
     async fn delete_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task>;
     async fn usage(&self, user: &UserId) -> Result<Usage>;
+    /// The user's pending and processing tasks.
+    async fn open_tasks(&self, user: &UserId) -> Result<i64>;
     /// How many tasks are in each status, over all users (for metrics).
     async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>>;
     /// The user's latest ledger rows, newest first.

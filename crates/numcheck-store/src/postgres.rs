@@ -605,6 +605,16 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn open_tasks(&self, user: &UserId) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tasks WHERE user_id = $1 AND status IN ('pending', 'processing')",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     async fn usage(&self, user: &UserId) -> Result<Usage> {
         let row = sqlx::query(
             "SELECT \

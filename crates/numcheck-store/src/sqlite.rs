@@ -695,6 +695,16 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn open_tasks(&self, user: &UserId) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tasks WHERE user_id = ? AND status IN ('pending', 'processing')",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.reads)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     async fn usage(&self, user: &UserId) -> Result<Usage> {
         let row = sqlx::query(
             "SELECT \

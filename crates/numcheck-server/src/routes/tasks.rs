@@ -121,6 +121,17 @@ pub async fn create(
     {
         return Ok(Json(CreatedBody::from_task(&task)));
     }
+    // Before the body is read: a refused client should not have to send its whole file.
+    let cap = state.config.limits.max_open_tasks;
+    if cap > 0 && state.store.open_tasks(&user.id).await? >= i64::from(cap) {
+        return Err(ApiError::RateLimited {
+            code: "too_many_tasks",
+            message: format!(
+                "this user already has {cap} tasks pending or processing; wait for one to end"
+            ),
+            retry_after: std::time::Duration::from_secs(10),
+        });
+    }
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             "invalid_multipart",
