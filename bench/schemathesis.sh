@@ -52,6 +52,7 @@ status=0
   --workers 2 \
   --request-timeout 30 \
   --generation-database none \
+  --generation-with-security-parameters false \
   --no-color \
   ${ST_ARGS:-} || status=$?
 

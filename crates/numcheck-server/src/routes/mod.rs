@@ -17,7 +17,7 @@ mod webhooks;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -66,7 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/results/{file}", get(results::download))
         .route(
             "/v1/webhooks/{format}/{source}",
-            any(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::MAX_CALLBACK_BYTES)),
+            // GET and POST are what senders use; any other method is a 405, not a receipt.
+            get(webhooks::receive)
+                .post(webhooks::receive)
+                .layer(DefaultBodyLimit::max(webhooks::MAX_CALLBACK_BYTES)),
         )
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))

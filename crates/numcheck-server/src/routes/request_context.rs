@@ -1,9 +1,10 @@
 //! Per-request context: a request id (the client's `X-Request-Id` when it is a sane one, else
 //! a fresh one) carried by every log line of the request and echoed in the response; and the
-//! request's route, status and latency for `/metrics`.
+//! request's route, status and latency for `/metrics`; and the security headers every answer
+//! carries (routes that need others, like the dashboard's CSP, set their own first).
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -38,8 +39,23 @@ pub async fn request_id(req: Request, next: Next) -> Response {
             "answered"
         )
     });
+    let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID, v);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     response
 }

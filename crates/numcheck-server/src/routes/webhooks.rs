@@ -58,11 +58,10 @@ pub struct CallbackError {
     summary = "Receive delivery receipts",
     description = "Kannel's `dlr-url`, Jasmin's DLR callback, Twilio status callbacks, Vonage and \
         Infobip delivery reports, for a source configured in `[[sources]]`. A retried receipt \
-        adds nothing; non-final states are read and dropped. Answers any method; GET and POST \
-        are the ones senders use.",
+        adds nothing; non-final states are read and dropped.",
     params(
         ("format" = String, Path, description = "`kannel`, `jasmin`, `twilio`, `vonage` or `infobip`.", example = "kannel"),
-        ("source" = String, Path, description = "The source's `name` in `[[sources]]`.", example = "smsc-1"),
+        ("source" = String, Path, description = "The source's `name` in `[[sources]]`.", example = "kannel"),
         ("token" = Option<String>, Query, description = "The source's token, when not sent as `X-Numcheck-Token`."),
     ),
     request_body(content(

@@ -10,6 +10,7 @@ mod dashboard;
 mod errors;
 mod evidence;
 mod helpers;
+mod isolation;
 mod limits;
 mod lookups;
 mod operations;

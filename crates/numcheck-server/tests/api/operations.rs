@@ -29,6 +29,15 @@ async fn every_answer_carries_a_request_id_keeping_a_sane_client_one() {
         .await
         .unwrap();
     assert_eq!(kept.status(), 401, "errors carry it too");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(kept.headers()[name], value, "{name}");
+    }
+    assert!(kept.headers().contains_key("content-security-policy"));
     assert_eq!(kept.headers()["x-request-id"], "client-abc-123");
     let too_long = "x".repeat(200);
     let replaced = s
