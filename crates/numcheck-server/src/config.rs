@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 /// Environment variables that name the configuration rather than configure.
 const META_VARS: &[&str] = &["NUMCHECK_CONFIG", "NUMCHECK_API_KEY", "NUMCHECK_LOG"];
 
-/// The service configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The service configuration. `Debug` hides credentials in `database_url` and `blob_url`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP API listens on.
@@ -54,6 +54,45 @@ pub struct Config {
     pub callbacks: crate::callback::CallbackConfig,
     /// Per-key request rates, open tasks per user, upload stalls.
     pub limits: crate::limits::LimitsConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("blob_url", &self.blob_url.as_deref().map(redact_url))
+            .field("public_url", &self.public_url)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("max_evidence_bytes", &self.max_evidence_bytes)
+            .field("result_link_ttl_secs", &self.result_link_ttl_secs)
+            .field("log_format", &self.log_format)
+            .field("worker", &self.worker)
+            .field("codes", &self.codes)
+            .field("sources", &self.sources)
+            .field("lookup", &self.lookup)
+            .field("callbacks", &self.callbacks)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with its password and its query (where S3 credentials go) replaced.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, _)) => (b, "?<redacted>"),
+        None => (url, ""),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &base[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:<redacted>{}", &base[..scheme + 3], &base[at..])
+        }
+        _ => base.to_owned(),
+    };
+    format!("{base}{query}")
 }
 
 /// Log output format.
@@ -257,6 +296,19 @@ fn unknown_env_vars() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_output_hides_database_and_bucket_credentials() {
+        let c = Config {
+            database_url: Some("postgres://numcheck:hunter2@db:5432/numcheck".into()),
+            blob_url: Some("s3://b?endpoint=http://s3&secret_access_key=topsecret".into()),
+            ..Config::default()
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2") && !text.contains("topsecret"), "{text}");
+        assert!(text.contains("postgres://numcheck:<redacted>@db:5432/numcheck"), "{text}");
+        assert!(text.contains("s3://b?<redacted>"), "{text}");
+    }
+
     use super::*;
 
     #[derive(Serialize)]
