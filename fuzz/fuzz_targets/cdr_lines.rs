@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use numcheck_core::connectors::cdr::{AsteriskCdr, FreeswitchCdr};
+use numcheck_core::connectors::cdr::{AsteriskCdr, FreeswitchCdr, parse_utc_offset};
 use numcheck_core::connectors::lists::{DeactivationList, HlrLines, ReassignedAnswers};
 use numcheck_core::connectors::{Event, LineFormat, MAX_FIELD};
 
@@ -30,6 +30,10 @@ fn run(reader: &mut dyn LineFormat, header: Option<&[u8]>, data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // A switch's `utc_offset` setting.
+    if let Ok(offset) = parse_utc_offset(&String::from_utf8_lossy(data)) {
+        assert!(offset.local_minus_utc().abs() < 86_400);
+    }
     let fs_header: &[u8] = b"uuid,destination_number,start_stamp,answer_stamp,end_stamp,billsec,hangup_cause,sip_term_status,sip_reason,proto_specific_hangup_cause";
     let ast_header: &[u8] =
         b"calldate,src,dst,disposition,billsec,uniqueid,linkedid,HANGUPCAUSE,DIALSTATUS";

@@ -1,11 +1,27 @@
-//! Any bytes as one line of an upload: reading them never panics, and whatever is accepted
-//! is a well-formed E.164 number that reads back as itself.
+//! Any bytes as one line of an upload: reading them never panics; whatever is accepted is a
+//! well-formed E.164 number that reads back as itself; and normalising is stable — the digits
+//! a line dialled read the same when written out again, and a number's E.164 form reads as
+//! the same number, in any region.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use numcheck_core::normalise::{Dialled, MAX_DIALLED_DIGITS, dialled};
 use numcheck_core::{E164, NumberingPlan, RegionCode};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(d) = dialled(data) {
+        let digits = match &d {
+            Dialled::International(s) | Dialled::National(s) => s,
+        };
+        assert!(!digits.is_empty() && digits.len() <= MAX_DIALLED_DIGITS);
+        assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(
+            dialled(d.to_string().as_bytes()),
+            Ok(d),
+            "normalising twice"
+        );
+    }
+
     let plan = NumberingPlan;
     let regions: [Option<RegionCode>; 3] = [None, "US".parse().ok(), "DE".parse().ok()];
     for region in regions {
@@ -14,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(text.len() <= 16 && text.starts_with('+'));
             assert_eq!(text.parse::<E164>(), Ok(checked.e164));
             assert_eq!(plan.parse_line(data, region), Ok(checked.e164));
+            for again in regions {
+                assert_eq!(
+                    plan.parse_line(text.as_bytes(), again),
+                    Ok(checked.e164),
+                    "{text} read again in {again:?}"
+                );
+            }
         }
     }
 });

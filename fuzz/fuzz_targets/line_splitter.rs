@@ -9,7 +9,9 @@ fn lines(pieces: &[&[u8]]) -> Vec<(u64, u64, u64, Vec<u8>, bool)> {
     let mut out = Vec::new();
     let mut s = LineSplitter::new();
     for p in pieces {
-        s.push(p, |l| out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated)));
+        s.push(p, |l| {
+            out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated))
+        });
     }
     s.finish(|l| out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated)));
     out

@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use numcheck_core::connectors::jasmin::JasminLogLines;
 use numcheck_core::connectors::kannel::KannelLogLines;
+use numcheck_core::connectors::kannel::parse_time;
 use numcheck_core::connectors::smpp::SmppReceiptLines;
 use numcheck_core::connectors::{Event, LineFormat, MAX_FIELD, form_pairs, jasmin, kannel};
 
@@ -31,6 +32,8 @@ fuzz_target!(|data: &[u8]| {
             check(&e);
         }
     }
+    // Kannel's `at` field and log time stamps.
+    let _ = parse_time(&String::from_utf8_lossy(data));
     let pairs = form_pairs(data);
     if let Ok(e) = kannel::callback_event(&pairs) {
         check(&e);

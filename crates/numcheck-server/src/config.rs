@@ -61,7 +61,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("blob_url", &self.blob_url.as_deref().map(redact_url))
             .field("public_url", &self.public_url)
             .field("max_upload_bytes", &self.max_upload_bytes)
@@ -304,8 +307,14 @@ mod tests {
             ..Config::default()
         };
         let text = format!("{c:?}");
-        assert!(!text.contains("hunter2") && !text.contains("topsecret"), "{text}");
-        assert!(text.contains("postgres://numcheck:<redacted>@db:5432/numcheck"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("topsecret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("postgres://numcheck:<redacted>@db:5432/numcheck"),
+            "{text}"
+        );
         assert!(text.contains("s3://b?<redacted>"), "{text}");
     }
 

@@ -5,7 +5,10 @@
 //! with their cause and shown only as a generic message, never a stack trace or a path.
 
 use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -34,6 +37,8 @@ pub enum ApiError {
         message: String,
         retry_after: std::time::Duration,
     },
+    #[error("{0}")]
+    Stalled(String),
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
     #[error("internal error: {0:#}")]
@@ -80,6 +85,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
             ApiError::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "upload_stalled"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -118,6 +124,56 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Outer layer: an answer the framework made itself (an extractor's rejection, such as a path
+/// segment that is not UTF-8 or a body over a route's limit) is plain text; it gets the one
+/// JSON error body too, with a code for its status and the framework's text as the message.
+pub async fn json_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "file_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), error = %text, "request failed");
+        "the server failed to handle this request; retry later".to_owned()
+    } else if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_owned()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&ErrorBody {
+        error: code,
+        message: &message,
+    })
+    .unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 impl From<numcheck_store::StoreError> for ApiError {

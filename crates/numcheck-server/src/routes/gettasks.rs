@@ -68,10 +68,10 @@ pub(crate) struct LookupsView {
     operation_id = "poll_task",
     tag = "tasks",
     summary = "Poll a task",
-    description = "`task_id` as a multipart form field (what `curl --form` sends), urlencoded, \
-        as JSON, or in the query string. Keys come in the order of the original service; \
-        `result_url` is absent until the task is exported.",
-    params(("task_id" = Option<String>, Query, description = "The task, when not sent in the body.")),
+    description = "`task_id` as a multipart form field (what `curl --form` sends), urlencoded \
+        or as JSON. (It may also come in the query string, `?task_id=…`, which then wins and \
+        the body is not read.) Keys come in the order of the original service; `result_url` \
+        is absent until the task is exported.",
     request_body(content(
         (crate::routes::openapi::PollRequest = "multipart/form-data"),
         (crate::routes::openapi::PollRequest = "application/x-www-form-urlencoded"),

@@ -8,7 +8,7 @@ mod health;
 mod metrics;
 mod openapi;
 mod preview;
-mod request_context;
+pub(crate) mod request_context;
 mod results;
 mod task_controls;
 mod tasks;
@@ -36,11 +36,14 @@ pub fn router(state: AppState) -> Router {
     let upload_limit = usize::try_from(state.config.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
+    let idle =
+        || axum::middleware::from_fn_with_state(state.clone(), request_context::body_idle_timeout);
     Router::new()
         .route(
             "/v1/tasks",
             post(tasks::create)
                 .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(idle())
                 .get(task_controls::list),
         )
         .route(
@@ -56,12 +59,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/tasks/preview",
-            post(preview::preview).layer(DefaultBodyLimit::max(upload_limit)),
+            post(preview::preview)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(idle()),
         )
         .route("/v1/gettasks", post(gettasks::get_task))
         .route(
             "/v1/evidence",
-            post(evidence::post).layer(DefaultBodyLimit::disable()),
+            post(evidence::post)
+                .layer(DefaultBodyLimit::disable())
+                .layer(idle()),
         )
         .route("/v1/results/{file}", get(results::download))
         .route(
@@ -84,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .layer(axum::middleware::from_fn(crate::error::json_rejections))
         .layer(axum::middleware::from_fn(request_context::request_id))
         .with_state(state)
 }

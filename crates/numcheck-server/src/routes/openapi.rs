@@ -40,7 +40,8 @@ carries an API key in `X-API-Key` (or `Authorization: Bearer <key>`).
 
 **Errors.** Every non-200 answer is `{\"error\":\"<stable code>\",\"message\":\"<what to fix>\"}` \
 (`ErrorBody`); none is charged. Besides the answers listed per operation: 404 `not_found` for \
-an unknown path and 405 `method_not_allowed` for a known path with the wrong method."
+an unknown path, 405 `method_not_allowed` for a known path with the wrong method, and 400 \
+`invalid_request` for a request that cannot be read at all (a path segment that is not UTF-8)."
     ),
     paths(
         super::tasks::create,

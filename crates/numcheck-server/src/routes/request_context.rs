@@ -6,7 +6,7 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::state::AppState;
@@ -72,5 +72,58 @@ pub async fn measure(State(state): State<AppState>, req: Request, next: Next) ->
     state
         .telemetry
         .request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// For upload routes: a body that sends nothing for `limits.upload_idle_secs` is cut off, so a
+/// slow or stuck client cannot hold a connection and a half-written upload forever. The whole
+/// upload may take as long as it needs while bytes keep coming. The handler sees a broken body
+/// (and cleans up as for any); the answer is then replaced by 408 `upload_stalled`.
+pub async fn body_idle_timeout(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let idle = std::time::Duration::from_secs(state.config.limits.upload_idle_secs.max(1));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = stalled.clone();
+    let (parts, body) = req.into_parts();
+    let guarded = futures::stream::unfold(Some(body.into_data_stream()), move |state| {
+        let flag = flag.clone();
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(stream))),
+                Ok(Some(Err(e))) => Some((Err(e), None)),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.store(true, Ordering::SeqCst);
+                    Some((
+                        Err(axum::Error::new(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "upload stalled",
+                        ))),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    let response = next
+        .run(Request::from_parts(
+            parts,
+            axum::body::Body::from_stream(guarded),
+        ))
+        .await;
+    if stalled.load(Ordering::SeqCst) {
+        return crate::error::ApiError::Stalled(format!(
+            "the upload stalled: no data for {} s; send the file again",
+            idle.as_secs()
+        ))
+        .into_response();
+    }
     response
 }

@@ -134,7 +134,9 @@ fn parse_cursor(raw: &str) -> Result<TaskCursor, ApiError> {
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Tasks per page (default 50)."),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
-        ("status" = Option<crate::routes::openapi::TaskState>, Query, description = "Only tasks in this state."),
+        ("status" = Option<String>, Query, pattern = "^(pending|processing|exported|failed|cancelled)?$",
+            description = "Only tasks in this state (`pending`, `processing`, `exported`, `failed`, \
+            `cancelled`); empty for all."),
     ),
     responses(
         (status = 200, description = "A page of tasks.", body = TaskPage),

@@ -210,7 +210,7 @@ async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
     assert_error(json(r).await, 404, "not_found");
     let r = s
         .http
-        .get(format!("{}/v1/tasks", s.base))
+        .put(format!("{}/v1/tasks", s.base))
         .send()
         .await
         .unwrap();
@@ -274,5 +274,34 @@ async fn forged_tampered_and_expired_result_links_get_403() {
         403,
         "link_expired",
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rejections_made_by_the_framework_get_the_json_error_body_too() {
+    // Found by checking answers against /openapi.json: a path segment that is not UTF-8 and a
+    // webhook body over its limit were answered with axum's plain text.
+    let s = TestServer::start().await;
+    let key = s.key("rejections", None).await;
+    for path in ["/v1/tasks/%FF", "/v1/results/%FF.zip", "/assets/%FF"] {
+        let resp = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        assert_error(json(resp).await, 400, "invalid_request");
+    }
+    let resp = s
+        .http
+        .post(format!("{}/v1/webhooks/kannel/smsc-1", s.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_error(json(resp).await, 413, "file_too_large");
     s.stop().await;
 }

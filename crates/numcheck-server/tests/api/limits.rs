@@ -75,3 +75,45 @@ async fn a_user_at_the_open_task_cap_is_refused_before_the_upload_and_not_charge
     assert_eq!(balance["usage"]["tasks"], 2);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_that_stalls_is_cut_off_with_408_and_nothing_is_stored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.limits.upload_idle_secs = 1).await;
+    let key = s.key("uma", None).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/tasks HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\n\
+         Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 100000\r\n\r\n\
+         --XX\r\nContent-Disposition: form-data; name=\"task_type\"\r\n\r\nactive_check\r\n\
+         --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.txt\"\r\n\r\n+14155552671\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // Then nothing: the server gives up after a second of silence.
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers instead of waiting forever")
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("upload_stalled"), "{text}");
+    let (_, page) = json(
+        s.http
+            .get(format!("{}/v1/tasks", s.base))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
+    let uploads = s.data_dir.join("blobs").join("uploads");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the partial upload is removed");
+    s.stop().await;
+}

@@ -13,6 +13,7 @@ mod helpers;
 mod isolation;
 mod limits;
 mod lookups;
+mod openapi;
 mod operations;
 mod processing;
 mod uploads;

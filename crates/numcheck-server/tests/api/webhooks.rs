@@ -636,3 +636,29 @@ async fn long_log_lines_are_read_and_oversized_ones_refused_alone() {
     assert_eq!(v["+14155550160"].0, "active");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_answers_get_and_post_and_refuses_other_methods_storing_nothing() {
+    // Found by schemathesis: the route took any method, so a TRACE or DELETE carrying a
+    // receipt's fields was stored as evidence.
+    let s = server().await;
+    let (at, d) = stamps(1);
+    let delivered = format!(
+        "id:0A1B2D sub:001 dlvrd:001 submit date:{d} done date:{d} stat:DELIVRD err:000 text:Hi"
+    );
+    let q = kannel_query("+14155550102", "0A1B2D", "1", &delivered, &at);
+    let url = format!("/v1/webhooks/kannel/smsc-map?{q}");
+    for method in [Method::PUT, Method::PATCH, Method::DELETE, Method::TRACE] {
+        let (code, body) = call(&s, method.clone(), &url, &[], None).await;
+        assert_eq!(code, 405, "{method}: {body}");
+        assert_eq!(parse(&body)["error"], "method_not_allowed", "{method}");
+    }
+    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        parse(&body)["inserted"],
+        1,
+        "the refused calls stored nothing"
+    );
+    s.stop().await;
+}

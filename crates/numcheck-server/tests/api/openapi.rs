@@ -1,0 +1,530 @@
+//! `GET /openapi.json` against the running server: an OpenAPI 3 document that lists every
+//! route the router answers (and no other), documents every form field the handlers read,
+//! answers every error with the one error schema, and describes real answers exactly.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Every operation of the router. A route added to `routes/mod.rs` must be added here and to
+/// the document; the tests below fail until both agree with the router.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/assets/{file}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/readyz"),
+    ("POST", "/v1/evidence"),
+    ("GET", "/v1/balance"),
+    ("GET", "/v1/callback-secret"),
+    ("POST", "/v1/callback-secret/rotate"),
+    ("POST", "/v1/gettasks"),
+    ("GET", "/v1/results/{file}"),
+    ("GET", "/v1/tasks"),
+    ("POST", "/v1/tasks"),
+    ("POST", "/v1/tasks/preview"),
+    ("GET", "/v1/tasks/{id}"),
+    ("DELETE", "/v1/tasks/{id}"),
+    ("POST", "/v1/tasks/{id}/cancel"),
+    ("GET", "/v1/webhooks/{format}/{source}"),
+    ("POST", "/v1/webhooks/{format}/{source}"),
+];
+
+/// Operations that take no API key: probes, the document, the dashboard's files, signed
+/// result links and webhooks (which carry their source's token).
+const PUBLIC: &[&str] = &[
+    "/",
+    "/assets/{file}",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/readyz",
+    "/v1/results/{file}",
+    "/v1/webhooks/{format}/{source}",
+];
+
+async fn document(s: &TestServer) -> Value {
+    let resp = s
+        .http
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    resp.json().await.unwrap()
+}
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if matches!(
+                method.as_str(),
+                "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
+            ) {
+                ops.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// The paths `routes/mod.rs` registers, read from its source.
+fn router_paths() -> BTreeSet<String> {
+    let source = include_str!("../../src/routes/mod.rs");
+    let re = regex_lite::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
+    re.captures_iter(source).map(|c| c[1].to_owned()).collect()
+}
+
+/// A concrete URL for a documented path: real values where a route needs one to answer.
+fn concrete(path: &str) -> String {
+    path.replace(
+        "{file}",
+        if path.starts_with("/assets") {
+            "app.js"
+        } else {
+            "dc65llqjueqqln83s25g.zip"
+        },
+    )
+    .replace("{id}", "dc65llqjueqqln83s25g")
+    .replace("{format}", "kannel")
+    .replace("{source}", "smsc-1")
+}
+
+#[tokio::test]
+async fn openapi_json_is_an_openapi_3_document_named_for_this_build() {
+    let s = TestServer::start().await;
+    let doc = document(&s).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "numcheck");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!doc["info"]["description"].as_str().unwrap().is_empty());
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["ApiKey"]["in"], "header");
+    assert_eq!(schemes["ApiKey"]["name"], "X-API-Key");
+    assert_eq!(schemes["Bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["SourceToken"]["name"], "X-Numcheck-Token");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_of_the_router_is_documented_and_nothing_else() {
+    let s = TestServer::start().await;
+    let doc = document(&s).await;
+    let listed: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented(&doc), listed, "the document against OPERATIONS");
+    let paths: BTreeSet<String> = listed.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(router_paths(), paths, "routes/mod.rs against OPERATIONS");
+
+    // Each listed operation answers (not the router's fallbacks), and on every path each
+    // method that is not listed is refused with 405: a route that answers is documented.
+    for path in &paths {
+        let url = format!("{}{}", s.base, concrete(path));
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let resp = s
+                .http
+                .request(method.clone(), &url)
+                .header("X-API-Key", &s.admin_key)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or_else(|_| json!({"error": null}));
+            let fallback = matches!(
+                body["error"].as_str(),
+                Some("not_found" | "method_not_allowed")
+            );
+            if listed.contains(&(method.to_string(), path.clone())) {
+                assert!(
+                    !fallback,
+                    "{method} {path} is documented but the router does not answer it: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (405, Some("method_not_allowed")),
+                    "{method} {path} answers but is not documented: {body}"
+                );
+            }
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_error_answer_is_the_error_schema_and_keys_are_asked_for_where_needed() {
+    let s = TestServer::start().await;
+    let doc = document(&s).await;
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], json!(["error", "message"]), "{error}");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                let code: u16 = status.parse().unwrap();
+                // `/readyz` answers its own body with 503: probes read `status`.
+                if code >= 400 && path != "/readyz" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains('`')),
+                        "{method} {path} {status}: the description names the error codes"
+                    );
+                }
+            }
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path}: no success answer"
+            );
+            let public = PUBLIC.contains(&path.as_str());
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            if public {
+                assert!(
+                    !security.iter().any(|r| r.get("ApiKey").is_some()),
+                    "{method} {path} needs no API key"
+                );
+            } else {
+                assert!(
+                    security.iter().any(|r| r.get("ApiKey").is_some())
+                        && security.iter().any(|r| r.get("Bearer").is_some()),
+                    "{method} {path} takes the API key"
+                );
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/v1/webhooks/{format}/{source}"]["post"]["security"],
+        json!([{"SourceToken": []}])
+    );
+    s.stop().await;
+}
+
+/// The names a `match name.as_str() { "x" => … }` over form fields accepts, read from a
+/// handler's source (from `start` on, up to the catch-all arm).
+fn form_fields(source: &str, start: &str) -> BTreeSet<String> {
+    let from = source.find(start).expect("the form reader");
+    let body = &source[from..];
+    let body = &body[..body.find("_ =>").expect("a catch-all arm")];
+    let re = regex_lite::Regex::new(r#""([a-z_]+)" =>"#).unwrap();
+    re.captures_iter(body).map(|c| c[1].to_owned()).collect()
+}
+
+fn form_properties(doc: &Value, path: &str) -> BTreeSet<String> {
+    let content = &doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"];
+    let name = content["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    doc["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_upload_forms_document_every_field_the_handlers_read() {
+    let s = TestServer::start().await;
+    let doc = document(&s).await;
+    assert_eq!(
+        form_properties(&doc, "/v1/tasks"),
+        form_fields(
+            include_str!("../../src/routes/tasks.rs"),
+            "async fn read_form"
+        ),
+        "CreateTaskForm in routes/openapi.rs against tasks::read_form"
+    );
+    assert_eq!(
+        form_properties(&doc, "/v1/tasks/preview"),
+        form_fields(
+            include_str!("../../src/routes/preview.rs"),
+            "pub async fn preview"
+        ),
+        "PreviewForm in routes/openapi.rs against preview::preview"
+    );
+    s.stop().await;
+}
+
+/// Validates answers against the document's schema for one operation and status.
+struct Schemas {
+    doc: Value,
+}
+
+impl Schemas {
+    fn check(&self, method: &str, path: &str, got: &(u16, Value)) {
+        let (status, body) = got;
+        let response =
+            &self.doc["paths"][path][method.to_ascii_lowercase()]["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {path} answered {status}, which is not documented: {body}"
+        );
+        let schema = &response["content"]["application/json"]["schema"];
+        assert!(
+            schema.is_object(),
+            "{method} {path} {status}: no JSON schema"
+        );
+        // The operation's schema with the document's components beside it, so that
+        // `#/components/schemas/…` resolves.
+        let mut root = schema.clone();
+        let root_obj = root.as_object_mut().unwrap();
+        root_obj.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
+        root_obj.insert("components".into(), self.doc["components"].clone());
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: a bad schema: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match its schema: {errors:?}\n{body}"
+        );
+    }
+}
+
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    form: Option<Form>,
+) -> (u16, Value) {
+    let mut req = s.http.request(method, format!("{}{path}", s.base));
+    if let Some(k) = key {
+        req = req.header("X-API-Key", k);
+    }
+    if let Some(f) = form {
+        req = req.multipart(f);
+    }
+    json(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn real_answers_match_the_documented_schemas() {
+    let s = TestServer::start().await;
+    let schemas = Schemas {
+        doc: document(&s).await,
+    };
+    let key = s.key("schema", Some(1000)).await;
+
+    // Create, poll until exported, list, detail: the task in each of its views.
+    let created = s
+        .create(&key, b"+14155552671\n+44 7911 123456\nnot a number\n")
+        .await;
+    schemas.check("POST", "/v1/tasks", &created);
+    let id = created.1["task_id"].as_str().unwrap().to_owned();
+    let exported = s.wait(&key, &id).await;
+    assert_eq!(exported["status"], "exported");
+    schemas.check("POST", "/v1/gettasks", &(200, exported));
+    schemas.check(
+        "GET",
+        "/v1/tasks",
+        &call(&s, Method::GET, "/v1/tasks?limit=5", Some(&key), None).await,
+    );
+    let detail = call(
+        &s,
+        Method::GET,
+        &format!("/v1/tasks/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(detail.1["summary"].is_object(), "{}", detail.1);
+    schemas.check("GET", "/v1/tasks/{id}", &detail);
+
+    // A task that is still open, cancelled, then deleted.
+    let open = s
+        .create_form(
+            &key,
+            file_form(b"+14155552671\n").text("task_type", "number_info"),
+            None,
+        )
+        .await;
+    schemas.check("POST", "/v1/tasks", &open);
+    let open_id = open.1["task_id"].as_str().unwrap().to_owned();
+    let cancelled = call(
+        &s,
+        Method::POST,
+        &format!("/v1/tasks/{open_id}/cancel"),
+        Some(&key),
+        None,
+    )
+    .await;
+    // It may have finished first: both answers are documented.
+    assert!(matches!(cancelled.0, 200 | 409), "{}", cancelled.1);
+    schemas.check("POST", "/v1/tasks/{id}/cancel", &cancelled);
+    schemas.check(
+        "DELETE",
+        "/v1/tasks/{id}",
+        &call(
+            &s,
+            Method::DELETE,
+            &format!("/v1/tasks/{open_id}"),
+            Some(&key),
+            None,
+        )
+        .await,
+    );
+
+    // The account.
+    let balance = call(&s, Method::GET, "/v1/balance", Some(&key), None).await;
+    assert!(!balance.1["ledger"].as_array().unwrap().is_empty());
+    schemas.check("GET", "/v1/balance", &balance);
+    schemas.check(
+        "GET",
+        "/v1/callback-secret",
+        &call(&s, Method::GET, "/v1/callback-secret", Some(&key), None).await,
+    );
+    schemas.check(
+        "POST",
+        "/v1/callback-secret/rotate",
+        &call(
+            &s,
+            Method::POST,
+            "/v1/callback-secret/rotate",
+            Some(&key),
+            None,
+        )
+        .await,
+    );
+
+    // A preview of a text file and of a CSV.
+    for (name, body) in [
+        ("numbers.txt", &b"+14155552671\n+447911123456\n"[..]),
+        ("leads.csv", &b"Name,Phone\nAnn,+44 7700 900123\n"[..]),
+    ] {
+        let form = Form::new().part("file", Part::bytes(body.to_vec()).file_name(name));
+        schemas.check(
+            "POST",
+            "/v1/tasks/preview",
+            &call(
+                &s,
+                Method::POST,
+                "/v1/tasks/preview",
+                Some(&key),
+                Some(form),
+            )
+            .await,
+        );
+    }
+
+    // Evidence, with the admin key (it may ingest).
+    let evidence = s
+        .http
+        .post(format!("{}/v1/evidence", s.base))
+        .header("X-API-Key", &s.admin_key)
+        .header("Content-Type", "application/x-ndjson")
+        .body("{\"number\":\"+14155552671\"}\n")
+        .send()
+        .await
+        .unwrap();
+    schemas.check("POST", "/v1/evidence", &json(evidence).await);
+
+    // Probes.
+    schemas.check(
+        "GET",
+        "/healthz",
+        &call(&s, Method::GET, "/healthz", None, None).await,
+    );
+    schemas.check(
+        "GET",
+        "/readyz",
+        &call(&s, Method::GET, "/readyz", None, None).await,
+    );
+
+    // Error bodies, each under its documented status.
+    let errors = [
+        (
+            "POST",
+            "/v1/tasks",
+            call(&s, Method::POST, "/v1/tasks", None, None).await,
+            401,
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            call(
+                &s,
+                Method::POST,
+                "/v1/tasks",
+                Some(&key),
+                Some(Form::new().text("task_type", "active_check")),
+            )
+            .await,
+            400,
+        ),
+        (
+            "POST",
+            "/v1/gettasks",
+            call(
+                &s,
+                Method::POST,
+                "/v1/gettasks",
+                Some(&key),
+                Some(Form::new().text("task_id", "dc65llqjueqqln83s25g")),
+            )
+            .await,
+            404,
+        ),
+        (
+            "GET",
+            "/v1/tasks",
+            call(&s, Method::GET, "/v1/tasks?limit=0", Some(&key), None).await,
+            400,
+        ),
+        (
+            "POST",
+            "/v1/evidence",
+            call(&s, Method::POST, "/v1/evidence", Some(&key), None).await,
+            403,
+        ),
+        (
+            "GET",
+            "/v1/results/{file}",
+            call(&s, Method::GET, "/v1/results/x.zip", None, None).await,
+            403,
+        ),
+    ];
+    for (method, path, got, status) in errors {
+        assert_eq!(got.0, status, "{method} {path}: {}", got.1);
+        schemas.check(method, path, &got);
+    }
+    s.stop().await;
+}
