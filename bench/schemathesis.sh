@@ -5,7 +5,7 @@
 #
 #   bench/schemathesis.sh target/debug/numcheck [path/to/st]
 #
-# ST_MAX_EXAMPLES (default 40) bounds the examples per operation and phase; ST_SEED fixes the
+# ST_MAX_EXAMPLES (default 100) bounds the examples per operation and phase; ST_SEED fixes the
 # seed (default 1, so CI runs are reproducible); ST_ARGS adds schemathesis options.
 set -euo pipefail
 
@@ -48,7 +48,7 @@ cd "$data"
 "$st" --config-file "$here/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
   --header "X-API-Key: $key" \
   --header "X-Numcheck-Token: $token" \
-  --max-examples "${ST_MAX_EXAMPLES:-40}" \
+  --max-examples "${ST_MAX_EXAMPLES:-100}" \
   --seed "${ST_SEED:-1}" \
   --workers 2 \
   --request-timeout 30 \

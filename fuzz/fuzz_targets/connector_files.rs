@@ -45,7 +45,7 @@ impl Reader {
                             .as_ref()
                             .is_none_or(|m| m.len() <= MAX_FIELD + 64)
                     );
-                    assert!(!event.codes.is_empty());
+                    assert!(!event.final_state || !event.codes.is_empty());
                     let final_state = event.final_state;
                     let row = observe(&BOOK, source, event, NOW);
                     if let Ok(Row::Observation(_)) = row {

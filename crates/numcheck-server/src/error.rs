@@ -39,6 +39,8 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Stalled(String),
+    #[error("the upload holds more than {limit} lines (rows); split it into several tasks")]
+    TooManyLines { limit: u64 },
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
     #[error("internal error: {0:#}")]
@@ -86,6 +88,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
             ApiError::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "upload_stalled"),
+            ApiError::TooManyLines { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_lines"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

@@ -24,6 +24,8 @@ pub struct LimitsConfig {
     pub max_open_tasks: u32,
     /// Seconds an upload may stall (no bytes arriving) before it is refused.
     pub upload_idle_secs: u64,
+    /// Non-blank lines (rows) an upload may hold (0: no limit).
+    pub max_upload_lines: u64,
 }
 
 impl Default for LimitsConfig {
@@ -33,6 +35,7 @@ impl Default for LimitsConfig {
             burst: 200,
             max_open_tasks: 20,
             upload_idle_secs: 30,
+            max_upload_lines: 50_000_000,
         }
     }
 }

@@ -210,6 +210,7 @@ async fn receive_text(
                 }
             }
             splitter.push(&bytes, |line| chunker.line(&line));
+            check_lines(state, &chunker)?;
             writer.write(&bytes).await?;
         }
         if !sniffed {
@@ -235,6 +236,15 @@ async fn receive_text(
         chunks,
         file_name,
     })
+}
+
+/// Refuses an upload past `limits.max_upload_lines` as soon as it gets there.
+fn check_lines(state: &AppState, chunker: &Chunker) -> Result<(), ApiError> {
+    let limit = state.config.limits.max_upload_lines;
+    if limit > 0 && chunker.total() > limit {
+        return Err(ApiError::TooManyLines { limit });
+    }
+    Ok(())
 }
 
 fn chunk_specs(chunker: Chunker) -> Vec<ChunkSpec> {
@@ -303,6 +313,7 @@ pub async fn convert(
     let written: Result<(), ApiError> = async {
         while let Some(bytes) = rx.recv().await {
             splitter.push(&bytes, |line| chunker.line(&line));
+            check_lines(state, &chunker)?;
             writer.write(&bytes).await?;
         }
         Ok(())

@@ -65,6 +65,8 @@ pub(crate) struct LedgerView {
     responses(
         (status = 200, description = "The caller's account.", body = Balance),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
     security(("ApiKey" = []), ("Bearer" = [])),
@@ -140,6 +142,8 @@ fn secret_body(secret: String) -> Json<Secret> {
     responses(
         (status = 200, description = "The secret.", body = Secret),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
     security(("ApiKey" = []), ("Bearer" = [])),
@@ -167,6 +171,8 @@ pub async fn callback_secret(
     responses(
         (status = 200, description = "The new secret.", body = Secret),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
     security(("ApiKey" = []), ("Bearer" = [])),

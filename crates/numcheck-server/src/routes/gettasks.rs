@@ -83,6 +83,8 @@ pub(crate) struct LookupsView {
             `invalid_multipart`: a broken multipart body; `invalid_request`: an unreadable body.",
             body = crate::error::ErrorBody),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
         (status = 413, description = "`file_too_large`: a multipart body over the 64 KiB limit.", body = crate::error::ErrorBody),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),

@@ -20,6 +20,10 @@ pub(crate) const E404_TASK: &str = "`task_not_found`: no such task, a malformed 
     another user's task (answered alike, so ids cannot be probed).";
 pub(crate) const E413: &str = "`file_too_large`: the upload is over `max_upload_bytes` \
     (an `.xlsx` over `max_xlsx_bytes`).";
+pub(crate) const E408: &str = "`upload_stalled`: no bytes of the body arrived for \
+    `limits.upload_idle_secs`; nothing was stored. Send it again.";
+pub(crate) const E429: &str = "`rate_limited`: too many requests for this API key; retry after \
+    `Retry-After` seconds. Free.";
 pub(crate) const E500: &str = "`internal_error`: a server fault; the details are only in the \
     server log. Retry later. Free.";
 
@@ -114,36 +118,43 @@ impl Modify for Security {
 /// The document, rendered once.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    camel_case_links(&mut doc);
+    tidy(&mut doc);
     doc.to_string()
 });
 
-/// utoipa 5 writes the fields of a Link Object in snake case (`operation_id`); OpenAPI spells
-/// them `operationId`, `operationRef`, `requestBody` (fixed in utoipa 6).
-fn camel_case_links(doc: &mut serde_json::Value) {
+/// Two touches utoipa 5 leaves to us: each operation's answers in status order (the
+/// annotations list them as they read best), and the fields of a Link Object in OpenAPI's
+/// spelling (`operationId`, `operationRef`, `requestBody`; utoipa 5 writes snake case).
+fn tidy(doc: &mut serde_json::Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    let responses = paths
+    let operations = paths
         .values_mut()
         .filter_map(|item| item.as_object_mut())
-        .flat_map(|item| item.values_mut())
-        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
-        .flat_map(|r| r.values_mut());
-    for response in responses {
-        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+        .flat_map(|item| item.values_mut());
+    for op in operations {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
             continue;
         };
-        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
-            for (snake, camel) in [
-                ("operation_id", "operationId"),
-                ("operation_ref", "operationRef"),
-                ("request_body", "requestBody"),
-            ] {
-                if let Some(v) = link.remove(snake) {
-                    link.insert(camel.to_owned(), v);
+        let mut sorted: Vec<(String, serde_json::Value)> =
+            std::mem::take(responses).into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (status, mut response) in sorted {
+            if let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) {
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(v) = link.remove(snake) {
+                            link.insert(camel.to_owned(), v);
+                        }
+                    }
                 }
             }
+            responses.insert(status, response);
         }
     }
 }

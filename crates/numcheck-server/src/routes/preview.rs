@@ -30,6 +30,9 @@ use crate::upload::{self, PreviewFile, TableChoice};
             `invalid_default_region`, `file_not_text`, `unsupported_file_type`, `unknown_phone_column`, \
             `unknown_sheet`, `invalid_xlsx`.", body = crate::error::ErrorBody),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 408, description = crate::routes::openapi::E408, body = crate::error::ErrorBody),
         (status = 413, description = crate::routes::openapi::E413, body = crate::error::ErrorBody),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),

@@ -134,7 +134,7 @@ fn parse_cursor(raw: &str) -> Result<TaskCursor, ApiError> {
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Tasks per page (default 50)."),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
-        ("status" = Option<String>, Query, pattern = "^(pending|processing|exported|failed|cancelled)?$",
+        ("status" = Option<String>, Query, pattern = r"^\s*(pending|processing|exported|failed|cancelled)?\s*$",
             description = "Only tasks in this state (`pending`, `processing`, `exported`, `failed`, \
             `cancelled`); empty for all."),
     ),
@@ -143,6 +143,8 @@ fn parse_cursor(raw: &str) -> Result<TaskCursor, ApiError> {
         (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_status`, or \
             `invalid_query` (an unreadable query string or an unknown parameter).", body = crate::error::ErrorBody),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
     security(("ApiKey" = []), ("Bearer" = [])),
@@ -246,6 +248,8 @@ async fn own_task(
     responses(
         (status = 200, description = "The task.", body = TaskDetail),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
@@ -310,6 +314,8 @@ pub async fn detail(
     responses(
         (status = 200, description = "The task, now `cancelled`.", body = TaskItem),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
         (status = 409, description = "`task_finished`: the task has already ended.", body = crate::error::ErrorBody),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
@@ -372,6 +378,8 @@ pub(crate) struct Deleted {
     responses(
         (status = 200, description = "The task is gone.", body = Deleted),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),

@@ -78,9 +78,16 @@ const MAX_TEXT_FIELD: usize = 4096;
             that cannot be read: `unsupported_file_type`, `unknown_phone_column`, `no_phone_column`, \
             `unknown_sheet`, `invalid_xlsx`.", body = crate::error::ErrorBody),
         (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
+        (status = 408, description = crate::routes::openapi::E408, body = crate::error::ErrorBody),
         (status = 402, description = "`insufficient_credits`: the balance cannot cover the task's unique numbers.",
             body = crate::error::ErrorBody),
-        (status = 413, description = crate::routes::openapi::E413, body = crate::error::ErrorBody),
+        (status = 413, description = "`file_too_large`: the upload is over `max_upload_bytes` (an `.xlsx` \
+            over `max_xlsx_bytes`); `too_many_lines`: it holds more than `limits.max_upload_lines` lines.",
+            body = crate::error::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests for this API key; `too_many_tasks`: \
+            the user already has `limits.max_open_tasks` tasks pending or processing (checked before \
+            the upload is read). Retry after `Retry-After` seconds.", body = crate::error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
         (status = 503, description = "`shutting_down`: the server is stopping; retry after `Retry-After` seconds.",
             body = crate::error::ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait."))),

@@ -117,3 +117,34 @@ async fn an_upload_that_stalls_is_cut_off_with_408_and_nothing_is_stored() {
     assert_eq!(left, 0, "the partial upload is removed");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_over_the_line_limit_is_refused_with_413_and_not_stored() {
+    let s = TestServer::start_with(|c| c.limits.max_upload_lines = 1000).await;
+    let key = s.key("val", Some(100_000)).await;
+    let body: String = (0..1001).map(|i| format!("+1415555{:04}\n", i)).collect();
+    assert_error(s.create(&key, body.as_bytes()).await, 413, "too_many_lines");
+    let csv: String = std::iter::once("name,phone\n".to_owned())
+        .chain((0..1001).map(|i| format!("n{i},+1415555{:04}\n", i)))
+        .collect();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.into_bytes())
+                .file_name("big.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        )
+        .text("task_type", "active_check");
+    assert_error(s.create_form(&key, form, None).await, 413, "too_many_lines");
+    // Exactly at the limit is fine.
+    let ok: String = (0..1000).map(|i| format!("+1415555{:04}\n", i)).collect();
+    assert_eq!(s.create(&key, ok.as_bytes()).await.0, 200);
+    let uploads = s.data_dir.join("blobs").join("uploads");
+    assert_eq!(
+        std::fs::read_dir(&uploads).unwrap().count(),
+        1,
+        "only the accepted upload"
+    );
+    s.stop().await;
+}

@@ -213,10 +213,12 @@ async fn every_error_answer_is_the_error_schema_and_keys_are_asked_for_where_nee
                         && security.iter().any(|r| r.get("Bearer").is_some()),
                     "{method} {path} takes the API key"
                 );
-                assert!(
-                    responses.contains_key("401"),
-                    "{method} {path} documents 401"
-                );
+                for status in ["401", "429"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
             }
         }
     }
