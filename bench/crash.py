@@ -1013,9 +1013,23 @@ def _full_disk(work, mnt, holder):
           "balance = opening − charges, held 0)", ok_ledger,
           f"{len(per)} charges for {len(charges_expected)} exported, {len(failed)} not exported; balance {bal.get('balance')}, held {bal.get('held')}")
     check("full disk: PRAGMA integrity_check ok (live and after stop)", ic_live[0] == ["ok"] and ic == ["ok"] and not fk, f"{ic_live[0][:2]} / {ic[:2]}")
-    log_text = open(srv.log_path, errors="replace").read()
-    enospc = log_text.count("No space left") + log_text.count("SQLITE_FULL") + log_text.count("database or disk is full")
-    print(f"server log: {enospc} lines mention no space / disk full; recovery took {t_recover:.1f} s")
+    import re
+    log_lines = re.sub(r"\x1b\[[0-9;]*m", "", open(srv.log_path, errors="replace").read()).splitlines()
+    kinds = collections.Counter()
+    for line in log_lines:
+        if "database or disk is full" in line:
+            kinds["SQLite: database or disk is full"] += 1
+        elif "ZipWriter" in line and "No space" in line:
+            kinds["result zip: no space left"] += 1
+        elif "No space left" in line:
+            kinds["blob store: no space left"] += 1
+        if "request failed" in line:
+            kinds["  of which in HTTP requests (answered 500)"] += 1
+        elif "work failed; it will be retried" in line:
+            kinds["  of which in workers (retried)"] += 1
+        if "panicked" in line:
+            kinds["panics"] += 1
+    print(f"server log while full: {dict(kinds)}; recovery took {t_recover:.1f} s")
 
 
 def main():
