@@ -372,9 +372,10 @@ def fetch_result(srv, key, tid):
 
 def wait_all_ended(srv, key, n, deadline, quiet_limit=180):
     """Polls the task list until n tasks exist and every one has ended. Returns (tasks, why)."""
-    last_progress, last_sig = time.time(), None
+    last_progress, last_sig, seen = time.time(), None, None
     while time.time() < deadline:
         tasks = list_tasks(srv, key)
+        seen = tasks if tasks is not None else seen
         if tasks is not None:
             sig = tuple(sorted((t["task_id"], t["status"], t["success"], t["failure"]) for t in tasks))
             if sig != last_sig:
@@ -384,7 +385,7 @@ def wait_all_ended(srv, key, n, deadline, quiet_limit=180):
         if time.time() - last_progress > quiet_limit:
             return tasks, f"no progress for {quiet_limit} s (hang?)"
         time.sleep(0.5)
-    return None, "deadline"
+    return seen, "deadline"
 
 
 def sqlite_ro(path):
@@ -958,23 +959,44 @@ def _full_disk(work, mnt, holder):
     subprocess.run(["mount", "-o", f"remount,size=400m", mnt], check=True)
     log(f"tmpfs grown to 400 MiB; waiting for the {len(accepted)} accepted tasks")
     t = time.time()
-    tasks, why = wait_all_ended(srv, ukey, len(accepted), time.time() + 900)
+    tasks, why = wait_all_ended(srv, ukey, len(accepted), time.time() + 300, quiet_limit=120)
     t_recover = time.time() - t
     states = collections.Counter(x["status"] for x in (tasks or []))
+    ok_old = tasks is not None and not why and srv.alive()
     check("full disk: tasks accepted while full all end once space returns (without a restart)",
-          tasks is not None and not why and srv.alive(), f"{dict(states)} after {t_recover:.1f} s {why}")
-    # New work.
-    new = []
-    for pth in (small, files[0]):
-        code, body, rc = curl_create(srv.base, ukey, pth, timeout=120)
-        if code == 200:
-            new.append(body["task_id"])
-    c_ev2, a_ev2, e_ev2 = http("POST", srv.base + "/v1/evidence", admin, data=rows.encode(),
-                               headers={"Content-Type": "application/x-ndjson"}, timeout=300)
-    tasks, why = wait_all_ended(srv, ukey, len(accepted) + len(new), time.time() + 600)
-    new_ok = tasks is not None and len(new) == 2 and all(x["status"] == "exported" for x in tasks if x["task_id"] in new)
-    check("full disk: after space returns, new tasks complete and evidence posts are taken",
-          new_ok and c_ev2 == 200, f"new tasks {len(new)}/2 {why}; evidence {c_ev2} {a_ev2 if c_ev2 == 200 else e_ev2}")
+          ok_old, f"{dict(states)} after {t_recover:.1f} s {why}")
+    # New work, still without a restart.
+    new, new_answers = [], []
+
+    def new_work(label):
+        for pth in (small, files[0]):
+            code, body, rc = curl_create(srv.base, ukey, pth, timeout=120)
+            new_answers.append((label, code, body.get("error") if isinstance(body, dict) and code != 200 else "", rc))
+            if code == 200:
+                new.append(body["task_id"])
+        c, a, e = http("POST", srv.base + "/v1/evidence", admin, data=rows.encode(),
+                       headers={"Content-Type": "application/x-ndjson"}, timeout=300)
+        return c, (a if c else e)
+    n_before = len(new)
+    c_ev2, a_ev2 = new_work("no restart")
+    tasks, why = wait_all_ended(srv, ukey, len(accepted) + len(new), time.time() + 300, quiet_limit=120)
+    new_ok = tasks is not None and not why and len(new) - n_before == 2 and \
+        all(x["status"] == "exported" for x in tasks if x["task_id"] in new)
+    check("full disk: after space returns, new tasks complete and evidence posts are taken (without a restart)",
+          new_ok and c_ev2 == 200, f"creates {[a[1:] for a in new_answers]} {why}; evidence {c_ev2} {a_ev2}")
+    if not (ok_old and new_ok):
+        # Tell a stuck process from damaged data: restart once, as an operator would.
+        t = time.time()
+        srv.stop()
+        stop_s = time.time() - t
+        ok_start = srv.start()
+        log(f"restarted the server (stop took {stop_s:.1f} s) to see whether the data recovers")
+        c_ev3, a_ev3 = new_work("after restart")
+        tasks, why = wait_all_ended(srv, ukey, len(accepted) + len(new), time.time() + 900, quiet_limit=120)
+        states = collections.Counter(x["status"] for x in (tasks or []))
+        check("full disk: after one restart every task ends and new work completes (workaround)",
+              ok_start and tasks is not None and not why and all(x["status"] == "exported" for x in tasks if x["task_id"] in new)
+              and c_ev3 == 200, f"{dict(states)}; creates {[a[1:] for a in new_answers if a[0] == 'after restart']} {why}")
     # Results and ledger.
     bad, charges_expected = [], {}
     for x in tasks or []:
@@ -997,7 +1019,7 @@ def _full_disk(work, mnt, holder):
           f"{n_listed} tasks listed, {len(accepted) + len(new)} creates answered 200")
     code, bal, err = http("GET", srv.base + "/v1/balance", ukey)
     db = os.path.join(data, "numcheck.db")
-    show_leftovers("full disk, after recovery (server running, every task ended)", leftovers(data, db))
+    show_leftovers("full disk, at the end (server running)", leftovers(data, db))
     ic_live = integrity(db)
     srv.stop()
     ic, fk = integrity(db)
@@ -1007,11 +1029,13 @@ def _full_disk(work, mnt, holder):
         if kind == "charge":
             per[tid].append(-amount)
     failed = {x["task_id"] for x in tasks or [] if x["status"] != "exported"}
+    open_tasks = [x for x in tasks or [] if x["status"] in ("pending", "processing")]
     ok_ledger = all(per.get(t) == [n] for t, n in charges_expected.items()) and not (set(per) - set(charges_expected)) \
-        and bal["balance"] == OPENING - sum(sum(v) for v in per.values()) and bal["held"] == 0
+        and bal["balance"] == OPENING - sum(sum(v) for v in per.values()) and (bal["held"] == 0 or open_tasks)
     check("full disk: ledger consistent (one charge per exported task = its unique numbers, none for others, "
-          "balance = opening − charges, held 0)", ok_ledger,
-          f"{len(per)} charges for {len(charges_expected)} exported, {len(failed)} not exported; balance {bal.get('balance')}, held {bal.get('held')}")
+          "balance = opening − charges, held 0 once no task is open)", ok_ledger,
+          f"{len(per)} charges for {len(charges_expected)} exported, {len(failed)} not exported ({len(open_tasks)} still open); "
+          f"balance {bal.get('balance')}, held {bal.get('held')}")
     check("full disk: PRAGMA integrity_check ok (live and after stop)", ic_live[0] == ["ok"] and ic == ["ok"] and not fk, f"{ic_live[0][:2]} / {ic[:2]}")
     import re
     log_lines = re.sub(r"\x1b\[[0-9;]*m", "", open(srv.log_path, errors="replace").read()).splitlines()
@@ -1029,7 +1053,9 @@ def _full_disk(work, mnt, holder):
             kinds["  of which in workers (retried)"] += 1
         if "panicked" in line:
             kinds["panics"] += 1
-    print(f"server log while full: {dict(kinds)}; recovery took {t_recover:.1f} s")
+        if "non-zero transaction depth" in line:
+            kinds["'attempted to call begin_with at non-zero transaction depth'"] += 1
+    print(f"server log: {dict(kinds)}; first wait for recovery {t_recover:.1f} s")
 
 
 def main():

@@ -162,6 +162,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds():
+    """CPU seconds spent not idle on the whole machine so far (all cores)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")   # minus idle and iowait
+
+
 def pct(values, p):
     if not values:
         return None
@@ -248,7 +255,8 @@ def run(srv, port, poll_keys, up_keys, polite_key):
     else:
         sys.exit("server did not become healthy")
 
-    files = [make_file(i) for i in range(args.uploaders)]
+    nfiles = max(1, args.uploaders)     # --uploaders 0: pollers only
+    files = [make_file(i) for i in range(nfiles)]
     bodies = [multipart(f"load-{i}.txt", f[0]) for i, f in enumerate(files)]
     expect = [(args.lines_per_upload, f[1], f[2]) for f in files]
 
@@ -258,7 +266,7 @@ def run(srv, port, poll_keys, up_keys, polite_key):
     for k, key in enumerate(poll_keys):
         c = Client(port, key)
         for s in range(args.tasks_per_poll_key):
-            i = (k * args.tasks_per_poll_key + s) % args.uploaders
+            i = (k * args.tasks_per_poll_key + s) % nfiles
             status, raw = c.upload(f"load-{i}.txt", bodies[i])
             if status // 100 != 2:
                 sys.exit(f"calibration upload: HTTP {status} {raw[:300]!r}")
@@ -282,6 +290,9 @@ def run(srv, port, poll_keys, up_keys, polite_key):
     # ---- the load ---------------------------------------------------------------------
     load0 = os.getloadavg()
     cpu0 = cpu_seconds(srv.pid)
+    mach0 = machine_busy_seconds()
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     stop = threading.Event()
     samples = []
 
@@ -364,6 +375,11 @@ def run(srv, port, poll_keys, up_keys, polite_key):
     upload_end = time.monotonic()
     load1 = os.getloadavg()
     cpu_load = cpu_seconds(srv.pid) - cpu0
+    mach_load = machine_busy_seconds() - mach0
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)   # only wrk was reaped meanwhile
+    cpu_python = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
+    cpu_wrk = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
 
     m = re.search(r"^WRKJSON (\{.*\})$", wrk_out, re.M)
     if wrk.returncode != 0 or not m:
@@ -449,6 +465,11 @@ def run(srv, port, poll_keys, up_keys, polite_key):
                    "threads_max": max((s[2] for s in samples), default=0),
                    "cpu_seconds_during_load": cpu_load,
                    "cpu_cores_busy_during_load": cpu_load / elapsed},
+        "cpu_cores_busy_during_load": {
+            "server": cpu_load / elapsed, "wrk": cpu_wrk / elapsed, "python_uploaders": cpu_python / elapsed,
+            "machine": mach_load / elapsed,
+            "other_processes": (mach_load - cpu_load - cpu_wrk - cpu_python) / elapsed,
+            "cores": os.cpu_count()},
         "errors": errors,
     }
     if polite_key:
@@ -481,8 +502,11 @@ def run(srv, port, poll_keys, up_keys, polite_key):
         print(f"  polite    {q['ok']}/{q['polls']} polls 200, p50 {q['p50_ms'] or 0:.1f} ms, "
               f"p99 {q['p99_ms'] or 0:.1f} ms, max {q['max_ms'] or 0:.1f} ms")
     s = res["server"]
-    print(f"  server    peak RSS {s['peak_rss_mib']:.0f} MiB (VmHWM), {s['cpu_cores_busy_during_load']:.2f} "
-          f"cores busy during the load, up to {s['threads_max']} threads")
+    c = res["cpu_cores_busy_during_load"]
+    print(f"  server    peak RSS {s['peak_rss_mib']:.0f} MiB (VmHWM), up to {s['threads_max']} threads")
+    print(f"  cpu       cores busy during the load: server {c['server']:.2f}, wrk {c['wrk']:.2f}, "
+          f"uploaders (Python) {c['python_uploaders']:.2f}, other processes {c['other_processes']:.2f}, "
+          f"machine {c['machine']:.2f} of {c['cores']}")
     print(f"  errors    {len(errors)}" + "".join(f"\n    {e}" for e in errors))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

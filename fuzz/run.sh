@@ -88,7 +88,10 @@ for t in "${targets[@]}"; do
         -timeout=30 \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
-    took=$(($(date +%s) - start))
+    # libFuzzer's own clock: a rebuild before the run does not count.
+    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -n 1 | awk '{print $5}')
+    # No "Done" line after a crash: the wall clock, build included.
+    took=${took:-$(($(date +%s) - start))}
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$')
     if [[ -z "$execs" ]]; then
         # No final stats (killed?): the last status line's count.
@@ -110,7 +113,7 @@ for t in "${targets[@]}"; do
     if [[ $rc -ne 0 ]]; then
         grep -m 5 -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$log" | sed 's/^/   | /'
     fi
-    rows+=("$(printf '%-18s %8s %14s %8s  %s' "$t" "$seconds" "$execs" "$corpus" "$result")")
+    rows+=("$(printf '%-18s %8s %14s %8s  %s' "$t" "$took" "$execs" "$corpus" "$result")")
 done
 
 echo

@@ -30,7 +30,10 @@ fn records(input: impl Read, delimiter: u8) -> Vec<Record> {
     let mut reader = CsvRecords::new(input, delimiter);
     let mut out = Vec::new();
     let mut rec = Record::default();
-    while reader.next_record(&mut rec, None).expect("reading bytes cannot fail") {
+    while reader
+        .next_record(&mut rec, None)
+        .expect("reading bytes cannot fail")
+    {
         assert!(rec.cells.len() <= MAX_COLUMNS);
         assert!(rec.cells.iter().all(|c| c.len() <= MAX_CELL_BYTES));
         out.push(rec.clone());
@@ -70,7 +73,10 @@ fuzz_target!(|input: (u8, &[u8])| {
         assert!(!out.contains(&b'\r'));
         let lines = out.iter().filter(|&&b| b == b'\n').count() as u64;
         assert_eq!(lines, converted.lines);
-        assert!(out.split(|&b| b == b'\n').all(|l| l.len() <= MAX_CELL_BYTES));
+        assert!(
+            out.split(|&b| b == b'\n')
+                .all(|l| l.len() <= MAX_CELL_BYTES)
+        );
         let preview = preview.as_ref().expect("a converted file previews");
         if converted.phone_column.is_some() {
             assert_eq!(preview.phone_column, converted.phone_column);
@@ -79,7 +85,11 @@ fuzz_target!(|input: (u8, &[u8])| {
     }
     if let Ok(preview) = &preview {
         assert!(preview.columns.len() <= MAX_COLUMNS);
-        assert!(preview.phone_column.is_none_or(|c| c >= 1 && c <= preview.columns.len()));
+        assert!(
+            preview
+                .phone_column
+                .is_none_or(|c| c >= 1 && c <= preview.columns.len())
+        );
         for column in &preview.columns {
             assert!((0.0..=1.0).contains(&column.phone_share));
             assert!(column.samples.len() <= 5);
@@ -90,7 +100,10 @@ fuzz_target!(|input: (u8, &[u8])| {
     let mut out = Vec::new();
     if let Ok(converted) = tabular::convert_xlsx(Cursor::new(data), plan, &options, &mut out) {
         assert!(!out.contains(&b'\r'));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count() as u64, converted.lines);
+        assert_eq!(
+            out.iter().filter(|&&b| b == b'\n').count() as u64,
+            converted.lines
+        );
     }
     let _ = tabular::preview_xlsx(Cursor::new(data), plan, &options);
     let _ = tabular::kind_of(None, None, data);

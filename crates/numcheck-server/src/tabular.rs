@@ -365,11 +365,20 @@ impl<R: Read> Records for CsvRecords<R> {
         self.number += 1;
         rec.number = self.number;
         self.parser.reset();
+        // A reset parser strips a byte-order mark at the start of its input; past the file's
+        // start one is data, so the first call sees a single byte (too short to strip).
+        let mut fresh = true;
         self.field.clear();
         let mut column = 0usize;
         loop {
             self.fill()?;
-            let input = &self.buf[self.pos..self.len];
+            let end = if fresh {
+                self.len.min(self.pos + 1)
+            } else {
+                self.len
+            };
+            fresh = false;
+            let input = &self.buf[self.pos..end];
             let (result, nin, nout) = self.parser.read_field(input, &mut self.out);
             if nin > 0 {
                 self.last = input[nin - 1];
@@ -1262,6 +1271,20 @@ mod tests {
                 (5, vec![]),
                 (6, row(&["f"])),
                 (7, row(&["g"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_past_the_start_is_data() {
+        let got = records(b"a\r\xEF\xBB\xBF\nb\n\xEF\xBB\xBFc", b',');
+        assert_eq!(
+            got,
+            vec![
+                (1, row(&["a"])),
+                (2, row(&["\u{FEFF}"])),
+                (3, row(&["b"])),
+                (4, row(&["\u{FEFF}c"])),
             ]
         );
     }
