@@ -562,13 +562,14 @@ def run(name, work, files, evidence_path, kills):
 
     def killer():
         # Kill moments are spread over the work, not over wall time: kill k waits for a seeded
-        # share of all lines to be processed (uniform in 0..1, so some land while the last
-        # tasks are exported or after), then a seeded 0-0.4 s more. At least a seeded 0.05-1 s
-        # of uptime follows each restart, so some kills also hit a server still recovering.
-        targets = sorted(krnd.random() for _ in range(kills))
+        # share of all lines to be processed (uniform in 0..0.95), then a seeded 0-0.25 s more.
+        # A seeded 0.05-0.5 s of uptime follows each restart, so some kills hit a server still
+        # recovering its chunks. A restart takes about 0.7 s, so kills that fall behind the
+        # work land on the last exports or, after them, on evidence ingest alone.
+        targets = sorted(krnd.uniform(0, 0.95) for _ in range(kills))
         for k, target in enumerate(targets):
-            t_min = time.time() + krnd.uniform(0.05, 1.0)
-            extra = krnd.uniform(0, 0.4)
+            t_min = time.time() + krnd.uniform(0.05, 0.5)
+            extra = krnd.uniform(0, 0.25)
             while time.time() < deadline and (time.time() < t_min or st["progress"] < target):
                 time.sleep(0.02)
             t_end = time.time() + extra
