@@ -1,7 +1,7 @@
 //! Any bytes as one line of an upload: reading them never panics; whatever is accepted is a
 //! well-formed E.164 number that reads back as itself; and normalising is stable — the digits
-//! a line dialled read the same when written out again, and a number's E.164 form reads as
-//! the same number, in any region.
+//! a line dialled read the same when written out again, and a valid number's E.164 form
+//! reads as the same number, in any region.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(text.len() <= 16 && text.starts_with('+'));
             assert_eq!(text.parse::<E164>(), Ok(checked.e164));
             assert_eq!(plan.parse_line(data, region), Ok(checked.e164));
+            // Only a valid number's E.164 form is its own: libphonenumber keeps a national
+            // prefix written after the country code of an invalid number as a leading zero
+            // (`+44 0020 7183 8750` is `+4402071838750`), and strips it when that is read
+            // again (`+442071838750`). Python phonenumbers does the same; the plan follows it.
+            if !checked.valid {
+                continue;
+            }
             for again in regions {
                 assert_eq!(
                     plan.parse_line(text.as_bytes(), again),

@@ -546,6 +546,17 @@ impl LineFormat for FreeswitchCdr {
                 codes.push(Code::Table("q850", "NORMAL_CLEARING_UNANSWERED".into()));
             }
         }
+        if codes.is_empty() {
+            // Only a SIP 200 with no answer time and no billable seconds: the contradiction
+            // is not taken as an answer, and nothing else says how the call ended. A final
+            // event without codes would reach the code book as an `unknown_code` that no
+            // table can ever know.
+            return Err(ParseError::new(
+                "missing_field",
+                "the record has no hangup cause: a SIP 200 without an answer time or billable \
+                 seconds is not an answer",
+            ));
+        }
         Ok(Some(Event {
             number,
             observed_at_ms,
@@ -678,6 +689,16 @@ impl LineFormat for AsteriskCdr {
                     bounded("disposition", &d)?,
                 ));
             }
+        }
+        if codes.is_empty() {
+            // Unanswered with only HANGUPCAUSE 0 ("not defined") or 16 (the caller's own
+            // clearing), which are skipped above: nothing says how the call ended, and a final
+            // event without codes would reach the code book as an unknowable `unknown_code`.
+            return Err(ParseError::new(
+                "missing_field",
+                "the record has no disposition or DIALSTATUS, and its HANGUPCAUSE says nothing \
+                 about the number",
+            ));
         }
         let message_id = optional_id(r.first(&["uniqueid", "linkedid"]), "uniqueid")?;
         Ok(Some(Event {
@@ -1100,6 +1121,45 @@ mod tests {
         assert_eq!(sip_status("486"), Some(486));
         assert_eq!(sip_status("sip:4860"), None);
         assert_eq!(sip_status("180"), None);
+    }
+
+    /// Found by `fuzz/fuzz_targets/connector_files.rs`: a record whose only cause was a SIP
+    /// 200 without an answer gave a final event with no codes.
+    #[test]
+    fn a_record_without_any_classifiable_cause_is_refused() {
+        let header =
+            "uuid,destination_number,start_stamp,end_stamp,sip_term_status,sip_hangup_disposition";
+        let mut r = FreeswitchCdr::default();
+        assert_eq!(r.line(header.as_bytes()), Ok(None));
+        let err = r
+            .line(b"a4,+442071838750,2026-03-01 09:00:00,2026-03-01 09:00:31,200,send_bye")
+            .unwrap_err();
+        assert_eq!(err.code, "missing_field");
+        // With a cause beside it the record still reads.
+        let mut r = FreeswitchCdr::default();
+        let _ = r.line(FS_HEADER.as_bytes());
+        let e = r
+            .line(b"a5,+442071838750,2026-03-01 09:00:00,,2026-03-01 09:00:31,0,USER_BUSY,200,,,")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.codes, vec![Code::Table("q850", "USER_BUSY".into())]);
+
+        // Asterisk: unanswered, with nothing but HANGUPCAUSE 0 or 16.
+        let header = "calldate,dst,billsec,uniqueid,HANGUPCAUSE";
+        for cause in ["0", "16", "normal_clearing"] {
+            let mut a = AsteriskCdr::default();
+            assert_eq!(a.line(header.as_bytes()), Ok(None));
+            let line = format!("2026-03-02 10:00:00,+442071838750,0,u1,{cause}");
+            let err = a.line(line.as_bytes()).unwrap_err();
+            assert_eq!(err.code, "missing_field", "{cause}");
+        }
+        let mut a = AsteriskCdr::default();
+        let _ = a.line(header.as_bytes());
+        let e = a
+            .line(b"2026-03-02 10:00:00,+442071838750,0,u1,17")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.codes, vec![Code::Table("q850", "17".into())]);
     }
 
     fn byte_lines() -> impl Strategy<Value = Vec<u8>> {

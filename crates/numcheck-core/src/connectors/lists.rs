@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::cdr::{excerpt, split_record};
-use super::{Code, Event, LineFormat, ParseError, bounded};
+use super::{Code, Event, LineFormat, MAX_FIELD, ParseError, bounded};
 use crate::evidence::EvidenceKind;
 
 /// The separator of a list line: a tab when there is one, else whichever of `,` and `;`
@@ -266,9 +266,19 @@ pub fn connectivity_event(
         _ => status.clone(),
     };
     let raw_code = match source {
-        Some(s) => format!("{status};{}", bounded("data_source", s)?),
+        Some(s) => format!("{status};{s}"),
         None => status.clone(),
     };
+    // Bounded as a whole, like every other connector's raw code: status and source are each
+    // at most MAX_FIELD, but the two together must fit one field too.
+    if raw_code.len() > MAX_FIELD {
+        return Err(ParseError::new(
+            "field_too_long",
+            format!(
+                "connectivity_status and data_source together are longer than {MAX_FIELD} bytes"
+            ),
+        ));
+    }
     Ok(Event {
         number: hlr_number(number)?,
         observed_at_ms,
@@ -773,6 +783,22 @@ mod tests {
         ] {
             assert_eq!(r.line(line.as_bytes()).unwrap_err().code, code, "{line}");
         }
+    }
+
+    /// Found by `fuzz/fuzz_targets/cdr_lines.rs`: a status and a data source each within
+    /// MAX_FIELD made a raw code longer than one field.
+    #[test]
+    fn hlr_raw_code_of_status_and_source_is_bounded_as_a_whole() {
+        let source = format!("LIVE_{}", "1".repeat(MAX_FIELD - 5));
+        assert_eq!(source.len(), MAX_FIELD);
+        let line = format!("+14156226819,CONNECTED,{source},2026-03-01 08:00:00,h1");
+        let err = HlrLines::new().line(line.as_bytes()).unwrap_err();
+        assert_eq!(err.code, "field_too_long");
+        let e = connectivity_event("+14156226819", "ABSENT", Some("LIVE_HLR"), None, None).unwrap();
+        assert_eq!(e.raw_code, "ABSENT;LIVE_HLR");
+        let longest = "L".repeat(MAX_FIELD - "ABSENT;".len());
+        let e = connectivity_event("+14156226819", "ABSENT", Some(&longest), None, None).unwrap();
+        assert_eq!(e.raw_code.len(), MAX_FIELD);
     }
 
     fn byte_lines() -> impl Strategy<Value = Vec<u8>> {
