@@ -206,6 +206,14 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A COMMIT that fails with SQLITE_FULL or SQLITE_IOERR is rolled back by SQLite
+            // itself; sqlx's later ROLLBACK then fails ("no transaction is active") and its
+            // own transaction depth stays at one, so every later `BEGIN IMMEDIATE` on that
+            // connection is refused. Such a connection is closed here instead of handed out,
+            // and the pool opens a fresh one: writes recover as soon as the disk has room.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
