@@ -263,27 +263,47 @@ impl Config {
     }
 }
 
-fn known_env_keys() -> Vec<String> {
-    let mut keys: Vec<String> = [
-        "LISTEN",
-        "DATA_DIR",
-        "DATABASE_URL",
-        "BLOB_URL",
-        "PUBLIC_URL",
-        "MAX_UPLOAD_BYTES",
-        "MAX_XLSX_BYTES",
-        "MAX_EVIDENCE_BYTES",
-        "RESULT_LINK_TTL_SECS",
-        "LOG_FORMAT",
-        "WORKER__CONCURRENCY",
-        "WORKER__CHUNK_LINES",
-        "WORKER__LEASE_SECS",
-    ]
-    .iter()
-    .map(|k| format!("NUMCHECK_{k}"))
-    .collect();
-    keys.extend(META_VARS.iter().map(|s| s.to_string()));
+/// Every `NUMCHECK_*` name the configuration reads, taken from the serialised defaults so a
+/// new setting can never be missing here: nested tables join with `__`
+/// (`NUMCHECK_LIMITS__BURST`). A setting whose default is a list, an empty table or absent
+/// also owns the names below it (`NUMCHECK_CODES__<TABLE>`).
+fn known_env_keys() -> Vec<(String, bool)> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, bool)>) {
+        match value {
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    walk(&format!("{prefix}__{}", k.to_ascii_uppercase()), v, out);
+                }
+            }
+            serde_json::Value::Object(_)
+            | serde_json::Value::Array(_)
+            | serde_json::Value::Null => out.push((prefix.to_owned(), true)),
+            _ => out.push((prefix.to_owned(), false)),
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(Config::default()) {
+        for (k, v) in &map {
+            walk(
+                &format!("NUMCHECK_{}", k.to_ascii_uppercase()),
+                v,
+                &mut keys,
+            );
+        }
+    }
+    keys.extend(META_VARS.iter().map(|s| (s.to_string(), false)));
     keys
+}
+
+fn is_known_env_key(known: &[(String, bool)], key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    known.iter().any(|(name, owns_below)| {
+        key == *name
+            || (*owns_below
+                && key
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with("__")))
+    })
 }
 
 fn unknown_env_vars() -> Vec<String> {
@@ -291,8 +311,7 @@ fn unknown_env_vars() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| k.to_ascii_uppercase().starts_with("NUMCHECK_"))
-        .filter(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
-        .filter(|k| !k.to_ascii_uppercase().starts_with("NUMCHECK_POLICY__"))
+        .filter(|k| !is_known_env_key(&known, k))
         .map(|k| format!("ignoring unknown environment variable {k}"))
         .collect()
 }
@@ -322,6 +341,34 @@ mod tests {
 
     #[derive(Serialize)]
     struct NoFlags {}
+
+    #[test]
+    fn every_setting_is_a_known_environment_name_and_typos_are_not() {
+        let known = known_env_keys();
+        for name in [
+            "NUMCHECK_LISTEN",
+            "numcheck_data_dir",
+            "NUMCHECK_WORKER__CHUNK_LINES",
+            "NUMCHECK_LIMITS__REQUESTS_PER_SECOND",
+            "NUMCHECK_LIMITS__MAX_UPLOAD_LINES",
+            "NUMCHECK_CALLBACKS__ALLOW_PRIVATE",
+            "NUMCHECK_CALLBACKS__TIMEOUT_SECS",
+            "NUMCHECK_CODES__SMPP",
+            "NUMCHECK_API_KEY",
+        ] {
+            assert!(is_known_env_key(&known, name), "{name}");
+        }
+        for name in [
+            "NUMCHECK_LISTN",
+            "NUMCHECK_LIMITS__BURSTS",
+            "NUMCHECK_LIMITS",
+            "NUMCHECK_CALLBACKS__TIMEOUT_SECS__X",
+            "NUMCHECK_LISTENER",
+            "NUMCHECK_API_KEY__X",
+        ] {
+            assert!(!is_known_env_key(&known, name), "{name}");
+        }
+    }
 
     #[test]
     fn defaults_match_the_documentation() {
