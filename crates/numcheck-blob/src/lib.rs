@@ -258,6 +258,23 @@ impl BlobStore {
         }
     }
 
+    /// Every blob under a prefix (whole path segments, as [`delete_prefix`](Self::delete_prefix)),
+    /// with its size and when it was last written. Read in full: for the start-up sweep of
+    /// folders whose size is bounded by the tasks in the database.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
+        let prefix = ObjectPath::from(prefix);
+        Ok(self
+            .inner
+            .list(Some(&prefix))
+            .map_ok(|meta| BlobMeta {
+                key: meta.location.to_string(),
+                size: meta.size,
+                modified: meta.last_modified.into(),
+            })
+            .try_collect()
+            .await?)
+    }
+
     /// Deletes every blob under a prefix (a folder such as `work/<task>/`; prefixes match
     /// whole path segments, so `work/t` does not touch `work/tt/`).
     ///
@@ -285,6 +302,25 @@ impl BlobStore {
         }
         Ok(())
     }
+}
+
+/// The folder a blob-store URL names when it names a local folder (`file://…` or a plain
+/// path); `None` for a bucket or a URL that does not parse.
+pub fn local_dir(url: &str) -> Option<std::path::PathBuf> {
+    match config::parse(url) {
+        Ok(config::Parsed::Local(dir)) => Some(dir),
+        _ => None,
+    }
+}
+
+/// One listed blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Its key, as given to [`BlobStore::put`].
+    pub key: String,
+    pub size: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
 }
 
 /// A streamed write in progress. Dropping it without [`finish`](Self::finish) leaves nothing
@@ -370,6 +406,36 @@ mod tests {
             Err(BlobError::NotFound(_))
         ));
         store.delete("uploads/b.txt").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_names_every_blob_under_a_prefix_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        store
+            .put("work/t/0.csv", Bytes::from_static(b"ab"))
+            .await
+            .unwrap();
+        store
+            .put("work/t/1.csv", Bytes::from_static(b"c"))
+            .await
+            .unwrap();
+        store
+            .put("work/tt/0.csv", Bytes::from_static(b"d"))
+            .await
+            .unwrap();
+        store
+            .put("uploads/x.txt", Bytes::from_static(b"e"))
+            .await
+            .unwrap();
+        let mut listed = store.list("work/t").await.unwrap();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        let keys: Vec<(&str, u64)> = listed.iter().map(|m| (m.key.as_str(), m.size)).collect();
+        assert_eq!(keys, vec![("work/t/0.csv", 2), ("work/t/1.csv", 1)]);
+        assert_eq!(store.list("work").await.unwrap().len(), 3);
+        assert!(store.list("results").await.unwrap().is_empty());
+        let age = listed[0].modified.elapsed().unwrap_or_default();
+        assert!(age < Duration::from_secs(600), "{age:?}");
     }
 
     #[tokio::test]

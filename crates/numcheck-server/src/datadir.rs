@@ -24,6 +24,8 @@ pub struct DataDir {
     pub shared: bool,
     pub blobs: BlobStore,
     pub signer: LinkSigner,
+    /// The folder of a local blob store, where one is used.
+    local_blobs: Option<PathBuf>,
     lock: Option<File>,
 }
 
@@ -44,6 +46,7 @@ impl DataDir {
             shared: false,
             blobs,
             signer,
+            local_blobs: Some(path.join("blobs")),
             lock: None,
         })
     }
@@ -78,11 +81,16 @@ impl DataDir {
                 false,
             ),
         };
-        let blobs = match &config.blob_url {
+        let (blobs, local_blobs) = match &config.blob_url {
             Some(url) => {
-                BlobStore::from_url(url).context("cannot open the blob store (blob_url)")?
+                let blobs =
+                    BlobStore::from_url(url).context("cannot open the blob store (blob_url)")?;
+                (blobs, numcheck_blob::local_dir(url))
             }
-            None => BlobStore::local(&path.join("blobs"))?,
+            None => (
+                BlobStore::local(&path.join("blobs"))?,
+                Some(path.join("blobs")),
+            ),
         };
         let signer = LinkSigner::new(load_or_create_secret(&path.join("secret.key"))?);
         Ok(DataDir {
@@ -91,6 +99,7 @@ impl DataDir {
             shared,
             blobs,
             signer,
+            local_blobs,
             lock: None,
         })
     }
@@ -116,6 +125,16 @@ impl DataDir {
         }
         self.lock = Some(file);
         Ok(())
+    }
+
+    /// Whether this process holds the folder's lock (see [`DataDir::lock`]).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// The folder of a local blob store (`None` for a bucket).
+    pub fn local_blob_dir(&self) -> Option<PathBuf> {
+        self.local_blobs.clone()
     }
 
     /// Where results are assembled before they are published.

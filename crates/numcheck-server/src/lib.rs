@@ -26,6 +26,7 @@ mod routes;
 pub mod signing;
 pub mod sources;
 mod state;
+pub mod sweep;
 pub mod tabular;
 pub mod telemetry;
 mod upload;
@@ -106,6 +107,18 @@ impl Application {
         }
         if released > 0 {
             tracing::info!(released, "took back work from a previous run");
+        }
+        // Files a stopped process left behind. Never a reason not to start.
+        match sweep::sweep(&data, data.is_locked(), std::time::SystemTime::now()).await {
+            Ok(s) if s.files > 0 => {
+                tracing::info!(
+                    files = s.files,
+                    bytes = s.bytes,
+                    "removed leftover files of a previous run"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot sweep leftover files; they stay"),
         }
         let first_admin_key = if api && data.store.count_keys().await? == 0 {
             let issued = keys::issue(data.store.as_ref(), "admin", None, true, true).await?;

@@ -128,6 +128,70 @@ async fn a_task_left_pending_by_a_stopped_server_is_finished_after_restart() {
     s.stop().await;
 }
 
+/// What a `kill -9` leaves behind goes at the next start; what tasks still need stays.
+#[tokio::test]
+async fn a_restart_sweeps_files_a_stopped_process_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::boot(config(dir.path())).await;
+    let key = s.key("tidy", None).await;
+    let (_, done) = s.create(&key, b"+14155552671\n+33612345678\n").await;
+    let done_id = done["task_id"].as_str().unwrap().to_owned();
+    let before = s.wait(&key, &done_id).await;
+    let (csv_before, _, _) = s.result(&before).await;
+    s.stop().await;
+    // A second task, never worked on: everything it has stays.
+    let mut c = config(dir.path());
+    c.worker.concurrency = 0;
+    let s = TestServer::boot(c).await;
+    let (_, open) = s.create(&key, b"+14155552671\n").await;
+    let open_id = open["task_id"].as_str().unwrap().to_owned();
+    s.stop().await;
+
+    let blobs = dir.path().join("blobs");
+    let ghost = "0123456789abcdefghij"; // a task id with no task
+    let plant = |rel: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"left behind").unwrap();
+        p
+    };
+    let leftovers = [
+        plant("tmp/upload-123.part"),
+        plant(&format!("blobs/uploads/{ghost}.txt")),
+        plant(&format!("blobs/uploads/{ghost}.txt#1")),
+        plant(&format!("blobs/work/{done_id}/00000.csv")),
+        plant(&format!("blobs/work/{ghost}/00000.csv")),
+        plant(&format!("blobs/results/{ghost}.zip")),
+    ];
+    let kept = [
+        plant(&format!("blobs/work/{open_id}/00000.csv")),
+        plant("blobs/notes/readme.txt"),
+        blobs.join(format!("uploads/{open_id}.txt")),
+        blobs.join(format!("uploads/{done_id}.txt")),
+    ];
+    for p in kept.iter() {
+        assert!(p.exists(), "{}", p.display());
+    }
+
+    let mut c = config(dir.path());
+    c.worker.concurrency = 0;
+    let s = TestServer::boot(c).await;
+    for p in leftovers.iter() {
+        assert!(!p.exists(), "left in place: {}", p.display());
+    }
+    for p in kept.iter() {
+        assert!(p.exists(), "swept: {}", p.display());
+    }
+    assert!(!blobs.join(format!("work/{ghost}")).exists());
+    let (code, after) = s.poll(&key, &done_id).await;
+    assert_eq!(code, 200);
+    let (csv_after, _, _) = s.result(&after).await;
+    assert_eq!(csv_after, csv_before);
+    let (code, open_view) = s.poll(&key, &open_id).await;
+    assert_eq!((code, open_view["status"].as_str()), (200, Some("pending")));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_same_file_always_gives_byte_identical_results() {
     let s = TestServer::start_with(|c| c.worker.chunk_lines = 300).await;
