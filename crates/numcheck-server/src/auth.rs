@@ -36,6 +36,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 message: "send your API key in the X-API-Key header".into(),
             })?;
         let hash = keys::hash(value);
+        state.rate_limits.precheck(&hash)?;
         match state.store.principal_for_key_hash(&hash).await? {
             Some(principal) => {
                 state.rate_limits.check(&hash)?;
