@@ -208,19 +208,23 @@ async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Resu
                 bytes::Bytes::from(assembled.summary_json.clone()),
             )
             .await?;
-        anyhow::Ok(assembled)
+        // The temporary zip goes now, before the task shows as exported: nothing of an
+        // exported task is left in tmp/.
+        let unique = assembled.unique;
+        drop(assembled);
+        anyhow::Ok(unique)
     };
-    let Some(assembled) = with_heartbeat(state, owner, task, None, build).await? else {
+    let Some(unique) = with_heartbeat(state, owner, task, None, build).await? else {
         tracing::warn!(task = %task.id, "export lease lost while assembling; another worker has it");
         return Ok(());
     };
     let published = state
         .store
-        .finish_export(&task.id, owner, &key, assembled.unique, now_ms())
+        .finish_export(&task.id, owner, &key, unique, now_ms())
         .await?;
     if published {
         state.telemetry.export_seconds.observe(started.elapsed());
-        tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = assembled.unique, "task exported");
+        tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = unique, "task exported");
         if let Err(e) = state.blobs.delete_prefix(&parts_prefix(task)).await {
             tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");
         }
