@@ -89,7 +89,8 @@ pub fn dialled(line: &[u8]) -> Result<Dialled, LineError> {
         text = rest.trim_start();
     }
     if let Some(digits) = spreadsheet_number(text) {
-        return Ok(Dialled::National(digits));
+        // Read like the same digits without the `.0`: `00…` is the international prefix.
+        return classify(digits, false);
     }
 
     let mut digits = String::with_capacity(16);
@@ -127,8 +128,17 @@ pub fn dialled(line: &[u8]) -> Result<Dialled, LineError> {
             return Err(LineError::TooLong);
         }
     }
+    classify(digits, plus)
+}
+
+/// Digits as dialled: after a `+`, or after the `00` international prefix, a country code
+/// comes first; otherwise they are a national number.
+fn classify(digits: String, plus: bool) -> Result<Dialled, LineError> {
     if digits.is_empty() {
         return Err(LineError::NotANumber);
+    }
+    if digits.len() > MAX_DIALLED_DIGITS {
+        return Err(LineError::TooLong);
     }
     if plus {
         Ok(Dialled::International(digits))
@@ -222,6 +232,17 @@ mod tests {
         assert_eq!(dialled(b"1.4155552671E+10"), nat("14155552671"));
         assert_eq!(dialled(b"4.47700900123e11"), nat("447700900123"));
         assert_eq!(dialled(b"14155552671.0"), nat("14155552671"));
+        // Found by `fuzz/fuzz_targets/line_normaliser.rs`: a `.0` number written with the
+        // international prefix read as national digits `00…`, and its own text then as
+        // international; both now read as the same international number.
+        assert_eq!(dialled(b"00155552671.0"), intl("155552671"));
+        assert_eq!(dialled(b"+155552671"), intl("155552671"));
+        assert_eq!(dialled(b"0000000.0"), intl("00000"));
+        // A spreadsheet integer longer than any number is too long, as its digits would be.
+        assert_eq!(
+            dialled(b"12345678901234567890123.0"),
+            Err(LineError::TooLong)
+        );
         assert_eq!(dialled(b"4.4E11"), nat("440000000000"));
         // Not an integer: the digits after the exponent are lost, refuse rather than guess.
         assert_eq!(dialled(b"1.41555526712345E10"), Err(LineError::NotANumber));

@@ -183,7 +183,11 @@ fn read_dotted(line: &[u8]) -> Option<Result<Digits, LineError>> {
             && !frac.is_empty()
             && frac.iter().all(|&b| b == b'0')
         {
-            return Digits::new(int, false).map(Ok);
+            // Read like the same digits without the `.0`: `00…` is the international prefix.
+            return match int.strip_prefix(b"00") {
+                Some(rest) => Digits::new(rest, true).map(Ok),
+                None => Digits::new(int, false).map(Ok),
+            };
         }
     }
 
@@ -255,6 +259,9 @@ mod tests {
             "1+2",
             "14155552671.0",
             "14155552671.00",
+            "00155552671.0",
+            "0000000.0",
+            "00000000000000000000.0",
             "415.555.2671",
             "123456.0",
             "1234567.",
