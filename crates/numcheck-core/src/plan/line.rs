@@ -183,7 +183,11 @@ fn read_dotted(line: &[u8]) -> Option<Result<Digits, LineError>> {
             && !frac.is_empty()
             && frac.iter().all(|&b| b == b'0')
         {
-            // Read like the same digits without the `.0`: `00…` is the international prefix.
+            // Read like the same digits without the `.0`: `00…` is the international prefix,
+            // counted in the length as the normaliser counts it.
+            if int.len() > MAX_DIALLED_DIGITS {
+                return None;
+            }
             return match int.strip_prefix(b"00") {
                 Some(rest) => Digits::new(rest, true).map(Ok),
                 None => Digits::new(int, false).map(Ok),
@@ -262,6 +266,7 @@ mod tests {
             "00155552671.0",
             "0000000.0",
             "00000000000000000000.0",
+            "000000000000015932187.0",
             "415.555.2671",
             "123456.0",
             "1234567.",
