@@ -1,7 +1,7 @@
 //! Any bytes as one line of an upload: reading them never panics; whatever is accepted is a
 //! well-formed E.164 number that reads back as itself; and normalising is stable — the digits
 //! a line dialled read the same when written out again, and a valid number's E.164 form
-//! reads as the same number, in any region.
+//! never reads as another valid number, in any region.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -37,12 +37,16 @@ fuzz_target!(|data: &[u8]| {
             if !checked.valid {
                 continue;
             }
+            // Nor always then: libphonenumber strips a second national prefix where what is
+            // left is viable (`+375808100511142` is the valid `+3758100511142`, which reads
+            // as the invalid `+375100511142`; Python phonenumbers agrees, see the plan's
+            // tests). So: read again, a valid number's form is the same valid number.
             for again in regions {
-                assert_eq!(
-                    plan.parse_line(text.as_bytes(), again),
-                    Ok(checked.e164),
-                    "{text} read again in {again:?}"
-                );
+                if let Ok(c) = plan.check_line(text.as_bytes(), again)
+                    && c.valid
+                {
+                    assert_eq!(c.e164, checked.e164, "{text} read again in {again:?}");
+                }
             }
         }
     }

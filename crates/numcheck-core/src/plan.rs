@@ -315,6 +315,28 @@ mod tests {
         assert_eq!(c.region.unwrap().as_str(), "US");
     }
 
+    /// Found by `fuzz/fuzz_targets/line_normaliser.rs`: a valid number's E.164 form need not
+    /// read back as itself. Belarus strips a national prefix `8` (or `80`) written after the
+    /// country code when what is left is a viable number, so `+375 80 8100511142` is the valid
+    /// `+3758100511142`, and that again loses its `8`. Python phonenumbers 9.0.43 gives the
+    /// same three answers (`parse(s, None)`, E.164, `is_valid_number`): the plan follows
+    /// libphonenumber here rather than being idempotent.
+    #[test]
+    fn a_valid_numbers_e164_form_may_lose_another_national_prefix_as_libphonenumber_does() {
+        let c = check("+375808100511142", None).unwrap();
+        assert_eq!(
+            (c.e164.to_string().as_str(), c.valid),
+            ("+3758100511142", true)
+        );
+        let again = check("+3758100511142", None).unwrap();
+        assert_eq!(
+            (again.e164.to_string().as_str(), again.valid),
+            ("+375100511142", false)
+        );
+        let third = check("+375100511142", None).unwrap();
+        assert_eq!(third.e164, again.e164);
+    }
+
     #[test]
     fn national_numbers_need_a_region() {
         let c = check("030 901820", Some("DE")).unwrap();
