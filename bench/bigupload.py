@@ -105,8 +105,8 @@ def run_case(name, file, lines, env, expect_status, expect_code=None):
         result = {"case": name, "file_bytes": os.path.getsize(file), "lines": lines, "status": status,
                   "answer_s": round(answered, 2), "idle_rss_mib": round(idle / 1024, 1)}
         if expect_code:
-            result["code"] = answer.get("code")
-            ok = ok and answer.get("code") == expect_code
+            result["code"] = answer.get("error")
+            ok = ok and answer.get("error") == expect_code
         if status == 200:
             tid = answer["task_id"]
             deadline = time.time() + args.task_timeout

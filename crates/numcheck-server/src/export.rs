@@ -191,12 +191,24 @@ fn write_xlsx(
     Ok(())
 }
 
-/// Bytes of a run read at a time.
+/// Bytes of a run read at a time, at most: fewer per run when there are many runs, so the
+/// merge's buffers stay within [`RUN_BUDGET`] (a 1 GiB upload has about 1,650 runs).
 const RUN_BLOCK: u64 = 64 * 1024;
+/// Bytes of a run read at a time, at least.
+const RUN_BLOCK_MIN: u64 = 8 * 1024;
+/// The merge's buffers together, up to `RUN_BUDGET / RUN_BLOCK_MIN` runs (2,048 chunks,
+/// 100 million lines at the default chunk size).
+const RUN_BUDGET: u64 = 16 * 1024 * 1024;
+
+/// The read size for each of `runs` runs: a multiple of 8 bytes (whole numbers).
+fn run_block(runs: u64) -> u64 {
+    (RUN_BUDGET / runs.max(1)).clamp(RUN_BLOCK_MIN, RUN_BLOCK) / 8 * 8
+}
 
 struct Run {
     key: String,
     size: u64,
+    block: u64,
     offset: u64,
     buf: Vec<u64>,
     pos: usize,
@@ -208,7 +220,7 @@ impl Run {
             if self.offset >= self.size {
                 return Ok(None);
             }
-            let end = (self.offset + RUN_BLOCK).min(self.size);
+            let end = (self.offset + self.block).min(self.size);
             let bytes = rt.block_on(blobs.get_range(&self.key, self.offset..end))?;
             anyhow::ensure!(bytes.len() % 8 == 0, "number run {} is corrupt", self.key);
             self.buf = bytes
@@ -227,6 +239,7 @@ impl Run {
 /// Distinct numbers across all chunks: a k-way merge of the sorted runs.
 fn count_unique(rt: &Handle, blobs: &BlobStore, spec: &ResultSpec) -> anyhow::Result<i64> {
     let mut runs = Vec::with_capacity(spec.chunk_count as usize);
+    let block = run_block(u64::try_from(spec.chunk_count).unwrap_or(1));
     for seq in 0..spec.chunk_count {
         let key = part_key(&spec.parts, seq, "nums");
         let size = rt
@@ -235,6 +248,7 @@ fn count_unique(rt: &Handle, blobs: &BlobStore, spec: &ResultSpec) -> anyhow::Re
         runs.push(Run {
             key,
             size,
+            block,
             offset: 0,
             buf: Vec::new(),
             pos: 0,
@@ -258,4 +272,22 @@ fn count_unique(rt: &Handle, blobs: &BlobStore, spec: &ResultSpec) -> anyhow::Re
         }
     }
     Ok(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_merge_buffers_stay_within_budget_however_many_runs() {
+        assert_eq!(run_block(1), RUN_BLOCK);
+        assert_eq!(run_block(200), RUN_BLOCK); // 10M lines: 12.5 MiB
+        for runs in [257, 1_000, 1_652, 2_048] {
+            let b = run_block(runs);
+            assert!(b % 8 == 0 && b >= RUN_BLOCK_MIN, "{runs}: {b}");
+            assert!(b * runs <= RUN_BUDGET, "{runs}: {b}");
+        }
+        assert_eq!(run_block(100_000), RUN_BLOCK_MIN);
+        assert_eq!(run_block(0), RUN_BLOCK);
+    }
 }
