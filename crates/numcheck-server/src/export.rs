@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(run_block(200), RUN_BLOCK); // 10M lines: 12.5 MiB
         for runs in [257, 1_000, 1_652, 2_048] {
             let b = run_block(runs);
-            assert!(b % 8 == 0 && b >= RUN_BLOCK_MIN, "{runs}: {b}");
+            assert!(b.is_multiple_of(8) && b >= RUN_BLOCK_MIN, "{runs}: {b}");
             assert!(b * runs <= RUN_BUDGET, "{runs}: {b}");
         }
         assert_eq!(run_block(100_000), RUN_BLOCK_MIN);
