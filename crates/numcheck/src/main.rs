@@ -3,11 +3,6 @@
 
 mod client;
 
-/// mimalloc instead of glibc's allocator: the workers allocate per line and per row, and the
-/// API per request (BENCHMARKS.md: about 1.3x on processing, 15% of a poll's CPU was malloc).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
