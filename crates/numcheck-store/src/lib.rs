@@ -1,21 +1,59 @@
-//! numcheck's durable state: users, API keys, the credit ledger, tasks and their chunks.
+//! numcheck's durable state: users, API keys, the credit ledger, tasks and their chunks,
+//! completion callbacks, the evidence log with its profiles, and the live-lookup log.
 //!
-//! Everything goes through the [`Store`] trait so that the embedded SQLite backend (the
-//! default) and a server database backend share one contract and one test story. This crate
-//! knows the domain types of `numcheck-core`, but nothing of HTTP or of how chunks are
-//! processed; blobs (uploads, results) live elsewhere and are referenced here by key.
+//! The contract is split by role, one trait each: [`Accounts`] (users, keys, credits, the
+//! ledger), [`TaskQueue`] (tasks and the work queue: chunks leased to workers, exports),
+//! [`Callbacks`] (completion notices), [`EvidenceStore`] (observations and profiles) and
+//! [`LookupLog`] (live-lookup budgets and freshness). [`Store`] is all of them at once, which
+//! is what the server and the CLI hold (`Arc<dyn Store>`); `use numcheck_store::prelude::*;`
+//! brings every role into scope so its methods can be called.
+//!
+//! The roles are written once, as SQL generic over the sqlx database, and serve both
+//! backends; each backend keeps only what really differs:
+//!
+//! - [`SqliteStore`], the embedded default: one file in WAL mode, write transactions that
+//!   start with `BEGIN IMMEDIATE`, a read-only pool for polls, direct (rusqlite) connections
+//!   for evidence ingest and profile lookups, and the in-memory presence filter that the
+//!   serving process keeps ([`SqliteStore::keep_presence_filter`]).
+//! - [`PgStore`], for several nodes sharing one database: row locks and `FOR UPDATE SKIP
+//!   LOCKED` to keep claimers apart, evidence copied in with `COPY` into a month-partitioned
+//!   log, advisory locks between ingests and profile rebuilds.
+//!
+//! Each has its own migrations; the on-disk schemas differ in types (SQLite's integer flags,
+//! PostgreSQL's booleans), not in meaning. This crate knows the domain types of
+//! `numcheck-core`, but nothing of HTTP or of how chunks are processed; blobs (uploads,
+//! results) live elsewhere and are referenced here by key.
 
+mod accounts;
+mod backend;
+mod callbacks;
+mod dialect;
+mod evidence;
+mod lookups;
 mod postgres;
 mod presence;
+mod rows;
 mod sqlite;
-
-use std::collections::HashMap;
+mod tasks;
 
 use async_trait::async_trait;
-use numcheck_core::{E164, HalfLives, Observation, Profile, TaskId, TaskStatus, TaskType, UserId};
+use numcheck_core::{Observation, TaskId, TaskStatus, TaskType, UserId};
 
+use backend::Backend;
+
+pub use accounts::Accounts;
+pub use callbacks::Callbacks;
+pub use evidence::EvidenceStore;
+pub use lookups::LookupLog;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use tasks::TaskQueue;
+
+/// Every role trait and [`Store`]: `use numcheck_store::prelude::*;` lets a caller holding a
+/// store (concrete or `dyn Store`) call any of its methods.
+pub mod prelude {
+    pub use crate::{Accounts, Callbacks, EvidenceStore, LookupLog, Store, TaskQueue};
+}
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -28,10 +66,13 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// From the database the roles run on (sqlx: SQLite's pools or PostgreSQL).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database read error: {0}")]
-    Read(#[from] rusqlite::Error),
+    /// From SQLite's direct connections for evidence: the ingest writer and the profile
+    /// readers.
+    #[error("evidence database error: {0}")]
+    EvidenceDatabase(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -259,192 +300,20 @@ pub struct RebuildReport {
     pub max_relative_difference: f64,
 }
 
-/// The durable state behind numcheck.
+/// The durable state behind numcheck: every role at once, as the server and the CLI hold it
+/// (`Arc<dyn Store>`). Call its methods with [`prelude`] in scope.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    // --- users and keys ---
-
-    /// Creates a user; `credits: None` makes it unlimited. A limited user's opening balance
-    /// is written to the ledger as a grant.
-    async fn create_user(
-        &self,
-        id: UserId,
-        name: &str,
-        credits: Option<i64>,
-        is_admin: bool,
-        now_ms: i64,
-    ) -> Result<User>;
-    async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
-    async fn user(&self, id: &UserId) -> Result<Option<User>>;
-    /// Adds credits to a limited user (a ledger grant). Fails with `Conflict` on an unlimited
-    /// user, who has nothing to add to.
-    async fn grant_credits(
-        &self,
-        user: &UserId,
-        amount: i64,
-        note: &str,
-        now_ms: i64,
-    ) -> Result<()>;
-    async fn add_key(
-        &self,
-        user: &UserId,
-        prefix: &str,
-        hash: &[u8],
-        can_ingest: bool,
-        now_ms: i64,
-    ) -> Result<KeyInfo>;
-    async fn list_keys(&self) -> Result<Vec<KeyInfo>>;
-    /// Revokes the key with this id or prefix; the number of keys revoked.
-    async fn revoke_key(&self, id_or_prefix: &str, now_ms: i64) -> Result<u64>;
-    /// The user owning a live (unrevoked) key with this hash, and the key's rights.
-    async fn principal_for_key_hash(&self, hash: &[u8]) -> Result<Option<Principal>>;
-    async fn count_keys(&self) -> Result<i64>;
-    /// Credits a limited user can still commit: balance less what running tasks hold.
-    async fn available_credits(&self, user: &UserId) -> Result<Option<i64>>;
-    async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerRow>>;
-
-    // --- tasks ---
-
-    /// Inserts a task and its chunks in one transaction, after checking the balance and the
-    /// idempotency key.
-    async fn create_task(&self, task: NewTask) -> Result<Created>;
-    async fn task(&self, id: &TaskId) -> Result<Option<Task>>;
-    async fn task_by_idempotency_key(&self, user: &UserId, key: &str) -> Result<Option<Task>>;
-    /// A user's tasks, newest first, after `after` (the last task of the previous page).
-    async fn list_tasks(
-        &self,
-        user: &UserId,
-        status: Option<TaskStatus>,
-        after: Option<&TaskCursor>,
-        limit: i64,
-    ) -> Result<Vec<Task>>;
-    /// Cancels a user's open task: no more chunks are handed out, its held credits are
-    /// released and nothing is charged. `NotFound` for another user's task, `Conflict` when the
-    /// task has already ended.
-    async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task>;
-    /// Deletes a user's task (cancelling it first when open) and returns it as it was, so the
-    /// caller can remove its blobs. The ledger keeps its charge.
-    async fn delete_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task>;
-    async fn usage(&self, user: &UserId) -> Result<Usage>;
-    /// The user's pending and processing tasks.
-    async fn open_tasks(&self, user: &UserId) -> Result<i64>;
-    /// How many tasks are in each status, over all users (for metrics).
-    async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>>;
-    /// The user's latest ledger rows, newest first.
-    async fn ledger_recent(&self, user: &UserId, limit: i64) -> Result<Vec<LedgerRow>>;
-
-    // --- completion callbacks ---
-
-    /// Leases the next due completion notice.
-    async fn claim_callback(
-        &self,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Option<Callback>>;
-    /// Records an attempt's outcome; `false` when the lease was lost.
-    async fn finish_callback(
-        &self,
-        task: &TaskId,
-        owner: &str,
-        outcome: &CallbackOutcome,
-        now_ms: i64,
-    ) -> Result<bool>;
-    async fn callback_state(&self, task: &TaskId) -> Result<Option<CallbackState>>;
-    /// The user's secret for signing completion notices; `candidate` becomes it when the user
-    /// has none yet (or always, with `replace`: a rotation).
-    async fn callback_secret(
-        &self,
-        user: &UserId,
-        candidate: &str,
-        replace: bool,
-    ) -> Result<String>;
-
-    // --- work ---
-
-    /// Leases the next piece of work: an export of a fully processed task, else the next
-    /// unprocessed chunk. Work whose lease expired is handed out again.
-    async fn claim_work(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Work>>;
-    /// Records a processed chunk and adds its counters to the task, atomically. Returns
-    /// `false` (and changes nothing) when the lease was lost or the chunk is already done.
-    async fn commit_chunk(
-        &self,
-        task: &TaskId,
-        seq: i64,
-        owner: &str,
-        success: i64,
-        failure: i64,
-        now_ms: i64,
-    ) -> Result<bool>;
-    /// Extends a lease this owner holds: a chunk's (`seq`) or a task's export lease (`None`),
-    /// so long work is not taken over while it is still being done (a heartbeat). Returns
-    /// `false` when the lease is no longer this owner's.
-    async fn renew_lease(
-        &self,
-        task: &TaskId,
-        seq: Option<i64>,
-        owner: &str,
-        until_ms: i64,
-    ) -> Result<bool>;
-    /// Publishes the result and charges the task, once. Returns `false` when the lease was
-    /// lost or the task was already exported.
-    async fn finish_export(
-        &self,
-        task: &TaskId,
-        owner: &str,
-        result_key: &str,
-        charge: i64,
-        now_ms: i64,
-    ) -> Result<bool>;
-    /// Ends a task as failed; nothing is charged and held credits are released.
-    async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()>;
-    /// Gives up every lease held by `owner` (on shutdown, or by a restarted single node).
-    async fn release_leases(&self, owner: Option<&str>) -> Result<u64>;
-
-    // --- evidence ---
-
-    /// Appends observations to the log, skipping ones already there, and merges the new ones
-    /// into their numbers' profiles, in one transaction.
-    async fn ingest(
-        &self,
-        batch: Vec<Observation>,
-        half_lives: &HalfLives,
-        now_ms: i64,
-    ) -> Result<IngestOutcome>;
-    /// The stored profiles of these numbers (numbers without evidence are absent).
-    async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>>;
-    async fn evidence_stats(&self) -> Result<EvidenceStats>;
-    /// Recomputes every profile from the log (in one transaction, so ingest waits).
-    async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport>;
-    // --- live lookups ---
-
-    /// Takes up to `want` lookups from the task's budget of `max`, atomically; returns how
-    /// many were granted.
-    async fn reserve_lookups(&self, task: &TaskId, want: i64, max: i64) -> Result<i64>;
-    /// Which of `numbers` `provider` was asked at or after `since_ms`.
-    async fn looked_up_since(
-        &self,
-        provider: &str,
-        numbers: &[E164],
-        since_ms: i64,
-    ) -> Result<std::collections::HashSet<E164>>;
-    /// Records lookups: (number, raw status or empty) asked of `provider` at `at_ms`.
-    async fn record_lookups(
-        &self,
-        provider: &str,
-        at_ms: i64,
-        rows: &[(E164, String)],
-    ) -> Result<()>;
-
+pub trait Store:
+    Accounts + TaskQueue + Callbacks + EvidenceStore + LookupLog + std::fmt::Debug + Send + Sync
+{
     /// Closes connections (a no-op where there is nothing to close).
     async fn close(&self) {}
+}
 
-    /// Called by the serving process: keep an in-memory filter of which numbers have a
-    /// profile, so lookups skip numbers without evidence. Backends without one ignore it.
-    fn keep_presence_filter(&self) {}
-    /// How many presence filters this store has built so far (0 when it keeps none).
-    fn presence_filter_builds(&self) -> u64 {
-        0
+#[async_trait]
+impl<B: Backend> Store for B {
+    async fn close(&self) {
+        Backend::close(self).await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! The server backend: a PostgreSQL database shared by any number of nodes.
 //!
-//! Same contract as the SQLite backend (see `sqlite.rs` for the semantics of every method);
-//! what differs is how concurrent writers are kept apart:
+//! The roles' SQL is shared with SQLite (see the crate doc); what is PostgreSQL's own is
+//! here, and it is mostly about keeping concurrent writers on several nodes apart:
 //!
 //! - **Work** is claimed with `FOR UPDATE SKIP LOCKED`: a claimer never waits on a chunk
 //!   another node is claiming at the same moment, it takes the next one. The choice is **fair
@@ -18,23 +18,22 @@
 //!   locked `FOR UPDATE` in number order (so concurrent ingests cannot deadlock on them),
 //!   merged in Rust with [`Profile::merge`] and written back. Ingests share an advisory lock
 //!   that a profile rebuild takes exclusively, so a rebuild sees a still log.
+//! - **Lists of numbers** are bound as one array (`= ANY($1)`, `unnest`) rather than as
+//!   lists of placeholders.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use numcheck_core::{
-    E164, EvidenceClass, HalfLives, Observation, Profile, TaskId, TaskStatus, UserId,
-};
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use numcheck_core::{E164, HalfLives, Observation, Profile};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::{ConnectOptions, Executor, Pool, Postgres, Row, Transaction};
 
-use crate::{
-    Callback, CallbackOutcome, CallbackState, ChunkSpec, Created, EvidenceStats, IngestOutcome,
-    KeyInfo, LedgerRow, NewTask, Principal, RebuildReport, Result, Store, StoreError, Task,
-    TaskCursor, Usage, User, Work, dedupe_key,
-};
+use crate::backend::{Backend, Tx};
+use crate::dialect::{Dialect, Q, RowsAffected};
+use crate::evidence::add_delta;
+use crate::rows::{number, profile};
+use crate::{ChunkSpec, Result, StoreError, dedupe_key};
 
 /// The PostgreSQL store. Cloning shares the connection pool.
 #[derive(Debug, Clone)]
@@ -51,16 +50,11 @@ const EVIDENCE_LOCK: i64 = 0x6e63_6b5f_6576_6964;
 /// Advisory lock (transaction scope) serialising the creation of log partitions.
 const PARTITION_LOCK: i64 = 0x6e63_6b5f_7061_7274;
 
-/// Live chunk leases a user may hold before fair share ranks their tasks behind other
-/// users'. With 1, a user's first lease is free: a lone task keeps its chunks in order while
-/// another user's task waits its turn only from the second concurrent lease on.
-const FAIR_SHARE_GRACE: i64 = 1;
-
 /// Leases the next chunk, fair share first.
 ///
 /// `load` counts each user's live (unexpired, undone) chunk leases. The candidates are the
 /// undone chunks of open tasks whose lease is free or expired, ordered by
-/// 1. the user's live leases beyond [`FAIR_SHARE_GRACE`] (fewest first),
+/// 1. the user's live leases beyond [`crate::tasks::FAIR_SHARE_GRACE`] (fewest first),
 /// 2. the task's age (`created_at_ns`, then id),
 /// 3. the chunk's `seq`.
 ///
@@ -88,10 +82,6 @@ WITH load AS ( \
 UPDATE chunks c SET lease_owner = $1, lease_until_ms = $2 \
 FROM next WHERE c.task_id = next.task_id AND c.seq = next.seq \
 RETURNING c.task_id, c.seq, c.byte_start, c.byte_end, c.first_line, c.lines";
-
-const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
-    default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
-    charged, message, chunk_count, chunks_done, options, lookups_made, callback_url, file_name";
 
 /// The staging table an ingest copies its batch into: temporary (one per connection, never
 /// logged), emptied at every commit.
@@ -161,931 +151,127 @@ impl PgStore {
     }
 }
 
-fn parse<T: FromStr>(value: String, what: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad {what} {value:?}")))
+impl RowsAffected for PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        PgQueryResult::rows_affected(self)
+    }
 }
 
-fn number(raw: i64) -> Result<E164> {
-    E164::from_u64(raw as u64).ok_or_else(|| StoreError::Corrupt(format!("bad number {raw}")))
-}
+impl Dialect for Postgres {
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const UNDONE: &'static str = "NOT done";
+    const LIST_TASKS: &'static str = "WHERE user_id = $1 AND ($2::TEXT IS NULL OR status = $2) \
+        AND ($3::BIGINT IS NULL OR (created_at_ns, id) < ($3, $4::TEXT))";
+    const CLAIM_CHUNK: &'static str = CLAIM_CHUNK;
+    const EVIDENCE_NUMBERS: &'static str =
+        "SELECT DISTINCT number FROM observation_keys WHERE number > $1 ORDER BY number LIMIT $2";
+    const DROP_ORPHAN_PROFILES: &'static str = "DELETE FROM profiles p WHERE NOT EXISTS \
+        (SELECT 1 FROM observation_keys k WHERE k.number = p.number)";
+    const NUMBERS_PER_QUERY: usize = usize::MAX;
 
-fn profile(n: impl std::fmt::Display, bytes: &[u8]) -> Result<Profile> {
-    Profile::from_bytes(bytes).ok_or_else(|| StoreError::Corrupt(format!("bad profile for {n}")))
-}
+    fn numbers_in(first: usize, _count: usize) -> String {
+        format!("= ANY(${first})")
+    }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
+    fn bind_numbers<'q>(query: Q<'q, Self>, numbers: &[i64]) -> Q<'q, Self> {
+        query.bind(numbers)
+    }
 
-fn user_from_row(row: &PgRow) -> Result<User> {
-    Ok(User {
-        id: parse(row.try_get("id")?, "user id")?,
-        name: row.try_get("name")?,
-        credits: row.try_get("credits")?,
-        is_admin: row.try_get("is_admin")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-    })
-}
+    fn conn(conn: &mut Self::Connection) -> impl Executor<'_, Database = Self> {
+        conn
+    }
 
-fn task_from_row(row: &PgRow) -> Result<Task> {
-    Ok(Task {
-        id: parse(row.try_get("id")?, "task id")?,
-        user_id: parse(row.try_get("user_id")?, "user id")?,
-        task_type: parse(row.try_get("task_type")?, "task type")?,
-        status: parse(row.try_get("status")?, "task status")?,
-        total: row.try_get("total")?,
-        success: row.try_get("success")?,
-        failure: row.try_get("failure")?,
-        default_region: row.try_get("default_region")?,
-        created_at_ns: row.try_get("created_at_ns")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-        input_key: row.try_get("input_key")?,
-        input_bytes: row.try_get("input_bytes")?,
-        result_key: row.try_get("result_key")?,
-        reserved: row.try_get("reserved")?,
-        charged: row.try_get("charged")?,
-        message: row.try_get("message")?,
-        chunk_count: row.try_get("chunk_count")?,
-        chunks_done: row.try_get("chunks_done")?,
-        options: row.try_get("options")?,
-        lookups_made: row.try_get("lookups_made")?,
-        callback_url: row.try_get("callback_url")?,
-        file_name: row.try_get("file_name")?,
-    })
-}
-
-fn key_from_row(row: &PgRow) -> Result<KeyInfo> {
-    Ok(KeyInfo {
-        id: row.try_get("id")?,
-        user_name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        can_ingest: row.try_get("can_ingest")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        revoked_at_ms: row.try_get("revoked_at_ms")?,
-    })
-}
-
-async fn task_in(tx: &mut Transaction<'static, Postgres>, id: &str) -> Result<Task> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-    task_from_row(&row)
-}
-
-async fn available_in(
-    tx: &mut Transaction<'static, Postgres>,
-    user: &UserId,
-) -> Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT u.credits AS credits, \
-           (SELECT COALESCE(SUM(t.reserved), 0)::BIGINT FROM tasks t \
-             WHERE t.user_id = u.id AND t.status IN ('pending', 'processing')) AS held \
-         FROM users u WHERE u.id = $1",
-    )
-    .bind(user.as_str())
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let credits: Option<i64> = row.try_get("credits")?;
-    let held: i64 = row.try_get("held")?;
-    Ok(credits.map(|c| c - held))
-}
-
-/// Queues the task's completion notice when it asked for one (once).
-async fn queue_callback_in(
-    tx: &mut Transaction<'static, Postgres>,
-    task: &str,
-    now_ms: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO callbacks (task_id, next_at_ms) \
-         SELECT id, $1 FROM tasks WHERE id = $2 AND callback_url IS NOT NULL \
-         ON CONFLICT (task_id) DO NOTHING",
-    )
-    .bind(now_ms)
-    .bind(task)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn ledger_from_row(r: &PgRow) -> Result<LedgerRow> {
-    Ok(LedgerRow {
-        id: r.try_get("id")?,
-        at_ms: r.try_get("at_ms")?,
-        amount: r.try_get("amount")?,
-        kind: r.try_get("kind")?,
-        task_id: r.try_get("task_id")?,
-        note: r.try_get("note")?,
-    })
+    fn pool(pool: &Pool<Self>) -> impl Executor<'_, Database = Self> {
+        pool
+    }
 }
 
 #[async_trait]
-impl Store for PgStore {
-    async fn create_user(
+impl Backend for PgStore {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reads(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write(&self) -> Result<Tx<Self>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn write_one(&self, statement: Q<'_, Postgres>) -> Result<PgQueryResult> {
+        Ok(statement.execute(&self.pool).await?)
+    }
+
+    async fn write_one_returning(&self, statement: Q<'_, Postgres>) -> Result<Option<PgRow>> {
+        Ok(statement.fetch_optional(&self.pool).await?)
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+
+    async fn insert_chunks(
         &self,
-        id: UserId,
-        name: &str,
-        credits: Option<i64>,
-        is_admin: bool,
-        now_ms: i64,
-    ) -> Result<User> {
-        let conflict = || StoreError::Conflict(format!("user {name:?} already exists"));
-        let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(conflict());
-        }
-        // A concurrent create of the same name loses on the unique index.
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, name, credits, is_admin, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.as_str())
-        .bind(name)
-        .bind(credits)
-        .bind(is_admin)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(conflict()),
-            other => other?,
-        };
-        if let Some(c) = credits {
-            sqlx::query(
-                "INSERT INTO ledger (user_id, at_ms, amount, kind, note) \
-                 VALUES ($1, $2, $3, 'grant', 'opening balance')",
-            )
-            .bind(id.as_str())
-            .bind(now_ms)
-            .bind(c)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(User {
-            id,
-            name: name.to_owned(),
-            credits,
-            is_admin,
-            created_at_ms: now_ms,
-        })
-    }
-
-    async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn grant_credits(
-        &self,
-        user: &UserId,
-        amount: i64,
-        note: &str,
-        now_ms: i64,
+        tx: &mut Tx<Self>,
+        task: &str,
+        chunks: &[ChunkSpec],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE users SET credits = credits + $1 WHERE id = $2 AND credits IS NOT NULL",
-        )
-        .bind(amount)
-        .bind(user.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict(
-                "the user is unlimited; there is no balance to add to".into(),
-            ));
+        if chunks.is_empty() {
+            return Ok(());
         }
+        let seqs: Vec<i64> = (0..chunks.len() as i64).collect();
+        let col = |f: fn(&ChunkSpec) -> i64| chunks.iter().map(f).collect::<Vec<i64>>();
         sqlx::query(
-            "INSERT INTO ledger (user_id, at_ms, amount, kind, note) VALUES ($1, $2, $3, 'grant', $4)",
+            "INSERT INTO chunks (task_id, seq, byte_start, byte_end, first_line, lines) \
+             SELECT $1, u.* FROM unnest($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+               $5::BIGINT[], $6::BIGINT[]) AS u",
         )
-        .bind(user.as_str())
-        .bind(now_ms)
-        .bind(amount)
-        .bind(note)
-        .execute(&mut *tx)
+        .bind(task)
+        .bind(seqs)
+        .bind(col(|c| c.byte_start))
+        .bind(col(|c| c.byte_end))
+        .bind(col(|c| c.first_line))
+        .bind(col(|c| c.lines))
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_key(
-        &self,
-        user: &UserId,
-        prefix: &str,
-        hash: &[u8],
-        can_ingest: bool,
-        now_ms: i64,
-    ) -> Result<KeyInfo> {
-        let row = sqlx::query(
-            "WITH k AS ( \
-               INSERT INTO api_keys (user_id, prefix, hash, can_ingest, created_at_ms) \
-               VALUES ($1, $2, $3, $4, $5) \
-               RETURNING id, user_id, prefix, can_ingest, created_at_ms, revoked_at_ms) \
-             SELECT k.id, u.name, k.prefix, k.can_ingest, k.created_at_ms, k.revoked_at_ms \
-             FROM k JOIN users u ON u.id = k.user_id",
-        )
-        .bind(user.as_str())
-        .bind(prefix)
-        .bind(hash)
-        .bind(can_ingest)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        key_from_row(&row)
-    }
-
-    async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let rows = sqlx::query(
-            "SELECT k.id, u.name, k.prefix, k.can_ingest, k.created_at_ms, k.revoked_at_ms \
-             FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn revoke_key(&self, id_or_prefix: &str, now_ms: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let id: Option<i64> = id_or_prefix.parse().ok();
-        let matching: Vec<i64> = sqlx::query(
-            "SELECT id FROM api_keys WHERE revoked_at_ms IS NULL AND (id = $1 OR prefix = $2) \
-             FOR UPDATE",
-        )
-        .bind(id)
-        .bind(id_or_prefix)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
-        if matching.len() > 1 {
-            return Err(StoreError::Conflict(format!(
-                "{id_or_prefix:?} matches {} keys; revoke by id",
-                matching.len()
-            )));
-        }
-        let Some(id) = matching.first() else {
-            return Ok(0);
-        };
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn principal_for_key_hash(&self, hash: &[u8]) -> Result<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT u.*, k.can_ingest AS can_ingest FROM api_keys k JOIN users u ON u.id = k.user_id \
-             WHERE k.hash = $1 AND k.revoked_at_ms IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref()
-            .map(|r| {
-                Ok(Principal {
-                    user: user_from_row(r)?,
-                    can_ingest: r.try_get("can_ingest")?,
-                })
-            })
-            .transpose()
-    }
-
-    async fn count_keys(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
-    }
-
-    async fn available_credits(&self, user: &UserId) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
-        let available = available_in(&mut tx, user).await?;
-        tx.commit().await?;
-        Ok(available)
-    }
-
-    async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerRow>> {
-        let rows = sqlx::query(
-            "SELECT id, at_ms, amount, kind, task_id, note FROM ledger WHERE user_id = $1 ORDER BY id",
-        )
-        .bind(user.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(ledger_from_row).collect()
-    }
-
-    async fn ledger_recent(&self, user: &UserId, limit: i64) -> Result<Vec<LedgerRow>> {
-        let rows = sqlx::query(
-            "SELECT id, at_ms, amount, kind, task_id, note FROM ledger WHERE user_id = $1 \
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(user.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(ledger_from_row).collect()
-    }
-
-    async fn list_tasks(
-        &self,
-        user: &UserId,
-        status: Option<TaskStatus>,
-        after: Option<&TaskCursor>,
-        limit: i64,
-    ) -> Result<Vec<Task>> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 \
-               AND ($2::TEXT IS NULL OR status = $2) \
-               AND ($3::BIGINT IS NULL OR (created_at_ns, id) < ($3, $4::TEXT)) \
-             ORDER BY created_at_ns DESC, id DESC LIMIT $5"
-        );
-        let (at, id) = match after {
-            Some(c) => (Some(c.created_at_ns), Some(c.id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user.as_str())
-            .bind(status.map(|s| s.as_str()))
-            .bind(at)
-            .bind(id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(task_from_row).collect()
-    }
-
-    async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task> {
-        let mut tx = self.pool.begin().await?;
-        let current =
-            sqlx::query("SELECT status FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE")
-                .bind(task.as_str())
-                .bind(user.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-        let status: TaskStatus = parse(current.try_get("status")?, "task status")?;
-        if status.is_terminal() {
-            return Err(StoreError::Conflict(format!(
-                "the task has already ended ({status})"
-            )));
-        }
+    async fn upsert_lookups(&self, provider: &str, at: i64, rows: &[(E164, String)]) -> Result<()> {
+        // One row per number (the last given wins, as with row-by-row upserts; one statement
+        // may not update a row twice), in number order so concurrent upserts do not deadlock.
+        let latest: BTreeMap<i64, &str> = rows
+            .iter()
+            .map(|(n, s)| (n.as_u64() as i64, s.as_str()))
+            .collect();
+        let numbers: Vec<i64> = latest.keys().copied().collect();
+        let statuses: Vec<&str> = latest.values().copied().collect();
         sqlx::query(
-            "UPDATE tasks SET status = 'cancelled', message = 'cancelled by the user', reserved = 0, \
-               updated_at_ms = $1, lease_owner = NULL, lease_until_ms = NULL WHERE id = $2",
+            "INSERT INTO lookup_cache (number, provider, looked_up_at_ms, raw_status) \
+             SELECT u.n, $1, $2, u.s FROM unnest($3::BIGINT[], $4::TEXT[]) AS u(n, s) \
+             ON CONFLICT (number, provider) DO UPDATE \
+               SET looked_up_at_ms = excluded.looked_up_at_ms, raw_status = excluded.raw_status",
         )
-        .bind(now_ms)
-        .bind(task.as_str())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE chunks SET lease_owner = NULL, lease_until_ms = NULL \
-             WHERE task_id = $1 AND NOT done",
-        )
-        .bind(task.as_str())
-        .execute(&mut *tx)
-        .await?;
-        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
-        let task = task_in(&mut tx, task.as_str()).await?;
-        tx.commit().await?;
-        Ok(task)
-    }
-
-    async fn delete_task(&self, user: &UserId, task: &TaskId, _now_ms: i64) -> Result<Task> {
-        let mut tx = self.pool.begin().await?;
-        let sql =
-            format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(task.as_str())
-            .bind(user.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let before = task_from_row(&row)?;
-        sqlx::query("DELETE FROM tasks WHERE id = $1")
-            .bind(task.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(before)
-    }
-
-    async fn tasks_by_status(&self) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
-            .collect()
-    }
-
-    async fn open_tasks(&self, user: &UserId) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM tasks WHERE user_id = $1 AND status IN ('pending', 'processing')",
-        )
-        .bind(user.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("n")?)
-    }
-
-    async fn usage(&self, user: &UserId) -> Result<Usage> {
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM tasks WHERE user_id = $1) AS tasks, \
-               (SELECT COALESCE(SUM(success), 0)::BIGINT FROM tasks \
-                  WHERE user_id = $1 AND status = 'exported') AS numbers, \
-               (SELECT COALESCE(SUM(reserved), 0)::BIGINT FROM tasks WHERE user_id = $1 \
-                  AND status IN ('pending', 'processing')) AS held, \
-               (SELECT COALESCE(-SUM(amount), 0)::BIGINT FROM ledger \
-                  WHERE user_id = $1 AND kind = 'charge') AS charged",
-        )
-        .bind(user.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Usage {
-            tasks: row.try_get("tasks")?,
-            numbers_checked: row.try_get("numbers")?,
-            credits_charged: row.try_get("charged")?,
-            held: row.try_get("held")?,
-        })
-    }
-
-    async fn claim_callback(
-        &self,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Option<Callback>> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE callbacks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = ( \
-               SELECT task_id FROM callbacks WHERE state = 'pending' AND next_at_ms <= $3 \
-                 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-               ORDER BY next_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING task_id, attempts",
-        )
-        .bind(owner)
-        .bind(now_ms + lease_ms)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: String = row.try_get("task_id")?;
-        let attempts: i64 = row.try_get("attempts")?;
-        let task = task_in(&mut tx, &id).await?;
-        tx.commit().await?;
-        let Some(url) = task.callback_url.clone() else {
-            return Err(StoreError::Corrupt(format!(
-                "callback queued for task {id} without a URL"
-            )));
-        };
-        Ok(Some(Callback {
-            task,
-            url,
-            attempts,
-        }))
-    }
-
-    async fn finish_callback(
-        &self,
-        task: &TaskId,
-        owner: &str,
-        outcome: &CallbackOutcome,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let (state, next_at, status, error, delivered) = match outcome {
-            CallbackOutcome::Delivered { status } => {
-                ("delivered", now_ms, Some(*status), None, Some(now_ms))
-            }
-            CallbackOutcome::Retry {
-                next_at_ms,
-                status,
-                error,
-            } => ("pending", *next_at_ms, *status, Some(error.as_str()), None),
-            CallbackOutcome::GaveUp { status, error } => {
-                ("failed", now_ms, *status, Some(error.as_str()), None)
-            }
-        };
-        let done = sqlx::query(
-            "UPDATE callbacks SET state = $1, attempts = attempts + 1, next_at_ms = $2, \
-               last_status = $3, last_error = $4, delivered_at_ms = $5, lease_owner = NULL, \
-               lease_until_ms = NULL \
-             WHERE task_id = $6 AND lease_owner = $7 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(next_at)
-        .bind(status)
-        .bind(error)
-        .bind(delivered)
-        .bind(task.as_str())
-        .bind(owner)
+        .bind(provider)
+        .bind(at)
+        .bind(numbers)
+        .bind(statuses)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn callback_secret(
-        &self,
-        user: &UserId,
-        candidate: &str,
-        replace: bool,
-    ) -> Result<String> {
-        let row = sqlx::query(
-            "UPDATE users SET callback_secret = CASE WHEN $1 OR callback_secret IS NULL \
-               THEN $2 ELSE callback_secret END WHERE id = $3 RETURNING callback_secret",
-        )
-        .bind(replace)
-        .bind(candidate)
-        .bind(user.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        Ok(row.try_get("callback_secret")?)
-    }
-
-    async fn callback_state(&self, task: &TaskId) -> Result<Option<CallbackState>> {
-        let row = sqlx::query(
-            "SELECT state, attempts, next_at_ms, last_status, last_error, delivered_at_ms \
-             FROM callbacks WHERE task_id = $1",
-        )
-        .bind(task.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(CallbackState {
-                state: r.try_get("state")?,
-                attempts: r.try_get("attempts")?,
-                next_at_ms: r.try_get("next_at_ms")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-                delivered_at_ms: r.try_get("delivered_at_ms")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_task(&self, new: NewTask) -> Result<Created> {
-        let mut tx = self.pool.begin().await?;
-        // One task creation per user at a time: the balance check and the idempotency check
-        // below then see every task of the user.
-        let user = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-            .bind(new.user_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if user.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        if let Some(key) = &new.idempotency_key {
-            let existing =
-                sqlx::query("SELECT id FROM tasks WHERE user_id = $1 AND idempotency_key = $2")
-                    .bind(new.user_id.as_str())
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(row) = existing {
-                let id: String = row.try_get("id")?;
-                return Ok(Created::Existing(task_in(&mut tx, &id).await?));
-            }
-        }
-        let available = available_in(&mut tx, &new.user_id).await?;
-        let reserved = match available {
-            Some(available) if new.needs_credits > available => {
-                return Err(StoreError::InsufficientCredits {
-                    needed: new.needs_credits,
-                    available: available.max(0),
-                });
-            }
-            Some(_) => new.needs_credits,
-            None => 0,
-        };
-        let now_ms = new.created_at_ns / 1_000_000;
-        sqlx::query(
-            "INSERT INTO tasks (id, user_id, task_type, status, total, default_region, created_at_ns, \
-               updated_at_ms, input_key, input_bytes, reserved, idempotency_key, chunk_count, options, \
-               callback_url, file_name) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(new.id.as_str())
-        .bind(new.user_id.as_str())
-        .bind(new.task_type.as_str())
-        .bind(new.total)
-        .bind(&new.default_region)
-        .bind(new.created_at_ns)
-        .bind(now_ms)
-        .bind(&new.input_key)
-        .bind(new.input_bytes)
-        .bind(reserved)
-        .bind(&new.idempotency_key)
-        .bind(new.chunks.len() as i64)
-        .bind(&new.options)
-        .bind(&new.callback_url)
-        .bind(&new.file_name)
-        .execute(&mut *tx)
-        .await?;
-        if !new.chunks.is_empty() {
-            let seqs: Vec<i64> = (0..new.chunks.len() as i64).collect();
-            let col = |f: fn(&ChunkSpec) -> i64| new.chunks.iter().map(f).collect::<Vec<i64>>();
-            sqlx::query(
-                "INSERT INTO chunks (task_id, seq, byte_start, byte_end, first_line, lines) \
-                 SELECT $1, u.* FROM unnest($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-                   $5::BIGINT[], $6::BIGINT[]) AS u",
-            )
-            .bind(new.id.as_str())
-            .bind(seqs)
-            .bind(col(|c| c.byte_start))
-            .bind(col(|c| c.byte_end))
-            .bind(col(|c| c.first_line))
-            .bind(col(|c| c.lines))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let task = task_in(&mut tx, new.id.as_str()).await?;
-        tx.commit().await?;
-        Ok(Created::New(task))
-    }
-
-    async fn task(&self, id: &TaskId) -> Result<Option<Task>> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(task_from_row).transpose()
-    }
-
-    async fn task_by_idempotency_key(&self, user: &UserId, key: &str) -> Result<Option<Task>> {
-        let sql =
-            format!("SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND idempotency_key = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user.as_str())
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(task_from_row).transpose()
-    }
-
-    async fn claim_work(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Work>> {
-        let mut tx = self.pool.begin().await?;
-        let until = now_ms + lease_ms;
-        // Exports first: they finish tasks.
-        let sql = format!(
-            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE id = ( \
-               SELECT id FROM tasks WHERE status = 'processing' AND chunks_done = chunk_count \
-                 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-               ORDER BY created_at_ns, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {TASK_COLUMNS}"
-        );
-        let export = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(until)
-            .bind(now_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = export {
-            let task = task_from_row(&row)?;
-            tx.commit().await?;
-            return Ok(Some(Work::Export { task }));
-        }
-        let chunk = sqlx::query(CLAIM_CHUNK)
-            .bind(owner)
-            .bind(until)
-            .bind(now_ms)
-            .bind(FAIR_SHARE_GRACE)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = chunk else {
-            // A task with no chunks at all goes straight to export.
-            sqlx::query(
-                "UPDATE tasks SET status = 'processing', updated_at_ms = $1 \
-                 WHERE status = 'pending' AND chunk_count = 0",
-            )
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let task_id: String = row.try_get("task_id")?;
-        let seq: i64 = row.try_get("seq")?;
-        let spec = ChunkSpec {
-            byte_start: row.try_get("byte_start")?,
-            byte_end: row.try_get("byte_end")?,
-            first_line: row.try_get("first_line")?,
-            lines: row.try_get("lines")?,
-        };
-        sqlx::query(
-            "UPDATE tasks SET status = 'processing', updated_at_ms = $1 \
-             WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(now_ms)
-        .bind(&task_id)
-        .execute(&mut *tx)
-        .await?;
-        let task = task_in(&mut tx, &task_id).await?;
-        tx.commit().await?;
-        Ok(Some(Work::Chunk { task, seq, spec }))
-    }
-
-    async fn commit_chunk(
-        &self,
-        task: &TaskId,
-        seq: i64,
-        owner: &str,
-        success: i64,
-        failure: i64,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE chunks SET done = TRUE, success = $1, failure = $2, lease_owner = NULL, \
-               lease_until_ms = NULL \
-             WHERE task_id = $3 AND seq = $4 AND NOT done AND lease_owner = $5 \
-               AND EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND status IN ('pending', 'processing'))",
-        )
-        .bind(success)
-        .bind(failure)
-        .bind(task.as_str())
-        .bind(seq)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE tasks SET success = success + $1, failure = failure + $2, \
-               chunks_done = chunks_done + 1, updated_at_ms = $3 WHERE id = $4",
-        )
-        .bind(success)
-        .bind(failure)
-        .bind(now_ms)
-        .bind(task.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn renew_lease(
-        &self,
-        task: &TaskId,
-        seq: Option<i64>,
-        owner: &str,
-        until_ms: i64,
-    ) -> Result<bool> {
-        let renewed = match seq {
-            Some(seq) => sqlx::query(
-                "UPDATE chunks SET lease_until_ms = $1 \
-                 WHERE task_id = $2 AND seq = $3 AND lease_owner = $4 AND NOT done",
-            )
-            .bind(until_ms)
-            .bind(task.as_str())
-            .bind(seq)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
-            None => sqlx::query(
-                "UPDATE tasks SET lease_until_ms = $1 \
-                 WHERE id = $2 AND lease_owner = $3 AND status = 'processing'",
-            )
-            .bind(until_ms)
-            .bind(task.as_str())
-            .bind(owner)
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(renewed == 1)
-    }
-
-    async fn finish_export(
-        &self,
-        task: &TaskId,
-        owner: &str,
-        result_key: &str,
-        charge: i64,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE tasks SET status = 'exported', result_key = $1, charged = $2, reserved = 0, \
-               updated_at_ms = $3, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE id = $4 AND status = 'processing' AND lease_owner = $5 RETURNING user_id",
-        )
-        .bind(result_key)
-        .bind(charge)
-        .bind(now_ms)
-        .bind(task.as_str())
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let user_id: String = row.try_get("user_id")?;
-        sqlx::query(
-            "UPDATE users SET credits = credits - $1 WHERE id = $2 AND credits IS NOT NULL",
-        )
-        .bind(charge)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO ledger (user_id, at_ms, amount, kind, task_id, note) \
-             VALUES ($1, $2, $3, 'charge', $4, 'unique numbers checked')",
-        )
-        .bind(&user_id)
-        .bind(now_ms)
-        .bind(-charge)
-        .bind(task.as_str())
-        .execute(&mut *tx)
-        .await?;
-        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE tasks SET status = 'failed', message = $1, reserved = 0, updated_at_ms = $2, \
-               lease_owner = NULL, lease_until_ms = NULL \
-             WHERE id = $3 AND status IN ('pending', 'processing')",
-        )
-        .bind(message)
-        .bind(now_ms)
-        .bind(task.as_str())
-        .execute(&mut *tx)
-        .await?;
-        queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    async fn release_leases(&self, owner: Option<&str>) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let a = sqlx::query(
-            "UPDATE chunks SET lease_owner = NULL, lease_until_ms = NULL \
-             WHERE lease_owner IS NOT NULL AND ($1::TEXT IS NULL OR lease_owner = $1)",
-        )
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        let b = sqlx::query(
-            "UPDATE tasks SET lease_owner = NULL, lease_until_ms = NULL \
-             WHERE lease_owner IS NOT NULL AND ($1::TEXT IS NULL OR lease_owner = $1)",
-        )
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(a.rows_affected() + b.rows_affected())
-    }
-
-    async fn ingest(
+    async fn ingest_sorted(
         &self,
-        batch: Vec<Observation>,
-        half_lives: &HalfLives,
+        sorted: Vec<Observation>,
+        half_lives: HalfLives,
         now_ms: i64,
-    ) -> Result<IngestOutcome> {
-        if batch.is_empty() {
-            return Ok(IngestOutcome::default());
-        }
-        // Sorted by number (stably: within a number, the batch's order decides which of two
-        // copies of a fact is kept), so a number's new observations are neighbours for the
-        // merge and profiles are locked in number order.
-        let mut sorted = batch;
-        sorted.sort_by_key(|o| o.number);
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
             .bind(EVIDENCE_LOCK)
@@ -1107,30 +293,16 @@ impl Store for PgStore {
                 .ok()
                 .and_then(|i| sorted.get(i))
                 .ok_or_else(|| StoreError::Corrupt(format!("staged row {ord} out of range")))?;
-            let p = Profile::of(obs);
-            match deltas.last_mut() {
-                Some((n, d)) if *n == obs.number => *d = d.merge(&p, half_lives),
-                _ => deltas.push((obs.number, p)),
-            }
+            add_delta(&mut deltas, obs, &half_lives);
         }
-        merge_profiles(&mut tx, &deltas, half_lives).await?;
+        merge_profiles(&mut tx, &deltas, &half_lives).await?;
         tx.commit().await?;
-        let inserted = stored.len() as u64;
-        Ok(IngestOutcome {
-            inserted,
-            duplicates: sorted.len() as u64 - inserted,
-        })
+        Ok(stored.len() as u64)
     }
 
-    async fn profiles(&self, numbers: &[E164]) -> Result<HashMap<E164, Profile>> {
-        if numbers.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut keys: Vec<i64> = numbers.iter().map(|n| n.as_u64() as i64).collect();
-        keys.sort_unstable();
-        keys.dedup();
+    async fn profiles_of(&self, numbers: Vec<i64>) -> Result<HashMap<E164, Profile>> {
         let rows = sqlx::query("SELECT number, data FROM profiles WHERE number = ANY($1)")
-            .bind(keys)
+            .bind(numbers)
             .fetch_all(&self.pool)
             .await?;
         let mut out = HashMap::with_capacity(rows.len());
@@ -1142,230 +314,27 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn evidence_stats(&self) -> Result<EvidenceStats> {
-        let head = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(observed_at_ms) AS first, MAX(observed_at_ms) AS last \
-             FROM observations",
+    async fn upsert_profiles(&self, tx: &mut Tx<Self>, profiles: &[(E164, Profile)]) -> Result<()> {
+        let keys: Vec<i64> = profiles.iter().map(|(n, _)| n.as_u64() as i64).collect();
+        let data: Vec<Vec<u8>> = profiles.iter().map(|(_, p)| p.to_bytes()).collect();
+        sqlx::query(
+            "INSERT INTO profiles (number, data) \
+             SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[]) \
+             ON CONFLICT (number) DO UPDATE SET data = excluded.data",
         )
-        .fetch_one(&self.pool)
+        .bind(keys)
+        .bind(data)
+        .execute(&mut **tx)
         .await?;
-        let numbers: i64 = sqlx::query("SELECT COUNT(*) AS n FROM profiles")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        let group = |sql: &'static str| {
-            let pool = self.pool.clone();
-            async move {
-                sqlx::query(sql)
-                    .fetch_all(&pool)
-                    .await?
-                    .iter()
-                    .map(|r| Ok((r.try_get::<String, _>("k")?, r.try_get::<i64, _>("n")?)))
-                    .collect::<Result<Vec<_>>>()
-            }
-        };
-        Ok(EvidenceStats {
-            observations: head.try_get("n")?,
-            numbers,
-            by_class: group(
-                "SELECT class AS k, COUNT(*) AS n FROM observations GROUP BY class ORDER BY n DESC",
-            )
-            .await?,
-            by_kind: group(
-                "SELECT kind AS k, COUNT(*) AS n FROM observations GROUP BY kind ORDER BY n DESC",
-            )
-            .await?,
-            by_source: group(
-                "SELECT source AS k, COUNT(*) AS n FROM observations GROUP BY source \
-                 ORDER BY n DESC LIMIT 20",
-            )
-            .await?,
-            first_ms: head.try_get("first")?,
-            last_ms: head.try_get("last")?,
-        })
+        Ok(())
     }
 
-    async fn rebuild_profiles(&self, half_lives: &HalfLives) -> Result<RebuildReport> {
-        let mut tx = self.pool.begin().await?;
+    async fn rebuild_starting(&self, tx: &mut Tx<Self>) -> Result<()> {
         // Ingests wait until the rebuild commits.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(EVIDENCE_LOCK)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let mut report = RebuildReport::default();
-        let mut after: i64 = -1;
-        loop {
-            let numbers: Vec<i64> = sqlx::query(
-                "SELECT DISTINCT number FROM observation_keys WHERE number > $1 \
-                 ORDER BY number LIMIT 2000",
-            )
-            .bind(after)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("number"))
-            .collect::<Result<_, _>>()?;
-            let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
-                break;
-            };
-            let rows = sqlx::query(
-                "SELECT number, observed_at_ms, class, weight FROM observations \
-                 WHERE number BETWEEN $1 AND $2 ORDER BY number, id",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut rebuilt: BTreeMap<i64, Profile> = BTreeMap::new();
-            for r in &rows {
-                let raw: i64 = r.try_get("number")?;
-                let class: EvidenceClass = r
-                    .try_get::<String, _>("class")?
-                    .parse()
-                    .map_err(StoreError::Corrupt)?;
-                let single = Profile::of(&Observation {
-                    number: number(raw)?,
-                    observed_at_ms: r.try_get("observed_at_ms")?,
-                    source: String::new(),
-                    kind: numcheck_core::EvidenceKind::SmsDlr,
-                    raw_code: String::new(),
-                    class,
-                    weight: r.try_get("weight")?,
-                    message_id: None,
-                });
-                rebuilt
-                    .entry(raw)
-                    .and_modify(|p| *p = p.merge(&single, half_lives))
-                    .or_insert(single);
-            }
-            report.observations += rows.len() as i64;
-            let keys: Vec<i64> = rebuilt.keys().copied().collect();
-            let stored: HashMap<i64, Vec<u8>> =
-                sqlx::query("SELECT number, data FROM profiles WHERE number = ANY($1)")
-                    .bind(&keys)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| Ok((r.try_get("number")?, r.try_get("data")?)))
-                    .collect::<Result<_>>()?;
-            for (n, p) in &rebuilt {
-                match stored.get(n) {
-                    Some(bytes) => {
-                        let old = profile(n, bytes)?;
-                        let d = max_relative_difference(&old, p);
-                        report.max_relative_difference = report.max_relative_difference.max(d);
-                        if !old.approx_eq(p, 1e-9) {
-                            report.changed += 1;
-                        }
-                    }
-                    None => report.changed += 1,
-                }
-            }
-            report.profiles += rebuilt.len() as i64;
-            let data: Vec<Vec<u8>> = rebuilt.values().map(Profile::to_bytes).collect();
-            sqlx::query(
-                "INSERT INTO profiles (number, data) \
-                 SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[]) \
-                 ON CONFLICT (number) DO UPDATE SET data = excluded.data",
-            )
-            .bind(&keys)
-            .bind(data)
-            .execute(&mut *tx)
-            .await?;
-            after = last;
-        }
-        report.removed = sqlx::query(
-            "DELETE FROM profiles p WHERE NOT EXISTS \
-               (SELECT 1 FROM observation_keys k WHERE k.number = p.number)",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as i64;
-        tx.commit().await?;
-        Ok(report)
-    }
-
-    async fn reserve_lookups(&self, task: &TaskId, want: i64, max: i64) -> Result<i64> {
-        if want <= 0 {
-            return Ok(0);
-        }
-        let mut tx = self.pool.begin().await?;
-        let made: i64 = sqlx::query("SELECT lookups_made FROM tasks WHERE id = $1 FOR UPDATE")
-            .bind(task.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .try_get("lookups_made")?;
-        let granted = want.min((max - made).max(0));
-        if granted > 0 {
-            sqlx::query("UPDATE tasks SET lookups_made = lookups_made + $1 WHERE id = $2")
-                .bind(granted)
-                .bind(task.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(granted)
-    }
-
-    async fn looked_up_since(
-        &self,
-        provider: &str,
-        numbers: &[E164],
-        since_ms: i64,
-    ) -> Result<HashSet<E164>> {
-        if numbers.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let keys: Vec<i64> = numbers.iter().map(|n| n.as_u64() as i64).collect();
-        let rows = sqlx::query(
-            "SELECT number FROM lookup_cache \
-             WHERE provider = $1 AND looked_up_at_ms >= $2 AND number = ANY($3)",
-        )
-        .bind(provider)
-        .bind(since_ms)
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut found = HashSet::with_capacity(rows.len());
-        for row in &rows {
-            let raw: i64 = row.try_get("number")?;
-            if let Some(n) = E164::from_u64(raw as u64) {
-                found.insert(n);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn record_lookups(
-        &self,
-        provider: &str,
-        at_ms: i64,
-        rows: &[(E164, String)],
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        // One row per number (the last given wins, as with row-by-row upserts; one statement
-        // may not update a row twice), in number order so concurrent upserts do not deadlock.
-        let latest: BTreeMap<i64, &str> = rows
-            .iter()
-            .map(|(n, s)| (n.as_u64() as i64, s.as_str()))
-            .collect();
-        let numbers: Vec<i64> = latest.keys().copied().collect();
-        let statuses: Vec<&str> = latest.values().copied().collect();
-        sqlx::query(
-            "INSERT INTO lookup_cache (number, provider, looked_up_at_ms, raw_status) \
-             SELECT u.n, $1, $2, u.s FROM unnest($3::BIGINT[], $4::TEXT[]) AS u(n, s) \
-             ON CONFLICT (number, provider) DO UPDATE \
-               SET looked_up_at_ms = excluded.looked_up_at_ms, raw_status = excluded.raw_status",
-        )
-        .bind(provider)
-        .bind(at_ms)
-        .bind(numbers)
-        .bind(statuses)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }
@@ -1633,21 +602,6 @@ async fn lock_profiles(
         out.insert(n, profile(n, &data)?);
     }
     Ok(out)
-}
-
-fn max_relative_difference(a: &Profile, b: &Profile) -> f64 {
-    a.classes
-        .iter()
-        .zip(&b.classes)
-        .map(|(x, y)| {
-            let scale = x.mass.abs().max(y.mass.abs());
-            if scale == 0.0 {
-                0.0
-            } else {
-                (x.mass - y.mass).abs() / scale
-            }
-        })
-        .fold(0.0, f64::max)
 }
 
 #[cfg(test)]

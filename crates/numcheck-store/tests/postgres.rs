@@ -16,7 +16,8 @@ use common::{
     DAY, evidence_story, keys_story, lookups_story, new_task, observation, task_story, uid,
 };
 use numcheck_core::{E164, EvidenceClass, Observation, Policy, Profile};
-use numcheck_store::{Created, PgStore, Store, Work};
+use numcheck_store::prelude::*;
+use numcheck_store::{Created, PgStore, Work};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

@@ -7,7 +7,8 @@ mod common;
 
 use common::{evidence_story, keys_story, lease_story, observation, task_story, uid};
 use numcheck_core::{E164, EvidenceClass, Policy};
-use numcheck_store::{SqliteStore, Store};
+use numcheck_store::SqliteStore;
+use numcheck_store::prelude::*;
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -70,7 +71,7 @@ async fn sqlite_reopens_an_existing_database_without_losing_data() {
 }
 
 /// Polls until the store has built at least `n` presence filters.
-async fn wait_for_filter(store: &dyn Store, n: u64) {
+async fn wait_for_filter(store: &SqliteStore, n: u64) {
     for _ in 0..500 {
         if store.presence_filter_builds() >= n {
             return;

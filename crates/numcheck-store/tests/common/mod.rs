@@ -7,9 +7,8 @@ use numcheck_core::{
     E164, EvidenceClass, EvidenceKind, Observation, Policy, Profile, TaskId, TaskStatus, TaskType,
     UserId,
 };
-use numcheck_store::{
-    CallbackOutcome, ChunkSpec, Created, NewTask, Store, StoreError, TaskCursor, Work,
-};
+use numcheck_store::prelude::*;
+use numcheck_store::{CallbackOutcome, ChunkSpec, Created, NewTask, StoreError, TaskCursor, Work};
 
 pub fn uid(n: u8) -> UserId {
     UserId::from_random([n; 20])
