@@ -135,6 +135,14 @@ async fn pg_lease_story() {
 }
 
 #[tokio::test]
+async fn pg_release_story() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    common::release_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
 async fn pg_controls_story() {
     let db = TestDb::new().await;
     let store = db.store().await;

@@ -55,6 +55,18 @@ async fn sqlite_lease_story() {
 }
 
 #[tokio::test]
+async fn sqlite_release_story() {
+    let (_dir, store) = sqlite().await;
+    common::release_story(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_lookups_story() {
+    let (_dir, store) = sqlite().await;
+    common::lookups_story(&store).await;
+}
+
+#[tokio::test]
 async fn sqlite_reopens_an_existing_database_without_losing_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("numcheck.db");

@@ -444,6 +444,65 @@ pub async fn lookups_story(store: &dyn Store) {
     );
 }
 
+/// Releasing leases: one owner's (a worker shutting down), then everyone's (a single node
+/// restarting); released work is handed out again at once.
+pub async fn release_story(store: &dyn Store) {
+    let fay = store
+        .create_user(uid(10), "fay", None, false, 1)
+        .await
+        .unwrap();
+    let Created::New(t) = store
+        .create_task(new_task("d4g8o46p2jvh04o9ulv2", &fay.id, 3, 0, None))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new task")
+    };
+    for owner in ["w1", "w1", "w2"] {
+        assert!(matches!(
+            store.claim_work(owner, 1_000, 10_000).await.unwrap(),
+            Some(Work::Chunk { .. })
+        ));
+    }
+    assert!(
+        store
+            .claim_work("w3", 1_000, 10_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.release_leases(Some("w1")).await.unwrap(), 2);
+    assert_eq!(store.release_leases(Some("w1")).await.unwrap(), 0);
+    // Long before the leases would expire, w1's chunks go to another worker; w2's does not.
+    let Some(Work::Chunk { task, .. }) = store.claim_work("w3", 1_001, 10_000).await.unwrap()
+    else {
+        panic!("expected a released chunk")
+    };
+    assert_eq!(task.id, t.id);
+    assert!(
+        store
+            .claim_work("w3", 1_001, 10_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .claim_work("w3", 1_001, 10_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.release_leases(None).await.unwrap(), 3);
+    assert!(
+        store
+            .claim_work("w4", 1_002, 10_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// Heartbeats: the holder of a lease extends it, nobody else can, and a finished chunk's or
 /// a lost lease cannot be renewed.
 pub async fn lease_story(store: &dyn Store) {
