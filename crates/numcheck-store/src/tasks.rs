@@ -8,7 +8,7 @@ use sqlx::Transaction;
 use crate::accounts::available_in;
 use crate::backend::Backend;
 use crate::dialect::{Dialect, QueryExt, RowExt, RowsAffected};
-use crate::rows::{TASK_COLUMNS, parse, task_from_row};
+use crate::rows::{TASK_COLUMNS, task_from_row};
 use crate::{ChunkSpec, Created, NewTask, Result, StoreError, Task, TaskCursor, Usage, Work};
 
 /// Live chunk leases a user may hold before fair share ranks their tasks behind other
@@ -204,17 +204,7 @@ impl<B: Backend> TaskQueue for B {
 
     async fn cancel_task(&self, user: &UserId, task: &TaskId, now_ms: i64) -> Result<Task> {
         let mut tx = self.write().await?;
-        let sql = format!(
-            "SELECT status FROM tasks WHERE id = $1 AND user_id = $2{}",
-            B::Db::FOR_UPDATE
-        );
-        let current = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .arg(task.as_str())
-            .arg(user.as_str())
-            .fetch_optional(B::Db::conn(&mut tx))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let status: TaskStatus = parse(current.col("status")?, "task status")?;
+        let status = users_task_in(&mut tx, user, task).await?.status;
         if status.is_terminal() {
             return Err(StoreError::Conflict(format!(
                 "the task has already ended ({status})"
@@ -246,17 +236,7 @@ impl<B: Backend> TaskQueue for B {
 
     async fn delete_task(&self, user: &UserId, task: &TaskId, _now_ms: i64) -> Result<Task> {
         let mut tx = self.write().await?;
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2{}",
-            B::Db::FOR_UPDATE
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .arg(task.as_str())
-            .arg(user.as_str())
-            .fetch_optional(B::Db::conn(&mut tx))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let before = task_from_row(&row)?;
+        let before = users_task_in(&mut tx, user, task).await?;
         // Chunks and the callback row go with the task (ON DELETE CASCADE); its held credits
         // go with it too, as they are a column of the row.
         sqlx::query("DELETE FROM tasks WHERE id = $1")
@@ -542,6 +522,26 @@ pub(crate) async fn task_in<D: Dialect>(
         .arg(id)
         .fetch_one(D::conn(tx))
         .await?;
+    task_from_row(&row)
+}
+
+/// The user's task, read inside `tx` and locked until it ends (where the dialect locks
+/// rows); `NotFound` for another user's task.
+async fn users_task_in<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    user: &UserId,
+    task: &TaskId,
+) -> Result<Task> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2{}",
+        D::FOR_UPDATE
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .arg(task.as_str())
+        .arg(user.as_str())
+        .fetch_optional(D::conn(tx))
+        .await?
+        .ok_or(StoreError::NotFound)?;
     task_from_row(&row)
 }
 
