@@ -12,9 +12,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 
-use common::{
-    DAY, evidence_story, keys_story, lookups_story, new_task, observation, task_story, uid,
-};
+use common::{DAY, lookups_story, new_task, observation, uid};
 use numcheck_core::{E164, EvidenceClass, Observation, Policy, Profile};
 use numcheck_store::prelude::*;
 use numcheck_store::{Created, PgStore, Work};
@@ -119,51 +117,20 @@ fn database_urls_are_rewritten() {
     );
 }
 
-#[tokio::test]
-async fn pg_keys_story() {
+async fn pg() -> (TestDb, PgStore) {
     let db = TestDb::new().await;
     let store = db.store().await;
-    keys_story(&store).await;
-    store.close().await;
+    (db, store)
 }
 
-#[tokio::test]
-async fn pg_lease_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    common::lease_story(&store).await;
-}
-
-#[tokio::test]
-async fn pg_release_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    common::release_story(&store).await;
-    store.close().await;
-}
-
-#[tokio::test]
-async fn pg_controls_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    common::controls_story(&store).await;
-    store.close().await;
-}
-
-#[tokio::test]
-async fn pg_task_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    task_story(&store).await;
-    store.close().await;
-}
-
-#[tokio::test]
-async fn pg_evidence_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    evidence_story(&store).await;
-    store.close().await;
+common::story_tests! { pg:
+    pg_keys_story => keys_story,
+    pg_lease_story => lease_story,
+    pg_release_story => release_story,
+    pg_controls_story => controls_story,
+    pg_task_story => task_story,
+    pg_evidence_story => evidence_story,
+    pg_fair_share_serves_the_user_with_fewer_leases => fair_share_story,
 }
 
 #[tokio::test]
@@ -299,14 +266,6 @@ async fn pg_parallel_claimers_never_share_a_chunk() {
 }
 
 /// A big task created first does not starve a small task of another user created after it.
-#[tokio::test]
-async fn pg_fair_share_serves_the_user_with_fewer_leases() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    common::fair_share_story(&store).await;
-    store.close().await;
-}
-
 fn obs_at(n: u64, t: i64, source: &str, msg: Option<&str>) -> Observation {
     let mut o = observation(n, t, EvidenceClass::StrongActive, msg);
     o.source = source.to_owned();

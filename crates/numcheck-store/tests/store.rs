@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{evidence_story, keys_story, lease_story, observation, task_story, uid};
+use common::{observation, uid};
 use numcheck_core::{E164, EvidenceClass, Policy};
 use numcheck_store::SqliteStore;
 use numcheck_store::prelude::*;
@@ -18,52 +18,15 @@ async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn sqlite_evidence_story() {
-    let (_dir, store) = sqlite().await;
-    evidence_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_keys_story() {
-    let (_dir, store) = sqlite().await;
-    keys_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_task_story() {
-    let (_dir, store) = sqlite().await;
-    task_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_fair_share_story() {
-    let (_dir, store) = sqlite().await;
-    common::fair_share_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_controls_story() {
-    let (_dir, store) = sqlite().await;
-    common::controls_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_lease_story() {
-    let (_dir, store) = sqlite().await;
-    lease_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_release_story() {
-    let (_dir, store) = sqlite().await;
-    common::release_story(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_lookups_story() {
-    let (_dir, store) = sqlite().await;
-    common::lookups_story(&store).await;
+common::story_tests! { sqlite:
+    sqlite_evidence_story => evidence_story,
+    sqlite_keys_story => keys_story,
+    sqlite_task_story => task_story,
+    sqlite_fair_share_story => fair_share_story,
+    sqlite_controls_story => controls_story,
+    sqlite_lease_story => lease_story,
+    sqlite_release_story => release_story,
+    sqlite_lookups_story => lookups_story,
 }
 
 #[tokio::test]

@@ -10,6 +10,23 @@ use numcheck_core::{
 use numcheck_store::prelude::*;
 use numcheck_store::{CallbackOutcome, ChunkSpec, Created, NewTask, StoreError, TaskCursor, Work};
 
+/// Declares one test per story, named as given, each on a fresh store from `$fresh` (an
+/// async function returning a guard that must outlive the store, such as its temporary
+/// folder or test database, and the store).
+macro_rules! story_tests {
+    ($fresh:ident: $($name:ident => $story:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, store) = $fresh().await;
+                $crate::common::$story(&store).await;
+                store.close().await;
+            }
+        )+
+    };
+}
+pub(crate) use story_tests;
+
 pub fn uid(n: u8) -> UserId {
     UserId::from_random([n; 20])
 }
