@@ -25,12 +25,13 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync + 'static {
     fn reads(&self) -> &Pool<Self::Db>;
     /// Begins a write transaction.
     async fn write(&self) -> Result<Tx<Self>>;
-    /// Runs one writing statement as a transaction of its own.
+    /// Runs one writing statement as a transaction of its own: on PostgreSQL the statement
+    /// alone (autocommit), on SQLite inside a write transaction.
     async fn write_one(
         &self,
         statement: Q<'_, Self::Db>,
     ) -> Result<<Self::Db as Database>::QueryResult>;
-    /// Runs one writing statement that returns at most one row as a transaction of its own.
+    /// [`Backend::write_one`] for a statement that returns at most one row.
     async fn write_one_returning(
         &self,
         statement: Q<'_, Self::Db>,
