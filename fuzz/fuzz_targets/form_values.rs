@@ -11,10 +11,10 @@
 use libfuzzer_sys::fuzz_target;
 use numcheck_core::connectors::form_pairs;
 use numcheck_core::{RegionCode, TaskId, TaskStatus, TaskType};
-use numcheck_server::callback::{MAX_URL_LEN, check_url};
-use numcheck_server::lookup::LookupConfig;
-use numcheck_server::options::{Columns, TaskOptions};
-use numcheck_server::signing::{LinkError, LinkSigner};
+use numcheck_engine::callback_url::{MAX_URL_LEN, check_url};
+use numcheck_engine::config::LookupConfig;
+use numcheck_engine::options::{Columns, TaskOptions};
+use numcheck_engine::signing::{LinkError, LinkSigner};
 
 /// `routes::tasks::MAX_TEXT_FIELD`.
 const MAX_TEXT_FIELD: usize = 4096;

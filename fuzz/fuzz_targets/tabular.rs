@@ -7,7 +7,7 @@ use std::io::{Cursor, Read};
 
 use libfuzzer_sys::fuzz_target;
 use numcheck_core::{NumberingPlan, RegionCode};
-use numcheck_server::tabular::{
+use numcheck_engine::intake::tabular::{
     self, CsvRecords, MAX_CELL_BYTES, MAX_COLUMNS, Options, Record, Records,
 };
 

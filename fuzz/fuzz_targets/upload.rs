@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use libfuzzer_sys::fuzz_target;
 use numcheck_core::lines::MAX_LINE_BYTES;
 use numcheck_core::{Chunker, LineSplitter, NumberingPlan, TextCheck, check_text};
-use numcheck_server::tabular::{self, MAGIC_BYTES, XLSX_MIME};
+use numcheck_engine::intake::tabular::{self, MAGIC_BYTES, XLSX_MIME};
 
 /// `upload::SNIFF_BYTES`.
 const SNIFF_BYTES: usize = 8192;

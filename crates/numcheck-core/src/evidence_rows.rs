@@ -271,7 +271,7 @@ impl RowReader {
 /// with the connectors' splitter; evidence rows must be UTF-8.
 fn csv_record(line: &[u8]) -> Result<Vec<String>, RowError> {
     std::str::from_utf8(line).map_err(|_| RowError::new("invalid_csv", "the line is not UTF-8"))?;
-    crate::connectors::cdr::split_record(line, ',').map_err(|e| RowError {
+    crate::connectors::split_record(line, ',').map_err(|e| RowError {
         code: e.code,
         message: e.message,
     })

@@ -6,8 +6,8 @@ use axum::http::request::Parts;
 use numcheck_store::Principal;
 
 use crate::error::ApiError;
-use crate::keys;
 use crate::state::AppState;
+use numcheck_engine::keys;
 
 /// The user behind the request's API key, with the key's rights.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for AuthUser {
             })?;
         let hash = keys::hash(value);
         state.rate_limits.precheck(&hash)?;
-        match state.store.principal_for_key_hash(&hash).await? {
+        match state.engine.store.principal_for_key_hash(&hash).await? {
             Some(principal) => {
                 state.rate_limits.check(&hash)?;
                 Ok(AuthUser(principal))

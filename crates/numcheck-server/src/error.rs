@@ -190,6 +190,25 @@ impl From<numcheck_store::StoreError> for ApiError {
     }
 }
 
+impl From<numcheck_engine::EngineError> for ApiError {
+    fn from(e: numcheck_engine::EngineError) -> Self {
+        use numcheck_engine::EngineError;
+        match e {
+            EngineError::Invalid { code, message } => ApiError::BadRequest { code, message },
+            EngineError::TooLarge { limit } => ApiError::TooLarge { limit: Some(limit) },
+            EngineError::TooManyLines { limit } => ApiError::TooManyLines { limit },
+            EngineError::TaskNotFound => ApiError::task_not_found(),
+            EngineError::TaskEnded(message) => ApiError::Conflict {
+                code: "task_finished",
+                message,
+            },
+            EngineError::Store(e) => e.into(),
+            EngineError::Blob(e) => e.into(),
+            EngineError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<numcheck_blob::BlobError> for ApiError {
     fn from(e: numcheck_blob::BlobError) -> Self {
         ApiError::Internal(e.into())

@@ -1,52 +1,34 @@
-//! numcheck's server: the checknumber-compatible HTTP API, the in-process workers that
-//! process tasks chunk by chunk, and the export of results.
+//! numcheck's HTTP layer: the checknumber-compatible API, its auth and limits, telemetry, the
+//! completion-notice sender and the dashboard, around the engine (`numcheck-engine`), whose
+//! workers this process runs.
 //!
-//! [`Application::build`] opens the data folder and binds the listener first, so callers
-//! (the binary and the tests) know the port before anything runs; [`Application::run_until`]
+//! [`Application::build`] opens the engine and binds the listener first, so callers (the
+//! binary and the tests) know the port before anything runs; [`Application::run_until`]
 //! serves until the given future resolves, then stops accepting, lets the workers finish the
-//! work in hand, and returns.
+//! work in hand, and returns. Handlers parse the request, call the engine and answer; the
+//! work itself is the engine's (see `docs/architecture.md`).
 
 mod auth;
 pub mod callback;
-pub mod clock;
-pub mod config;
-pub mod datadir;
-pub mod demo;
-pub mod engine;
 mod error;
-mod export;
-pub mod ingest;
-pub mod keys;
 pub mod limits;
-pub mod local;
-pub mod lookup;
-pub mod options;
-pub mod pipeline;
 mod routes;
-pub mod signing;
-pub mod sources;
 mod state;
-pub mod sweep;
-pub mod tabular;
 pub mod telemetry;
 mod upload;
-mod worker;
-mod xlsx;
+mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use numcheck_core::{CodeTable, NumberingPlan};
-use numcheck_store::Store;
+use numcheck_engine::{DataDir, Engine, keys};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, LogFormat, WorkerConfig};
-pub use datadir::DataDir;
 pub use error::ApiError;
+pub use numcheck_engine::Config;
+pub use numcheck_engine::config::LogFormat;
 pub use state::AppState;
 
 /// A built server: data folder open and locked, listener bound.
@@ -73,17 +55,8 @@ impl Application {
     }
 
     async fn build_node(config: Config, api: bool) -> anyhow::Result<Application> {
-        config.validate()?;
-        let code_book = sources::code_book(&config.codes)?;
-        let evidence_sources = sources::Sources::build(&config.sources, &code_book)?;
-        let lookups = Arc::new(lookup::LookupService::build(&config.lookup)?);
-        let code_book = Arc::new(code_book);
-        // Compile the numbering plan now rather than on the first upload.
-        tokio::task::spawn_blocking(|| NumberingPlan.warm_up()).await?;
-        let mut data = DataDir::open_config(&config).await?;
-        if !data.shared {
-            data.lock()?;
-        }
+        let (engine, data) = Engine::open(config).await?;
+        let config = engine.config.clone();
         // Bind before anything is created, so a busy port cannot swallow the first admin key.
         let listener = if api {
             Some(
@@ -94,34 +67,9 @@ impl Application {
         } else {
             None
         };
-        // We hold the folder's lock, so every lease in it belonged to a process that is gone.
-        // (A shared database's leases may be other nodes': they are taken over on expiry.)
-        let released = if data.shared {
-            0
-        } else {
-            data.store.release_leases(None).await?
-        };
-        // This process owns the folder: it may keep the evidence presence filter.
-        if !data.shared {
-            data.store.keep_presence_filter();
-        }
-        if released > 0 {
-            tracing::info!(released, "took back work from a previous run");
-        }
-        // Files a stopped process left behind. Never a reason not to start.
-        match sweep::sweep(&data, data.is_locked(), std::time::SystemTime::now()).await {
-            Ok(s) if s.files > 0 => {
-                tracing::info!(
-                    files = s.files,
-                    bytes = s.bytes,
-                    "removed leftover files of a previous run"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot sweep leftover files; they stay"),
-        }
-        let first_admin_key = if api && data.store.count_keys().await? == 0 {
-            let issued = keys::issue(data.store.as_ref(), "admin", None, true, true).await?;
+        engine.recover(&data).await?;
+        let first_admin_key = if api && engine.store.count_keys().await? == 0 {
+            let issued = keys::issue(engine.store.as_ref(), "admin", None, true, true).await?;
             Some(issued.key.secret)
         } else {
             None
@@ -135,32 +83,15 @@ impl Application {
             None if addr.ip().is_unspecified() => None,
             None => Some(format!("http://{addr}")),
         };
-        let store: Arc<dyn Store> = data.store.clone();
-        let config_limits = config.limits.clone();
-        let policy = config.policy.clone();
+        let telemetry = Arc::new(telemetry::Telemetry::new(engine.metrics.clone()));
         let state = AppState {
-            store,
-            blobs: data.blobs.clone(),
+            rate_limits: limits::RateLimits::new(&config.limits),
             signer: data.signer.clone(),
-            config: Arc::new(config),
+            embedded: data.embedded.clone(),
+            engine,
+            config,
             public_url,
-            plan: NumberingPlan,
-            engine: engine::Engine {
-                plan: NumberingPlan,
-                policy: Arc::new(policy),
-                store: data.store.clone(),
-                lookups: lookups.clone(),
-                code_book: code_book.clone(),
-            },
-            codes: Arc::new(CodeTable::generic()),
-            code_book,
-            lookups,
-            sources: Arc::new(evidence_sources),
-            work: Arc::new(Notify::new()),
-            tmp_dir: data.tmp_dir(),
-            shutdown: CancellationToken::new(),
-            telemetry: Arc::default(),
-            rate_limits: limits::RateLimits::new(&config_limits),
+            telemetry,
         };
         Ok(Application {
             listener,
@@ -195,7 +126,7 @@ impl Application {
             data,
             ..
         } = self;
-        let token = state.shutdown.clone();
+        let token = state.engine.shutdown.clone();
         // Workers run on their own runtime whose threads (and blocking threads) run at the
         // lowest CPU priority: a large task then uses every idle cycle, while the API's
         // threads still answer polls at once (measured: gettasks p99 under load).
@@ -216,8 +147,10 @@ impl Application {
         let host = std::process::id();
         for i in 0..state.config.worker.concurrency {
             let suffix = hex::encode(keys::random_bytes::<4>()?);
-            workers
-                .push(background.spawn(worker::run(state.clone(), format!("{host}-{i}-{suffix}"))));
+            workers.push(background.spawn(numcheck_engine::worker::run(
+                state.engine.clone(),
+                format!("{host}-{i}-{suffix}"),
+            )));
         }
         // Forget rate-limit state of keys that have gone quiet (bounded memory).
         {
@@ -227,7 +160,7 @@ impl Application {
                 loop {
                     tokio::select! {
                         _ = every.tick() => state.rate_limits.prune(),
-                        _ = state.shutdown.cancelled() => break,
+                        _ = state.engine.shutdown.cancelled() => break,
                     }
                 }
             }));

@@ -9,37 +9,9 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
+use numcheck_engine::config::LimitsConfig;
 
 use crate::error::ApiError;
-
-/// The limits, from the config's `[limits]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Sustained requests per second per API key (0: no limit).
-    pub requests_per_second: u32,
-    /// Requests a key may make at once above the sustained rate.
-    pub burst: u32,
-    /// Tasks a user may have pending or processing at once (0: no limit).
-    pub max_open_tasks: u32,
-    /// Seconds an upload may stall (no bytes arriving) before it is refused.
-    pub upload_idle_secs: u64,
-    /// Non-blank lines (rows) an upload may hold (0: no limit).
-    pub max_upload_lines: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            requests_per_second: 100,
-            burst: 200,
-            max_open_tasks: 20,
-            upload_idle_secs: 30,
-            max_upload_lines: 50_000_000,
-        }
-    }
-}
 
 fn refusal(wait: Duration) -> ApiError {
     ApiError::RateLimited {

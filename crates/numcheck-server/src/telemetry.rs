@@ -1,115 +1,88 @@
-//! The process's own counters for `/metrics`: uploads, verdicts, chunk and request latency,
-//! completion notices. Counters are atomics bumped on the hot path; histograms have fixed
-//! buckets, as the Prometheus exposition format wants them (cumulative `le` buckets, `_sum`
-//! and `_count`).
+//! The process's counters for `/metrics`: requests by route, completion notices, and the
+//! engine's work counters ([`WorkMetrics`]), written in the Prometheus text exposition format
+//! 0.0.4.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A latency histogram with fixed upper bounds, in seconds.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum of observations, in microseconds.
-    sum_micros: AtomicU64,
-}
+use numcheck_engine::metrics::{Histogram, WorkMetrics};
 
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            d.as_micros().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Writes the series `name{labels,le=…}`; `labels` is either empty or `k="v",`.
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (b, n) in self.bounds.iter().zip(&self.buckets) {
-            cumulative += n.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let trimmed = labels.trim_end_matches(',');
-        let braces = if trimmed.is_empty() {
-            String::new()
-        } else {
-            format!("{{{trimmed}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
-}
-
-const CHUNK_BOUNDS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const REQUEST_BOUNDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// Counters of this process since it started.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Telemetry {
-    pub upload_bytes: AtomicU64,
-    pub uploads: AtomicU64,
-    /// Verdicts written, by status (`active`, `inactive`, `unknown`, and `failure` for lines
-    /// that gave no number).
-    verdicts: Mutex<BTreeMap<String, u64>>,
-    pub chunk_seconds: Histogram,
-    pub export_seconds: Histogram,
-    /// Requests by (route, status class), with one latency histogram per route.
+    /// The engine's counters (uploads, verdicts, chunk and export times).
+    pub work: Arc<WorkMetrics>,
+    /// Requests by (route, status), with one latency histogram per route.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    request_seconds: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    request_seconds: Mutex<BTreeMap<String, Arc<Histogram>>>,
     pub callbacks_delivered: AtomicU64,
     pub callbacks_retried: AtomicU64,
     pub callbacks_failed: AtomicU64,
 }
 
-impl Default for Telemetry {
-    fn default() -> Self {
-        Telemetry {
-            upload_bytes: AtomicU64::new(0),
-            uploads: AtomicU64::new(0),
-            verdicts: Mutex::default(),
-            chunk_seconds: Histogram::new(CHUNK_BOUNDS),
-            export_seconds: Histogram::new(CHUNK_BOUNDS),
-            requests: Mutex::default(),
-            request_seconds: Mutex::default(),
-            callbacks_delivered: AtomicU64::new(0),
-            callbacks_retried: AtomicU64::new(0),
-            callbacks_failed: AtomicU64::new(0),
+/// Writes metric families in the exposition format.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// Starts a family: its `# HELP` and `# TYPE` lines.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self
+    }
+
+    /// One sample; `labels` is empty or `k="v",k2="v2"`.
+    pub fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) -> &mut Self {
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
         }
+        self
+    }
+
+    /// A family of one unlabelled counter.
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
+        self.family(name, "counter", help).sample(name, "", value)
+    }
+
+    /// A family of one histogram.
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) -> &mut Self {
+        self.family(name, "histogram", help);
+        h.write(&mut self.out, name, "");
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
     }
 }
 
+/// Escapes a label value (backslash, quote, newline), as the exposition format requires.
+pub fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 impl Telemetry {
-    /// Adds a processed chunk's verdict counts.
-    pub fn verdicts(&self, by_status: &BTreeMap<String, u64>, failures: u64) {
-        let mut v = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
-        for (status, n) in by_status {
-            *v.entry(status.clone()).or_default() += n;
+    /// This process's counters around the engine's.
+    pub fn new(work: Arc<WorkMetrics>) -> Telemetry {
+        Telemetry {
+            work,
+            ..Telemetry::default()
         }
-        *v.entry("failure".to_owned()).or_default() += failures;
     }
 
     /// Records one answered request. `route` is the matched route pattern (bounded set).
@@ -124,79 +97,70 @@ impl Telemetry {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             m.entry(route.to_owned())
-                .or_insert_with(|| std::sync::Arc::new(Histogram::new(REQUEST_BOUNDS)))
+                .or_insert_with(|| Arc::new(Histogram::new(REQUEST_BOUNDS)))
                 .clone()
         };
         h.observe(took);
     }
 
-    /// The exposition text of everything here.
-    pub fn render(&self, out: &mut String) {
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {v}");
-        };
-        counter(
-            out,
+    /// Writes everything here.
+    pub fn render(&self, out: &mut Exposition) {
+        let work = &self.work;
+        out.counter(
             "numcheck_upload_bytes_total",
             "Bytes of accepted uploads since start.",
-            self.upload_bytes.load(Ordering::Relaxed),
-        );
-        counter(
-            out,
+            work.upload_bytes.load(Ordering::Relaxed),
+        )
+        .counter(
             "numcheck_uploads_total",
             "Accepted uploads (tasks created) since start.",
-            self.uploads.load(Ordering::Relaxed),
+            work.uploads.load(Ordering::Relaxed),
+        )
+        .family(
+            "numcheck_numbers_total",
+            "counter",
+            "Result rows written by this process's workers, by verdict (failure: a line without a number).",
         );
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_numbers_total Result rows written by this process's workers, by verdict (failure: a line without a number)."
-        );
-        let _ = writeln!(out, "# TYPE numcheck_numbers_total counter");
-        for (status, n) in self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(out, "numcheck_numbers_total{{verdict=\"{status}\"}} {n}");
+        for (status, n) in work.verdict_counts() {
+            out.sample(
+                "numcheck_numbers_total",
+                &format!("verdict=\"{status}\""),
+                n,
+            );
         }
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_chunk_seconds Time to process one chunk (parse, evidence, lookups, render, store)."
+        out.histogram(
+            "numcheck_chunk_seconds",
+            "Time to process one chunk (parse, evidence, lookups, render, store).",
+            &work.chunk_seconds,
+        )
+        .histogram(
+            "numcheck_export_seconds",
+            "Time to assemble and publish one task's result.",
+            &work.export_seconds,
+        )
+        .family(
+            "numcheck_http_requests_total",
+            "counter",
+            "Answered HTTP requests by route and status.",
         );
-        let _ = writeln!(out, "# TYPE numcheck_chunk_seconds histogram");
-        self.chunk_seconds.write(out, "numcheck_chunk_seconds", "");
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_export_seconds Time to assemble and publish one task's result."
-        );
-        let _ = writeln!(out, "# TYPE numcheck_export_seconds histogram");
-        self.export_seconds
-            .write(out, "numcheck_export_seconds", "");
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_http_requests_total Answered HTTP requests by route and status."
-        );
-        let _ = writeln!(out, "# TYPE numcheck_http_requests_total counter");
-        for ((route, status), n) in self
+        let requests = self
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "numcheck_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            .clone();
+        for ((route, status), n) in requests {
+            out.sample(
+                "numcheck_http_requests_total",
+                &format!("route=\"{route}\",status=\"{status}\""),
+                n,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_http_request_seconds Time from request to response headers, by route."
+        out.family(
+            "numcheck_http_request_seconds",
+            "histogram",
+            "Time from request to response headers, by route.",
         );
-        let _ = writeln!(out, "# TYPE numcheck_http_request_seconds histogram");
-        let hs: Vec<(String, std::sync::Arc<Histogram>)> = self
+        let hs: Vec<(String, Arc<Histogram>)> = self
             .request_seconds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -205,50 +169,26 @@ impl Telemetry {
             .collect();
         for (route, h) in hs {
             h.write(
-                out,
+                &mut out.out,
                 "numcheck_http_request_seconds",
                 &format!("route=\"{route}\","),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP numcheck_callbacks_total Completion notice attempts by outcome since start."
+        out.family(
+            "numcheck_callbacks_total",
+            "counter",
+            "Completion notice attempts by outcome since start.",
         );
-        let _ = writeln!(out, "# TYPE numcheck_callbacks_total counter");
         for (outcome, v) in [
             ("delivered", &self.callbacks_delivered),
             ("retried", &self.callbacks_retried),
             ("failed", &self.callbacks_failed),
         ] {
-            let _ = writeln!(
-                out,
-                "numcheck_callbacks_total{{outcome=\"{outcome}\"}} {}",
-                v.load(Ordering::Relaxed)
+            out.sample(
+                "numcheck_callbacks_total",
+                &format!("outcome=\"{outcome}\""),
+                v.load(Ordering::Relaxed),
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_cumulative_with_sum_and_count() {
-        let h = Histogram::new(&[0.1, 1.0]);
-        h.observe(Duration::from_millis(50));
-        h.observe(Duration::from_millis(500));
-        h.observe(Duration::from_secs(3));
-        let mut out = String::new();
-        h.write(&mut out, "x", "");
-        assert!(out.contains("x_bucket{le=\"0.1\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_sum 3.55\n"), "{out}");
-        assert!(out.contains("x_count 3\n"), "{out}");
-        let mut labelled = String::new();
-        h.write(&mut labelled, "y", "route=\"/a\",");
-        assert!(labelled.contains("y_bucket{route=\"/a\",le=\"0.1\"} 1\n"));
-        assert!(labelled.contains("y_count{route=\"/a\"} 3\n"));
     }
 }

@@ -236,3 +236,37 @@ fn max_relative_difference(a: &Profile, b: &Profile) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// The identity of an observation: the first 16 bytes of SHA-256 of (source, message id)
+/// when there is a message id, else of its content. The same fact ingested twice is stored
+/// once. 128 bits keep accidental collisions out of reach (about 2^64 facts before one is
+/// likely) while keeping the unique index small.
+pub fn dedupe_key(obs: &Observation) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    match &obs.message_id {
+        Some(id) => {
+            h.update(b"m\0");
+            h.update(obs.source.as_bytes());
+            h.update(b"\0");
+            h.update(id.as_bytes());
+        }
+        None => {
+            h.update(b"c\0");
+            h.update(obs.number.as_u64().to_le_bytes());
+            h.update(obs.observed_at_ms.to_le_bytes());
+            h.update(obs.source.as_bytes());
+            h.update(b"\0");
+            h.update(obs.kind.as_str().as_bytes());
+            h.update(b"\0");
+            h.update(obs.raw_code.as_bytes());
+            h.update(b"\0");
+            h.update(obs.class.as_str().as_bytes());
+            h.update(obs.weight.to_le_bytes());
+        }
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}

@@ -1,5 +1,6 @@
 //! The `numcheck` binary: parses flags, sets up logging, loads the layered configuration and
-//! hands over to the server library. Nothing else lives here.
+//! hands over to the libraries: `serve` and `worker` to the server, everything else to the
+//! engine. The flags and their help live here; the work does not.
 
 mod client;
 
@@ -12,11 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use numcheck_core::connectors::ConnectorFormat;
 use numcheck_core::{CodeTable, NumberingPlan, RegionCode, RowFormat, RowReader, TaskType};
-use numcheck_server::demo::DemoData;
-use numcheck_server::engine::Engine;
-use numcheck_server::ingest::{Ingestor, LineReader};
-use numcheck_server::local::{Columns, LocalCheck, check_file};
-use numcheck_server::{Application, Config, DataDir, LogFormat, keys};
+use numcheck_engine::chunk::Checker;
+use numcheck_engine::config::LogFormat;
+use numcheck_engine::demo::DemoData;
+use numcheck_engine::evidence::ingest::{Ingestor, LineReader};
+use numcheck_engine::local::{Columns, LocalCheck, check_file};
+use numcheck_engine::{Config, DataDir, keys};
+use numcheck_server::Application;
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -493,13 +496,13 @@ async fn open_with_config(common: &Common) -> anyhow::Result<(DataDir, Config)> 
     Ok((data, loaded.config))
 }
 
-fn engine(data: &DataDir, config: &Config) -> Engine {
-    Engine {
+fn checker(data: &DataDir, config: &Config) -> Checker {
+    Checker {
         plan: NumberingPlan,
         policy: Arc::new(config.policy.clone()),
         store: data.store.clone(),
         // `numcheck check` works from the evidence already stored; lookups run in tasks.
-        lookups: Arc::new(numcheck_server::lookup::LookupService::default()),
+        lookups: Arc::new(numcheck_engine::lookup::LookupService::default()),
         code_book: Arc::new(numcheck_core::connectors::codebook::CodeBook::shipped()),
     }
 }
@@ -552,11 +555,11 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
                 },
             };
             let (data, config) = open_with_config(&common).await?;
-            let now = numcheck_server::clock::now_ms();
+            let now = numcheck_engine::clock::now_ms();
             let reader = match connector {
                 Some(c) => {
-                    let book = numcheck_server::sources::code_book(&config.codes)?;
-                    let spec = numcheck_server::sources::import_spec(
+                    let book = numcheck_engine::evidence::sources::code_book(&config.codes)?;
+                    let spec = numcheck_engine::evidence::sources::import_spec(
                         source.as_deref().unwrap_or(c.as_str()),
                         err_table.as_deref(),
                         region.as_deref(),
@@ -707,7 +710,7 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         chunk_lines: config.worker.chunk_lines,
     };
     let progress = bar(0, "checking");
-    let report = check_file(&engine(&data, &config), &check, |done, total| {
+    let report = check_file(&checker(&data, &config), &check, |done, total| {
         progress.set_length(total);
         progress.set_position(done);
     })
@@ -730,7 +733,7 @@ async fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
     let (data, config) = open_with_config(&args.common).await?;
     // Anchored to today's midnight (UTC), so running the demo again the same day adds nothing.
     const DAY_MS: i64 = 86_400_000;
-    let now = numcheck_server::clock::now_ms() / DAY_MS * DAY_MS;
+    let now = numcheck_engine::clock::now_ms() / DAY_MS * DAY_MS;
     let demo = DemoData::generate(args.seed, args.subscribers, now);
     let half_lives = config.policy.half_lives();
     let progress = bar((args.subscribers as u64) * 20, "writing evidence");
@@ -830,7 +833,7 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             let data = open(&common).await?;
             let n = data
                 .store
-                .revoke_key(&key, numcheck_server::clock::now_ms())
+                .revoke_key(&key, numcheck_engine::clock::now_ms())
                 .await?;
             data.store.close().await;
             anyhow::ensure!(n > 0, "no live key with id or prefix {key:?}");

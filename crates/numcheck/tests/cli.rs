@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use numcheck_core::{TaskId, TaskStatus, UserId};
-use numcheck_store::{SqliteStore, Store};
+use numcheck_store::SqliteStore;
+use numcheck_store::prelude::*;
 use serde_json::Value;
 use support::{
     DEADLINE, Server, Upload, assert_key_shape, client, create_key, create_task, download_result,

@@ -9,7 +9,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::cdr::{excerpt, split_record};
+use super::record::{excerpt, split_record};
 use super::{Code, Event, LineFormat, MAX_FIELD, ParseError, bounded};
 use crate::evidence::EvidenceKind;
 

@@ -7,9 +7,9 @@ use axum::extract::State;
 use serde::Serialize;
 
 use crate::auth::AuthUser;
-use crate::clock::rfc3339_ms;
 use crate::error::ApiError;
 use crate::state::AppState;
+use numcheck_engine::clock::rfc3339_ms;
 
 /// Ledger rows shown with the balance.
 const RECENT_LEDGER: i64 = 20;
@@ -64,12 +64,7 @@ pub(crate) struct LedgerView {
     summary = "Credits, usage and the latest ledger rows",
     responses(
         (status = 200, description = "The caller's account.", body = Balance),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 
 pub async fn balance(
@@ -77,12 +72,14 @@ pub async fn balance(
     AuthUser(who): AuthUser,
 ) -> Result<Json<Balance>, ApiError> {
     let user = state
+        .engine
         .store
         .user(&who.user.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a key's user is gone")))?;
-    let usage = state.store.usage(&user.id).await?;
+    let usage = state.engine.store.usage(&user.id).await?;
     let ledger = state
+        .engine
         .store
         .ledger_recent(&user.id, RECENT_LEDGER)
         .await?
@@ -141,12 +138,7 @@ fn secret_body(secret: String) -> Json<Secret> {
     description = "Made on first use; the same until rotated.",
     responses(
         (status = 200, description = "The secret.", body = Secret),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn callback_secret(
     State(state): State<AppState>,
@@ -154,6 +146,7 @@ pub async fn callback_secret(
 ) -> Result<Json<Secret>, ApiError> {
     let candidate = crate::callback::new_secret()?;
     let secret = state
+        .engine
         .store
         .callback_secret(&who.user.id, &candidate, false)
         .await?;
@@ -170,12 +163,7 @@ pub async fn callback_secret(
     description = "A new secret; notices sent from now on are signed with it.",
     responses(
         (status = 200, description = "The new secret.", body = Secret),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn rotate_callback_secret(
     State(state): State<AppState>,
@@ -183,6 +171,7 @@ pub async fn rotate_callback_secret(
 ) -> Result<Json<Secret>, ApiError> {
     let candidate = crate::callback::new_secret()?;
     let secret = state
+        .engine
         .store
         .callback_secret(&who.user.id, &candidate, true)
         .await?;

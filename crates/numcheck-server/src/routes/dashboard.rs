@@ -99,6 +99,7 @@ static ASSETS: LazyLock<[Asset; 6]> = LazyLock::new(|| {
         (status = 200, description = "The page (`ETag`, `Cache-Control: no-cache`).", body = String, content_type = "text/html"),
         (status = 304, description = "Not modified: `If-None-Match` named the current `ETag`."),
     ),
+    security(()),
 )]
 pub async fn index(request: HeaderMap) -> Response {
     serve(&INDEX, &request)
@@ -116,8 +117,9 @@ pub async fn index(request: HeaderMap) -> Response {
         (status = 200, description = "The file.", content(
             (String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"))),
         (status = 304, description = "Not modified: `If-None-Match` named the current `ETag`."),
-        (status = 404, description = "`not_found`: no such dashboard file.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such dashboard file."),
     ),
+    security(()),
 )]
 pub async fn asset(Path(file): Path<String>, request: HeaderMap) -> Result<Response, ApiError> {
     let asset = ASSETS

@@ -11,10 +11,10 @@ use numcheck_core::connectors::ConnectorFormat;
 use numcheck_core::{RowFormat, RowReader};
 
 use crate::auth::AuthUser;
-use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::ingest::{IngestError, IngestReport, Ingestor, LineReader};
 use crate::state::AppState;
+use numcheck_engine::clock::now_ms;
+use numcheck_engine::evidence::ingest::{IngestError, IngestReport, Ingestor, LineReader};
 
 #[utoipa::path(
     post,
@@ -39,19 +39,13 @@ use crate::state::AppState;
     )),
     responses(
         (status = 200, description = "What the ingest did; unreadable rows are counted and listed.",
-            body = crate::ingest::IngestReport),
+            body = IngestReport),
         (status = 400, description = "`unknown_format`, `missing_source`, `invalid_source`, \
-            `invalid_parameter`, `invalid_header` (an unusable CSV header), `invalid_body`.",
-            body = crate::error::ErrorBody),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 403, description = "`ingest_not_allowed`: the key may not post evidence.", body = crate::error::ErrorBody),
-        (status = 408, description = crate::routes::openapi::E408, body = crate::error::ErrorBody),
-        (status = 413, description = "`file_too_large`: a body over `max_evidence_bytes`.", body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+            `invalid_parameter`, `invalid_header` (an unusable CSV header), `invalid_body`."),
+        (status = 403, description = "`ingest_not_allowed`: the key may not post evidence."),
+        (status = 408, description = super::responses::E408),
+        (status = 413, description = "`file_too_large`: a body over `max_evidence_bytes`."),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn post(
     State(state): State<AppState>,
@@ -69,7 +63,7 @@ pub async fn post(
     let now = now_ms();
     let reader = reader(&state, query.as_deref(), &headers, now)?;
     let mut ingestor = Ingestor::with_reader(
-        state.store.as_ref(),
+        state.engine.store.as_ref(),
         reader,
         state.config.policy.half_lives(),
         now,
@@ -138,11 +132,11 @@ fn reader(
                 "source must be 1 to 128 printable characters",
             ));
         }
-        let spec = crate::sources::import_spec(
+        let spec = numcheck_engine::evidence::sources::import_spec(
             source,
             param("err_table"),
             param("region"),
-            &state.code_book,
+            &state.engine.code_book,
         )
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
         let offset = match param("utc_offset") {
@@ -152,14 +146,14 @@ fn reader(
         };
         return Ok(LineReader::connector_with_offset(
             connector,
-            state.code_book.clone(),
+            state.engine.code_book.clone(),
             spec,
             offset,
         ));
     }
     Ok(LineReader::Rows(RowReader::new(
         row_format(format, headers)?,
-        (*state.codes).clone(),
+        (*state.engine.codes).clone(),
         now,
     )))
 }

@@ -36,6 +36,7 @@ pub(crate) struct Readiness {
     path = "/healthz",
     tag = "operations",
     responses((status = 200, description = "The process answers HTTP.", body = Health)),
+    security(()),
 )]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -50,14 +51,15 @@ pub async fn healthz() -> Json<Health> {
         (status = 200, description = "The database answers: send traffic here.", body = Readiness),
         (status = 503, description = "The database does not answer: `status` is `unavailable`.", body = Readiness),
     ),
+    security(()),
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let evidence_filter = if state.store.presence_filter_builds() > 0 {
+    let evidence_filter = if state.presence_filter_builds() > 0 {
         "ready"
     } else {
         "building"
     };
-    match state.store.count_keys().await {
+    match state.engine.store.count_keys().await {
         Ok(_) => (
             StatusCode::OK,
             Json(Readiness {

@@ -1,6 +1,5 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) of the process's counters.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
@@ -8,14 +7,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::state::AppState;
-
-/// Escapes a label value (backslash, quote, newline), as the exposition format requires.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use crate::telemetry::{Exposition, label};
 
 #[utoipa::path(
     get,
@@ -26,15 +18,16 @@ fn label(value: &str) -> String {
     description = "The process's counters in the Prometheus text exposition format 0.0.4: \
         requests by route and status, uploads, tasks by status, lookups, evidence filters.",
     responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")),
+    security(()),
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut out = String::new();
-    let t = &state.lookups.totals;
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_lookups_total Live lookups by outcome since start (made: paid for by a task budget; from_cache: asked within the freshness window; skipped_budget: not asked, budget spent; failed: provider error, the number stays unknown)."
+    let mut out = Exposition::default();
+    let t = &state.engine.lookups.totals;
+    out.family(
+        "numcheck_lookups_total",
+        "counter",
+        "Live lookups by outcome since start (made: paid for by a task budget; from_cache: asked within the freshness window; skipped_budget: not asked, budget spent; failed: provider error, the number stays unknown).",
     );
-    let _ = writeln!(out, "# TYPE numcheck_lookups_total counter");
     for (outcome, v) in [
         ("made", &t.made),
         ("answered", &t.answered),
@@ -42,69 +35,58 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("skipped_budget", &t.skipped_budget),
         ("failed", &t.failed),
     ] {
-        let _ = writeln!(
-            out,
-            "numcheck_lookups_total{{outcome=\"{outcome}\"}} {}",
-            v.load(Ordering::Relaxed)
+        out.sample(
+            "numcheck_lookups_total",
+            &format!("outcome=\"{outcome}\""),
+            v.load(Ordering::Relaxed),
         );
     }
-    let providers = state.lookups.provider_states();
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_lookup_provider_calls_total Calls made to each lookup provider, retries included."
+    let providers = state.engine.lookups.provider_states();
+    /// A family per provider: name, type, help, and its value from `provider_states`.
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&ProviderState) -> u64,
     );
-    let _ = writeln!(out, "# TYPE numcheck_lookup_provider_calls_total counter");
-    for (name, _, calls, _) in &providers {
-        let _ = writeln!(
-            out,
-            "numcheck_lookup_provider_calls_total{{provider=\"{}\"}} {calls}",
-            label(name)
-        );
+    type ProviderState = (String, bool, u64, u64);
+    let per_provider: [Family; 3] = [
+        (
+            "numcheck_lookup_provider_calls_total",
+            "counter",
+            "Calls made to each lookup provider, retries included.",
+            |p| p.2,
+        ),
+        (
+            "numcheck_lookup_provider_failures_total",
+            "counter",
+            "Lookups that failed after their retries, per provider.",
+            |p| p.3,
+        ),
+        (
+            "numcheck_lookup_provider_circuit_open",
+            "gauge",
+            "1 while a provider's circuit breaker refuses calls.",
+            |p| u64::from(p.1),
+        ),
+    ];
+    for (name, kind, help, value) in per_provider {
+        out.family(name, kind, help);
+        for p in &providers {
+            out.sample(name, &format!("provider=\"{}\"", label(&p.0)), value(p));
+        }
     }
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_lookup_provider_failures_total Lookups that failed after their retries, per provider."
+    out.counter(
+        "numcheck_evidence_filter_builds_total",
+        "Evidence presence filters built since start.",
+        state.presence_filter_builds(),
     );
-    let _ = writeln!(
-        out,
-        "# TYPE numcheck_lookup_provider_failures_total counter"
+    out.family(
+        "numcheck_tasks",
+        "gauge",
+        "Tasks in the database by status (every node sees the same).",
     );
-    for (name, _, _, failures) in &providers {
-        let _ = writeln!(
-            out,
-            "numcheck_lookup_provider_failures_total{{provider=\"{}\"}} {failures}",
-            label(name)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_lookup_provider_circuit_open 1 while a provider's circuit breaker refuses calls."
-    );
-    let _ = writeln!(out, "# TYPE numcheck_lookup_provider_circuit_open gauge");
-    for (name, open, _, _) in &providers {
-        let _ = writeln!(
-            out,
-            "numcheck_lookup_provider_circuit_open{{provider=\"{}\"}} {}",
-            label(name),
-            u8::from(*open)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_evidence_filter_builds_total Evidence presence filters built since start."
-    );
-    let _ = writeln!(out, "# TYPE numcheck_evidence_filter_builds_total counter");
-    let _ = writeln!(
-        out,
-        "numcheck_evidence_filter_builds_total {}",
-        state.store.presence_filter_builds()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP numcheck_tasks Tasks in the database by status (every node sees the same)."
-    );
-    let _ = writeln!(out, "# TYPE numcheck_tasks gauge");
-    match state.store.tasks_by_status().await {
+    match state.engine.store.tasks_by_status().await {
         Ok(rows) => {
             for status in ["pending", "processing", "exported", "failed", "cancelled"] {
                 let n = rows
@@ -112,7 +94,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                     .find(|(s, _)| s == status)
                     .map(|(_, n)| *n)
                     .unwrap_or(0);
-                let _ = writeln!(out, "numcheck_tasks{{status=\"{status}\"}} {n}");
+                out.sample("numcheck_tasks", &format!("status=\"{status}\""), n);
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count tasks"),
@@ -123,6 +105,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        out.finish(),
     )
 }

@@ -1,31 +1,22 @@
 //! `GET /openapi.json`: the OpenAPI 3 document of the whole API, derived from the handlers'
-//! `#[utoipa::path]` attributes and the `ToSchema` body types, so it cannot drift far from the
-//! code: the API tests validate real answers against it and check that every route of
-//! [`super::router`] is in it, and CI runs schemathesis against a live server with it.
+//! `#[utoipa::path]` attributes and the `ToSchema` types they read and answer, so it cannot
+//! drift far from the code: a unit test here checks that it holds every route of
+//! [`super::router`] and nothing else, the API tests validate real answers against it, and CI
+//! runs schemathesis against a live server with it.
 //!
-//! The few types here describe what the handlers read by hand (multipart forms, a polled
-//! `task_id` in three encodings) or answer from another module's type; they are never built.
+//! What every operation shares is written once, here: the API key is the document's default
+//! security, and [`tidy`] gives each keyed operation that security and its 401, 429 and 500
+//! answers, and every error answer the `ErrorBody` schema. An operation open to anyone says
+//! `security(())`; one with its own scheme (the webhooks' source token) names it.
 
 use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-// Error descriptions shared by the operations. Every error answer is an `ErrorBody`.
-pub(crate) const E401: &str = "`missing_api_key`: no key in `X-API-Key` (or \
-    `Authorization: Bearer`); `invalid_api_key`: the key is unknown or revoked. Free.";
-pub(crate) const E404_TASK: &str = "`task_not_found`: no such task, a malformed id, or \
-    another user's task (answered alike, so ids cannot be probed).";
-pub(crate) const E413: &str = "`file_too_large`: the upload is over `max_upload_bytes` \
-    (an `.xlsx` over `max_xlsx_bytes`).";
-pub(crate) const E408: &str = "`upload_stalled`: no bytes of the body arrived for \
-    `limits.upload_idle_secs`; nothing was stored. Send it again.";
-pub(crate) const E429: &str = "`rate_limited`: too many requests for this API key; retry after \
-    `Retry-After` seconds. Free.";
-pub(crate) const E500: &str = "`internal_error`: a server fault; the details are only in the \
-    server log. Retry later. Free.";
+use super::responses::{E401, E429, E500};
 
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -70,6 +61,7 @@ an unknown path, 405 `method_not_allowed` for a known path with the wrong method
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&Security),
+    security(("ApiKey" = []), ("Bearer" = [])),
     tags(
         (name = "tasks", description = "Create, poll, list, cancel and delete tasks."),
         (name = "results", description = "Result downloads behind signed links."),
@@ -122,18 +114,64 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     doc.to_string()
 });
 
-/// Two touches utoipa 5 leaves to us: each operation's answers in status order (the
-/// annotations list them as they read best), and the fields of a Link Object in OpenAPI's
-/// spelling (`operationId`, `operationRef`, `requestBody`; utoipa 5 writes snake case).
+/// What the annotations leave to one place: a keyed operation (one that names no security of
+/// its own) gets the API key schemes and the 401, 429 and 500 answers it does not list itself;
+/// an open one (`security(())`) loses the marker; every error answer without a body gets
+/// `ErrorBody`. Then two touches utoipa 5 leaves to us: each operation's answers in status
+/// order (the annotations list them as they read best), and the fields of a Link Object in
+/// OpenAPI's spelling (`operationId`, `operationRef`, `requestBody`; utoipa 5 writes snake case).
 fn tidy(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let keyed = doc.get("security").cloned().unwrap_or(Value::Null);
+    if let Some(root) = doc.as_object_mut() {
+        root.remove("security");
+    }
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
     let operations = paths
         .values_mut()
         .filter_map(|item| item.as_object_mut())
-        .flat_map(|item| item.values_mut());
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.as_object_mut());
+    let error_body =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    let retry_after = json!({"Retry-After": {
+        "schema": {"type": "integer", "format": "int32", "minimum": 0},
+        "description": "Seconds to wait."
+    }});
     for op in operations {
+        let responses = op
+            .entry("responses")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut responses = responses;
+        match op.get("security") {
+            None => {
+                op.insert("security".into(), keyed.clone());
+                for (status, text) in [("401", E401), ("429", E429), ("500", E500)] {
+                    responses.entry(status).or_insert_with(|| {
+                        let mut r = json!({"description": text});
+                        if status == "429" {
+                            r["headers"] = retry_after.clone();
+                        }
+                        r
+                    });
+                }
+            }
+            Some(s) if *s == json!([{}]) => {
+                op.remove("security");
+            }
+            Some(_) => {}
+        }
+        for (status, response) in &mut responses {
+            if status.as_str() >= "400" && response.get("content").is_none() {
+                response["content"] = error_body.clone();
+            }
+        }
+        op.insert("responses".into(), Value::Object(responses));
         let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
             continue;
         };
@@ -166,6 +204,7 @@ fn tidy(doc: &mut serde_json::Value) {
     operation_id = "openapi",
     tag = "operations",
     responses((status = 200, description = "This OpenAPI 3.1 document.", body = inline(Object), content_type = "application/json")),
+    security(()),
 )]
 pub async fn openapi_json() -> impl IntoResponse {
     (
@@ -174,148 +213,72 @@ pub async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-/// A task's state.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // Schema only: the handlers answer `TaskStatus::as_str()`.
-pub(crate) enum TaskState {
-    Pending,
-    Processing,
-    Exported,
-    Failed,
-    Cancelled,
-}
-
-/// A checker (`task_type`).
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // Schema only: the handler parses `TaskType`.
-pub(crate) enum TaskTypeName {
-    /// `Number,ActiveStatus,Reason,Confidence,LastActivity,LineType,Region,PossiblyReassigned,Line`.
-    ActiveCheck,
-    /// `Number,Valid,LineType,Region,CountryCode,NationalFormat,InternationalFormat,Line`.
-    NumberInfo,
-}
-
-/// The `POST /v1/tasks` form (`multipart/form-data`); fields may come in any order.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Schema only: `tasks::read_form` reads the fields one by one.
-pub(crate) struct CreateTaskForm {
-    /// The upload: plain text with one number per line, or a `.csv`, `.tsv` or `.xlsx`
-    /// spreadsheet (told by the file name, the part's type, else the bytes).
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    task_type: TaskTypeName,
-    /// ISO 3166 alpha-2 region for numbers written in national format (`DE`, `GB`, …).
-    #[schema(example = "DE")]
-    default_region: Option<String>,
-    /// `full` (default) or `basic` (only `Number,ActiveStatus`, as the original service).
-    #[schema(example = "basic")]
-    columns: Option<String>,
-    /// `csv` (default), `xlsx` or `csv,xlsx`: an `.xlsx` copy in the zip.
-    #[schema(example = "csv,xlsx")]
-    formats: Option<String>,
-    /// `true` / `false` (also `1`/`0`, `yes`/`no`, `on`/`off`): ask the configured live lookup
-    /// providers about numbers the evidence cannot decide.
-    #[schema(example = "false")]
-    live_lookup: Option<String>,
-    /// The task's lookup budget, 0 to 1,000,000,000.
-    #[schema(minimum = 0, maximum = 1_000_000_000, example = 1000)]
-    max_lookups: Option<u64>,
-    /// Reuse a cached lookup younger than this many days, 0 to 3650.
-    #[schema(minimum = 0, maximum = 3650, example = 30)]
-    max_age_days: Option<u32>,
-    /// An absolute public `http(s)` URL POSTed a signed JSON notice when the task ends.
-    #[schema(example = "https://example.com/numcheck-done")]
-    callback_url: Option<String>,
-    /// The column holding the numbers in a spreadsheet: a header (case-insensitive) or a
-    /// 1-based column number. Default: detected.
-    #[schema(example = "Phone")]
-    phone_column: Option<String>,
-    /// The worksheet of an `.xlsx` (default: the first visible one).
-    #[schema(example = "Sheet1")]
-    sheet: Option<String>,
-}
-
-/// The `POST /v1/tasks/preview` form (`multipart/form-data`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Schema only: `preview::preview` reads the fields one by one.
-pub(crate) struct PreviewForm {
-    /// The file, as for `POST /v1/tasks` (the first MiB of a text or CSV file is read).
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// As for `POST /v1/tasks`.
-    phone_column: Option<String>,
-    /// As for `POST /v1/tasks`.
-    sheet: Option<String>,
-    /// As for `POST /v1/tasks`.
-    default_region: Option<String>,
-}
-
-/// The `POST /v1/gettasks` body, as a multipart form, urlencoded or JSON.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Schema only: `gettasks::task_id_from` reads the field by hand.
-pub(crate) struct PollRequest {
-    /// The `task_id` `POST /v1/tasks` answered.
-    #[schema(example = "d4g24nep2jvh04o9uoh0", pattern = "\\S")]
-    task_id: String,
-}
-
-/// What `POST /v1/tasks/preview` answers (the serialised `tabular::Preview`).
-#[derive(Debug, ToSchema)]
-#[schema(as = Preview)]
-#[allow(dead_code)] // Schema only: the API tests validate real answers against it.
-pub(crate) struct PreviewDoc {
-    /// `text`, `csv` or `xlsx`.
-    #[schema(pattern = "^(text|csv|xlsx)$")]
-    kind: String,
-    /// The part's file name, when it had one.
-    #[schema(required = true)]
-    file_name: Option<String>,
-    has_header: bool,
-    /// The file's columns; a text file has one, `number`.
-    columns: Vec<PreviewColumn>,
-    /// The 1-based column an upload would read; `null` when none looks like phone numbers.
-    #[schema(required = true, minimum = 1)]
-    phone_column: Option<u64>,
-    /// The workbook's worksheets (`.xlsx` only, else empty).
-    sheets: Vec<String>,
-}
-
-/// One column of a previewed file.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Schema only, see `PreviewDoc`.
-pub(crate) struct PreviewColumn {
-    /// 1-based.
-    #[schema(minimum = 1)]
-    index: u64,
-    /// The header cell, or a made-up name (`column 2`, `B`) without a header.
-    name: String,
-    /// Share of the sampled records whose cell here reads as a phone number, 0 to 1.
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    phone_share: f64,
-    /// The first few non-empty cells below the header.
-    samples: Vec<String>,
-}
-
-/// A `.zip` download.
-#[derive(Debug, ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)] // Schema only: the zip is streamed from the blob store.
-pub(crate) struct ZipFile(Vec<u8>);
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(&DOCUMENT).unwrap_or(serde_json::Value::Null)
+    }
 
     #[test]
     fn the_document_renders_as_openapi_3() {
-        let doc: serde_json::Value =
-            serde_json::from_str(&DOCUMENT).unwrap_or(serde_json::Value::Null);
+        let doc = document();
         assert!(
             doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
             "{doc}"
         );
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn the_document_holds_every_route_of_the_router_and_nothing_else() {
+        let doc = document();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::super::table()
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn keyed_operations_get_the_shared_answers_and_open_ones_no_key() {
+        let doc = document();
+        let op = &doc["paths"]["/v1/balance"]["get"];
+        assert_eq!(
+            op["security"],
+            serde_json::json!([{"ApiKey": []}, {"Bearer": []}])
+        );
+        for status in ["401", "429", "500"] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{status}"
+            );
+        }
+        assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+        let open = &doc["paths"]["/healthz"]["get"];
+        assert!(open.get("security").is_none(), "{open}");
+        assert!(open["responses"].get("401").is_none(), "{open}");
+        assert!(
+            doc.get("security").is_none(),
+            "no document-wide requirement is left"
+        );
+        // An operation's own 429 is kept (the create's names `too_many_tasks` too).
+        let create = &doc["paths"]["/v1/tasks"]["post"]["responses"]["429"]["description"];
+        assert!(
+            create
+                .as_str()
+                .is_some_and(|d| d.contains("too_many_tasks")),
+            "{create}"
+        );
     }
 }

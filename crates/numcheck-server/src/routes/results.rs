@@ -8,10 +8,16 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use numcheck_core::{TaskId, TaskStatus};
 
-use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::signing::LinkError;
 use crate::state::AppState;
+use numcheck_engine::clock::now_ms;
+use numcheck_engine::signing::LinkError;
+
+/// A `.zip` download.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Schema only: the zip is streamed from the blob store.
+pub(crate) struct ZipFile(Vec<u8>);
 
 #[utoipa::path(
     get,
@@ -28,13 +34,14 @@ use crate::state::AppState;
         ("signature" = String, Query, description = "The server's signature of the task and `expires`."),
     ),
     responses(
-        (status = 200, description = "The zip.", body = crate::routes::openapi::ZipFile, content_type = "application/zip",
+        (status = 200, description = "The zip.", body = ZipFile, content_type = "application/zip",
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"<task_id>.zip\"`"))),
         (status = 403, description = "`invalid_signature`: a forged, altered or incomplete link; \
-            `link_expired`: poll `/v1/gettasks` for a fresh one.", body = crate::error::ErrorBody),
-        (status = 404, description = "`task_not_found`: the task is gone or has no result.", body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+            `link_expired`: poll `/v1/gettasks` for a fresh one."),
+        (status = 404, description = "`task_not_found`: the task is gone or has no result."),
+        (status = 500, description = super::responses::E500),
     ),
+    security(()),
 )]
 pub async fn download(
     State(state): State<AppState>,
@@ -82,6 +89,7 @@ pub async fn download(
         }
     }
     let task = state
+        .engine
         .store
         .task(&id)
         .await?
@@ -90,7 +98,7 @@ pub async fn download(
         (TaskStatus::Exported, Some(key)) => key.clone(),
         _ => return Err(ApiError::task_not_found()),
     };
-    let (size, stream) = state.blobs.stream(&key).await?;
+    let (size, stream) = state.engine.blobs.stream(&key).await?;
     let mut response = Body::from_stream(stream.map_err(std::io::Error::other)).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -7,103 +7,19 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
-use numcheck_core::{TaskId, TaskStatus};
-use numcheck_store::{StoreError, Task, TaskCursor};
-use serde::Serialize;
+use axum::http::HeaderMap;
+use numcheck_core::TaskStatus;
+use numcheck_engine::tasks;
+use numcheck_store::{Task, TaskCursor};
 
 use crate::auth::AuthUser;
-use crate::clock::{now_ms, rfc3339_ms};
 use crate::error::ApiError;
-use crate::routes::gettasks::{TaskView, task_view};
 use crate::state::AppState;
+use crate::views::{CallbackView, Deleted, TaskDetail, TaskItem, TaskPage, host, item};
 
 /// Tasks per page unless `limit` says otherwise; and the most a page may hold.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
-
-/// The blob key of a task's result summary (`summary.json`, kept beside the zip).
-pub fn summary_key(task: &TaskId) -> String {
-    format!("results/{task}.summary.json")
-}
-
-/// A task in a list: the poll view plus what people need to tell tasks apart.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct TaskItem {
-    #[serde(flatten)]
-    view: TaskView,
-    #[schema(value_type = crate::routes::openapi::TaskTypeName)]
-    task_type: &'static str,
-    /// The upload's file name, when it had one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    file_name: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct TaskPage {
-    /// Newest first.
-    tasks: Vec<TaskItem>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    #[schema(required = true)]
-    next_cursor: Option<String>,
-}
-
-/// One task in full.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct TaskDetail {
-    #[serde(flatten)]
-    item: TaskItem,
-    /// Chunks processed of all chunks.
-    #[schema(minimum = 0)]
-    chunks_done: i64,
-    #[schema(minimum = 0)]
-    chunk_count: i64,
-    /// `summary.json` of the result once exported, else `null`: `task_id`, `task_type`,
-    /// `as_of`, `numbering_plan`, `total`, `unique_numbers`, `duplicates`, `success`,
-    /// `failure`, counts `by_status`, `by_reason`, `by_region`, `by_line_type`,
-    /// `failures_by_reason`, `possibly_reassigned`, `valid`, `invalid` and, when the task made
-    /// live lookups, `lookups`.
-    #[schema(value_type = Option<Object>, required = true)]
-    summary: Option<serde_json::Value>,
-    /// The completion notice, when the task asked for one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    callback: Option<CallbackView>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct CallbackView {
-    #[schema(format = "uri")]
-    url: String,
-    /// `waiting` (task still open), `pending`, `delivered` or `failed`.
-    #[schema(pattern = "^(waiting|pending|delivered|failed)$")]
-    state: String,
-    #[schema(minimum = 0)]
-    attempts: i64,
-    /// The receiver's HTTP status on the last attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    last_status: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime, nullable = false)]
-    delivered_at: Option<String>,
-}
-
-fn host(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::HOST).and_then(|h| h.to_str().ok())
-}
-
-async fn item(state: &AppState, task: &Task, host: Option<&str>) -> Result<TaskItem, ApiError> {
-    Ok(TaskItem {
-        view: task_view(state, task, host).await?,
-        task_type: task.task_type.as_str(),
-        file_name: task.file_name.clone(),
-    })
-}
 
 fn cursor_of(task: &Task) -> String {
     format!("{}.{}", task.created_at_ns, task.id)
@@ -141,13 +57,8 @@ fn parse_cursor(raw: &str) -> Result<TaskCursor, ApiError> {
     responses(
         (status = 200, description = "A page of tasks.", body = TaskPage),
         (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_status`, or \
-            `invalid_query` (an unreadable query string or an unknown parameter).", body = crate::error::ErrorBody),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+            `invalid_query` (an unreadable query string or an unknown parameter)."),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -200,6 +111,7 @@ pub async fn list(
     }
     // One more than asked tells whether there is a next page.
     let mut tasks = state
+        .engine
         .store
         .list_tasks(&who.user.id, status, after.as_ref(), limit + 1)
         .await?;
@@ -220,21 +132,6 @@ pub async fn list(
     }))
 }
 
-/// The caller's task, or 404 for a malformed id, a missing task or another user's.
-async fn own_task(
-    state: &AppState,
-    user: &numcheck_store::User,
-    raw: &str,
-) -> Result<Task, ApiError> {
-    let id: TaskId = raw.parse().map_err(|_| ApiError::task_not_found())?;
-    state
-        .store
-        .task(&id)
-        .await?
-        .filter(|t| t.user_id == user.id)
-        .ok_or_else(ApiError::task_not_found)
-}
-
 /// `GET /v1/tasks/{id}`
 #[utoipa::path(
     get,
@@ -247,13 +144,8 @@ async fn own_task(
     params(("id" = String, Path, description = "The task's `task_id`.")),
     responses(
         (status = 200, description = "The task.", body = TaskDetail),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+        (status = 404, description = super::responses::E404_TASK),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn detail(
     State(state): State<AppState>,
@@ -261,37 +153,14 @@ pub async fn detail(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TaskDetail>, ApiError> {
-    let task = own_task(&state, &who.user, &id).await?;
-    let summary = if task.status == TaskStatus::Exported {
-        match state.blobs.get(&summary_key(&task.id)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
-            // Tasks exported before summaries were kept beside the zip have none.
-            Err(numcheck_blob::BlobError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
+    let task = tasks::own_task(&state.engine, &who.user, &id).await?;
+    let summary = tasks::summary(&state.engine, &task).await?;
     let callback = match &task.callback_url {
         None => None,
-        Some(url) => Some(match state.store.callback_state(&task.id).await? {
-            Some(s) => CallbackView {
-                url: url.clone(),
-                state: s.state,
-                attempts: s.attempts,
-                last_status: s.last_status,
-                last_error: s.last_error,
-                delivered_at: s.delivered_at_ms.map(rfc3339_ms),
-            },
-            None => CallbackView {
-                url: url.clone(),
-                state: "waiting".into(),
-                attempts: 0,
-                last_status: None,
-                last_error: None,
-                delivered_at: None,
-            },
-        }),
+        Some(url) => Some(CallbackView::new(
+            url,
+            state.engine.store.callback_state(&task.id).await?,
+        )),
     };
     Ok(Json(TaskDetail {
         chunks_done: task.chunks_done,
@@ -313,14 +182,9 @@ pub async fn detail(
     params(("id" = String, Path, description = "The task's `task_id`.")),
     responses(
         (status = 200, description = "The task, now `cancelled`.", body = TaskItem),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
-        (status = 409, description = "`task_finished`: the task has already ended.", body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+        (status = 404, description = super::responses::E404_TASK),
+        (status = 409, description = "`task_finished`: the task has already ended."),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -328,42 +192,8 @@ pub async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TaskItem>, ApiError> {
-    let id: TaskId = id.parse().map_err(|_| ApiError::task_not_found())?;
-    let task = match state.store.cancel_task(&who.user.id, &id, now_ms()).await {
-        Ok(t) => t,
-        Err(StoreError::NotFound) => return Err(ApiError::task_not_found()),
-        Err(StoreError::Conflict(_)) => {
-            let status = state
-                .store
-                .task(&id)
-                .await?
-                .map(|t| t.status.as_str())
-                .unwrap_or("ended");
-            return Err(ApiError::Conflict {
-                code: "task_finished",
-                message: format!("the task has already ended ({status}); nothing to cancel"),
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(task = %task.id, user = %who.user.name, "task cancelled");
-    // The parts written so far are of no use any more.
-    if let Err(e) = state
-        .blobs
-        .delete_prefix(&crate::worker::parts_prefix(&task))
-        .await
-    {
-        tracing::warn!(task = %task.id, error = %e, "could not remove a cancelled task's parts");
-    }
+    let task = tasks::cancel(&state.engine, &who.user, &id).await?;
     Ok(Json(item(&state, &task, host(&headers)).await?))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct Deleted {
-    #[schema(pattern = "^[0-9a-v]{20}$")]
-    task_id: String,
-    /// Always `true`.
-    deleted: bool,
 }
 
 /// `DELETE /v1/tasks/{id}`
@@ -377,45 +207,15 @@ pub(crate) struct Deleted {
     params(("id" = String, Path, description = "The task's `task_id`.")),
     responses(
         (status = 200, description = "The task is gone.", body = Deleted),
-        (status = 401, description = crate::routes::openapi::E401, body = crate::error::ErrorBody),
-        (status = 429, description = crate::routes::openapi::E429, body = crate::error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait."))),
-        (status = 404, description = crate::routes::openapi::E404_TASK, body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+        (status = 404, description = super::responses::E404_TASK),
     ),
-    security(("ApiKey" = []), ("Bearer" = [])),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let id: TaskId = id.parse().map_err(|_| ApiError::task_not_found())?;
-    let task = match state.store.delete_task(&who.user.id, &id, now_ms()).await {
-        Ok(t) => t,
-        Err(StoreError::NotFound) => return Err(ApiError::task_not_found()),
-        Err(e) => return Err(e.into()),
-    };
-    // The row is gone, so no link or poll reaches these blobs any more; a failure to remove
-    // one is logged (the bytes are unreachable, not exposed).
-    let mut keys = vec![task.input_key.clone(), summary_key(&task.id)];
-    keys.extend(task.result_key.clone());
-    for key in keys {
-        match state.blobs.delete(&key).await {
-            Ok(()) | Err(numcheck_blob::BlobError::NotFound(_)) => {}
-            Err(e) => {
-                tracing::warn!(task = %task.id, %key, error = %e, "could not remove a deleted task's file")
-            }
-        }
-    }
-    if let Err(e) = state
-        .blobs
-        .delete_prefix(&crate::worker::parts_prefix(&task))
-        .await
-    {
-        tracing::warn!(task = %task.id, error = %e, "could not remove a deleted task's parts");
-    }
-    tracing::info!(task = %task.id, user = %who.user.name, "task deleted");
+    let task = tasks::delete(&state.engine, &who.user, &id).await?;
     Ok(Json(Deleted {
         task_id: task.id.to_string(),
         deleted: true,

@@ -10,45 +10,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use numcheck_core::connectors::codebook::observe;
 use numcheck_core::connectors::{
     ConnectorFormat, Event, ParseError, form_pairs, infobip, jasmin, kannel, twilio, vonage,
 };
-use numcheck_core::{Observation, Row};
-use serde::Serialize;
+use numcheck_engine::evidence::sources::Source;
+use numcheck_engine::evidence::{CallbackReport, store_receipts};
 
-use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::sources::Source;
 use crate::state::AppState;
 
 /// Largest callback body.
 pub const MAX_CALLBACK_BYTES: usize = 256 * 1024;
-
-/// What a callback did.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct CallbackReport {
-    /// Receipts read from the callback.
-    pub events: u64,
-    pub inserted: u64,
-    /// Receipts already stored (a retried callback).
-    pub duplicates: u64,
-    /// Non-final states (queued, sent, SMSC acknowledgements): read, not evidence.
-    pub not_final: u64,
-    pub rejected: u64,
-    /// Why receipts of a multi-receipt callback were refused.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(required = false)]
-    pub errors: Vec<CallbackError>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallbackError {
-    /// 0-based position of the receipt in the callback.
-    pub index: usize,
-    pub error: &'static str,
-    pub message: String,
-}
 
 #[utoipa::path(
     method(get, post),
@@ -72,13 +44,13 @@ pub struct CallbackError {
         (status = 200, description = "The receipts were read (Jasmin gets the text `ACK/Jasmin` it waits for).",
             content((CallbackReport = "application/json"), (String = "text/plain"))),
         (status = 400, description = "A receipt that cannot be read: its parser's code (`missing_field`, \
-            `invalid_number`, `invalid_json`, …). Nothing was stored.", body = crate::error::ErrorBody),
+            `invalid_number`, `invalid_json`, …). Nothing was stored."),
         (status = 401, description = "`invalid_source_token`: an unknown source or a wrong token (answered \
-            alike); `invalid_signature`: a Twilio signature that does not match.", body = crate::error::ErrorBody),
+            alike); `invalid_signature`: a Twilio signature that does not match."),
         (status = 404, description = "`unknown_webhook`: no webhook for this format, or the source is \
-            configured for another one.", body = crate::error::ErrorBody),
-        (status = 413, description = "`file_too_large`: a body over 256 KiB.", body = crate::error::ErrorBody),
-        (status = 500, description = crate::routes::openapi::E500, body = crate::error::ErrorBody),
+            configured for another one."),
+        (status = 413, description = "`file_too_large`: a body over 256 KiB."),
+        (status = 500, description = super::responses::E500),
     ),
     security(("SourceToken" = [])),
 )]
@@ -114,6 +86,7 @@ pub async fn receive(
         });
     // An unknown source and a wrong token answer alike, so names cannot be probed.
     let src = state
+        .engine
         .sources
         .get(&source)
         .filter(|s| token.as_deref().is_some_and(|t| s.token_matches(t)))
@@ -158,7 +131,7 @@ pub async fn receive(
         ConnectorFormat::Infobip => infobip::callback_events(&body).map_err(parse_error)?,
         _ => Vec::new(),
     };
-    let report = store(&state, src, events).await?;
+    let report = store_receipts(&state.engine, src, events).await?;
     tracing::info!(
         source = %src.spec.name,
         inserted = report.inserted,
@@ -177,51 +150,6 @@ pub async fn receive(
             .into_response(),
         _ => (StatusCode::OK, Json(report)).into_response(),
     })
-}
-
-/// Classifies and stores the callback's receipts. One receipt that cannot be read fails a
-/// single-receipt callback with 400; in a multi-receipt callback the good ones are stored
-/// and the bad ones listed.
-async fn store(
-    state: &AppState,
-    src: &Source,
-    events: Vec<Result<Event, ParseError>>,
-) -> Result<CallbackReport, ApiError> {
-    let now = now_ms();
-    let single = events.len() == 1;
-    let mut report = CallbackReport::default();
-    let mut batch: Vec<Observation> = Vec::new();
-    for (index, event) in events.into_iter().enumerate() {
-        report.events += 1;
-        let row = event.map_err(|e| (e.code, e.message)).and_then(|e| {
-            observe(&state.code_book, &src.spec, e, now).map_err(|e| (e.code, e.message))
-        });
-        match row {
-            Ok(Row::Observation(o)) => batch.push(o),
-            Ok(Row::NotFinal) => report.not_final += 1,
-            Ok(Row::Header) => {}
-            Err((code, message)) if single => {
-                return Err(ApiError::bad_request(code, message));
-            }
-            Err((code, message)) => {
-                report.rejected += 1;
-                report.errors.push(CallbackError {
-                    index,
-                    error: code,
-                    message,
-                });
-            }
-        }
-    }
-    if !batch.is_empty() {
-        let out = state
-            .store
-            .ingest(batch, &state.config.policy.half_lives(), now)
-            .await?;
-        report.inserted = out.inserted;
-        report.duplicates = out.duplicates;
-    }
-    Ok(report)
 }
 
 fn parse_error(e: ParseError) -> ApiError {

@@ -4,6 +4,7 @@ use crate::helpers::*;
 
 async fn ledger(s: &TestServer, user_id: &str) -> Vec<numcheck_store::LedgerRow> {
     s.state
+        .engine
         .store
         .ledger(&user_id.parse().unwrap())
         .await
@@ -38,6 +39,7 @@ async fn a_task_is_charged_once_for_its_unique_numbers_not_duplicates_or_failure
     );
     let user = s
         .state
+        .engine
         .store
         .user(&user.parse().unwrap())
         .await

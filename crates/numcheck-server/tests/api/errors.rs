@@ -23,7 +23,7 @@ async fn a_missing_unknown_or_revoked_key_gets_401() {
     );
     let key = s.key("mallory", None).await;
     let prefix = &key[..12];
-    s.state.store.revoke_key(prefix, 0).await.unwrap();
+    s.state.engine.store.revoke_key(prefix, 0).await.unwrap();
     assert_error(
         s.create(&key, b"+14155552671\n").await,
         401,
@@ -263,7 +263,7 @@ async fn forged_tampered_and_expired_result_links_get_403() {
 
     // A correctly signed link whose time has passed.
     let task_id = id.parse().unwrap();
-    let past = numcheck_server::clock::now_ms() / 1000 - 10;
+    let past = numcheck_engine::clock::now_ms() / 1000 - 10;
     let expired = format!(
         "{}/v1/results/{id}.zip?{}",
         s.base,

@@ -8,7 +8,7 @@ use crate::helpers::*;
 const DAY: i64 = 86_400;
 
 fn ago(days: i64) -> i64 {
-    numcheck_server::clock::now_ms() / 1000 - days * DAY
+    numcheck_engine::clock::now_ms() / 1000 - days * DAY
 }
 
 async fn post_evidence(

@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use numcheck_server::{Application, Config, keys};
+use numcheck_engine::keys;
+use numcheck_server::{Application, Config};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -84,11 +85,17 @@ impl TestServer {
 
     /// A key for a new user; `credits: None` is unlimited.
     pub async fn key(&self, user: &str, credits: Option<i64>) -> String {
-        keys::issue(self.state.store.as_ref(), user, credits, false, false)
-            .await
-            .unwrap()
-            .key
-            .secret
+        keys::issue(
+            self.state.engine.store.as_ref(),
+            user,
+            credits,
+            false,
+            false,
+        )
+        .await
+        .unwrap()
+        .key
+        .secret
     }
 
     pub async fn create(&self, key: &str, body: &[u8]) -> (u16, Value) {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use numcheck_server::lookup::ProviderConfig;
+use numcheck_engine::config::ProviderConfig;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -107,7 +107,7 @@ const NUMBERS: [&str; 6] = [
 async fn only_undecided_numbers_are_looked_up_within_the_budget_and_only_once() {
     let (url, asked) = stand_in().await;
     let s = TestServer::start_with(|c| c.lookup.providers = vec![provider(&url)]).await;
-    let yesterday = numcheck_server::clock::now_ms() / 1000 - 86_400;
+    let yesterday = numcheck_engine::clock::now_ms() / 1000 - 86_400;
     let resp = s
         .http
         .post(format!("{}/v1/evidence", s.base))

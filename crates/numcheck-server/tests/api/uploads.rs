@@ -63,7 +63,7 @@ fn stored_uploads(s: &TestServer) -> usize {
 }
 
 fn spooled_files(s: &TestServer) -> usize {
-    std::fs::read_dir(&s.state.tmp_dir)
+    std::fs::read_dir(&s.state.engine.tmp_dir)
         .map(|d| d.count())
         .unwrap_or(0)
 }

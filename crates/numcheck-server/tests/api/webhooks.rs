@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use numcheck_server::sources::SourceConfig;
+use numcheck_engine::config::SourceConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 

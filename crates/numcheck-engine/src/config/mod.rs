@@ -10,6 +10,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod sections;
+
+pub use sections::{
+    CallbackConfig, LimitsConfig, LookupConfig, ProviderConfig, SourceConfig, parse_region,
+    validate_sources,
+};
+
 /// Environment variables that name the configuration rather than configure.
 const META_VARS: &[&str] = &["NUMCHECK_CONFIG", "NUMCHECK_API_KEY", "NUMCHECK_LOG"];
 
@@ -47,13 +54,13 @@ pub struct Config {
     /// shipped table of that name, or a new table (a route's own `err:` table).
     pub codes: std::collections::BTreeMap<String, PathBuf>,
     /// Evidence sources: who may call `/v1/webhooks/…`, and how their codes are read.
-    pub sources: Vec<crate::sources::SourceConfig>,
+    pub sources: Vec<SourceConfig>,
     /// Live lookups: providers, limits, budgets.
-    pub lookup: crate::lookup::LookupConfig,
+    pub lookup: LookupConfig,
     /// Completion notices (`callback_url`): address policy, timeouts, retries.
-    pub callbacks: crate::callback::CallbackConfig,
+    pub callbacks: CallbackConfig,
     /// Per-key request rates, open tasks per user, upload stalls.
-    pub limits: crate::limits::LimitsConfig,
+    pub limits: LimitsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -252,7 +259,7 @@ impl Config {
             ));
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
-        crate::sources::validate(&self.sources).map_err(ConfigError::Invalid)?;
+        validate_sources(&self.sources).map_err(ConfigError::Invalid)?;
         self.lookup.validate().map_err(ConfigError::Invalid)?;
         if self.result_link_ttl_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use numcheck_core::TaskId;
 
+use crate::blob_keys::Area;
 use crate::datadir::DataDir;
 
 /// How old a file must be before a node of a shared deployment removes it.
@@ -76,12 +77,10 @@ pub async fn sweep(data: &DataDir, exclusive: bool, now: SystemTime) -> anyhow::
     swept.bytes += removed.bytes;
 
     let mut needs: HashMap<String, Need> = HashMap::new();
-    for prefix in ["uploads", "work", "results"] {
-        for blob in data.blobs.list(prefix).await? {
-            let rest = &blob.key[prefix.len() + 1..];
-            let id = match prefix {
-                "work" => rest.split('/').next().unwrap_or(rest),
-                _ => rest.split(['.', '/']).next().unwrap_or(rest),
+    for area in Area::ALL {
+        for blob in data.blobs.list(area.prefix()).await? {
+            let Some(id) = area.task_of(&blob.key) else {
+                continue; // not a name numcheck writes: not ours to judge
             };
             let need = match needs.get(id) {
                 Some(n) => *n,
@@ -99,9 +98,9 @@ pub async fn sweep(data: &DataDir, exclusive: bool, now: SystemTime) -> anyhow::
                     n
                 }
             };
-            let leftover = match (prefix, need) {
+            let leftover = match (area, need) {
                 (_, Need::Open) => false,
-                ("work", _) => true,
+                (Area::Work, _) => true,
                 (_, Need::Gone) => true,
                 (_, Need::Ended) => false,
             };

@@ -24,7 +24,8 @@ pub const MAX_EVIDENCE_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_LISTED_ERRORS: usize = 1_000;
 
 /// One rejected row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectedRow {
     /// The line of the body.
     pub line: u64,
@@ -34,7 +35,8 @@ pub struct RejectedRow {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestReport {
     /// Data rows read (the CSV header excluded).
     pub rows: u64,

@@ -19,6 +19,9 @@ use crate::signing::LinkSigner;
 pub struct DataDir {
     pub path: PathBuf,
     pub store: Arc<dyn Store>,
+    /// The same store, when it is the folder's own SQLite database (its knobs: the evidence
+    /// presence filter).
+    pub embedded: Option<Arc<SqliteStore>>,
     /// The database is shared with other nodes (PostgreSQL): no folder lock, and leases are
     /// taken back only when they expire.
     pub shared: bool,
@@ -35,14 +38,13 @@ impl DataDir {
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create data folder {}", path.display()))?;
         std::fs::create_dir_all(path.join("tmp"))?;
-        let store = SqliteStore::open(&path.join("numcheck.db"))
-            .await
-            .with_context(|| format!("cannot open the database in {}", path.display()))?;
+        let store = Arc::new(open_sqlite(path).await?);
         let blobs = BlobStore::local(&path.join("blobs"))?;
         let signer = LinkSigner::new(load_or_create_secret(&path.join("secret.key"))?);
         Ok(DataDir {
             path: path.to_owned(),
-            store: Arc::new(store),
+            store: store.clone(),
+            embedded: Some(store),
             shared: false,
             blobs,
             signer,
@@ -61,26 +63,21 @@ impl DataDir {
         let path = &config.data_dir;
         std::fs::create_dir_all(path.join("tmp"))
             .with_context(|| format!("cannot create data folder {}", path.display()))?;
-        let (store, shared): (Arc<dyn Store>, bool) = match &config.database_url {
+        let (store, embedded): (Arc<dyn Store>, _) = match &config.database_url {
             Some(url) => (
                 Arc::new(
                     PgStore::connect(url)
                         .await
                         .context("cannot open the PostgreSQL database (database_url)")?,
                 ),
-                true,
+                None,
             ),
-            None => (
-                Arc::new(
-                    SqliteStore::open(&path.join("numcheck.db"))
-                        .await
-                        .with_context(|| {
-                            format!("cannot open the database in {}", path.display())
-                        })?,
-                ),
-                false,
-            ),
+            None => {
+                let sqlite = Arc::new(open_sqlite(path).await?);
+                (sqlite.clone(), Some(sqlite))
+            }
         };
+        let shared = embedded.is_none();
         let (blobs, local_blobs) = match &config.blob_url {
             Some(url) => {
                 let blobs =
@@ -96,6 +93,7 @@ impl DataDir {
         Ok(DataDir {
             path: path.to_owned(),
             store,
+            embedded,
             shared,
             blobs,
             signer,
@@ -141,6 +139,12 @@ impl DataDir {
     pub fn tmp_dir(&self) -> PathBuf {
         self.path.join("tmp")
     }
+}
+
+async fn open_sqlite(folder: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&folder.join("numcheck.db"))
+        .await
+        .with_context(|| format!("cannot open the database in {}", folder.display()))
 }
 
 fn load_or_create_secret(path: &Path) -> anyhow::Result<[u8; 32]> {

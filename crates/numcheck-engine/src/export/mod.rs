@@ -7,6 +7,8 @@
 //! runs, so no set as large as the task is needed. Nothing in the zip carries a timestamp of
 //! its own, so the same input always gives the same bytes.
 
+mod xlsx;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{BufWriter, Read, Write};
@@ -21,14 +23,10 @@ use tokio::runtime::Handle;
 use zip::CompressionMethod;
 use zip::write::SimpleFileOptions;
 
+use crate::blob_keys::{Part, Parts};
 use crate::options::{TaskOptions, header};
 use crate::pipeline::{REJECTED_HEADER, Summary};
-use crate::xlsx::{XLSX_MAX_ROWS, XlsxWriter};
-
-/// The blob key of one output part of a chunk.
-pub fn part_key(prefix: &str, seq: i64, ext: &str) -> String {
-    format!("{prefix}/{seq:08}.{ext}")
-}
+use xlsx::{XLSX_MAX_ROWS, XlsxWriter};
 
 /// What to assemble.
 #[derive(Debug, Clone)]
@@ -38,8 +36,8 @@ pub struct ResultSpec {
     pub task_type: TaskType,
     pub options: TaskOptions,
     pub chunk_count: i64,
-    /// Where the chunk parts are (`work/<task_id>`).
-    pub parts: String,
+    /// Where the chunk parts are.
+    pub parts: Parts,
     /// Non-blank lines of the upload.
     pub total: u64,
     /// Verdicts' reference time (RFC 3339).
@@ -113,20 +111,20 @@ fn write_zip(
     zip.start_file(format!("{}.csv", spec.name), options)?;
     zip.write_all(csv_header.as_bytes())?;
     for seq in 0..spec.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "csv")))?;
+        let part = rt.block_on(blobs.get(&spec.parts.key(seq, Part::Rows)))?;
         zip.write_all(&part)?;
     }
     zip.start_file("rejected.csv", options)?;
     zip.write_all(REJECTED_HEADER.as_bytes())?;
     for seq in 0..spec.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "rej")))?;
+        let part = rt.block_on(blobs.get(&spec.parts.key(seq, Part::Rejected)))?;
         zip.write_all(&part)?;
     }
 
     let unique = count_unique(rt, blobs, spec)?;
     let mut summary = Summary::default();
     for seq in 0..spec.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "sum")))?;
+        let part = rt.block_on(blobs.get(&spec.parts.key(seq, Part::Summary)))?;
         let s: Summary = serde_json::from_slice(&part).context("chunk summary is corrupt")?;
         summary.add(&s);
     }
@@ -176,7 +174,7 @@ fn write_xlsx(
     let header: Vec<&str> = csv_header.trim_end().split(',').collect();
     let mut sheet = XlsxWriter::new(path, &header, XLSX_MAX_ROWS)?;
     for seq in 0..spec.chunk_count {
-        let part = rt.block_on(blobs.get(&part_key(&spec.parts, seq, "csv")))?;
+        let part = rt.block_on(blobs.get(&spec.parts.key(seq, Part::Rows)))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -241,7 +239,7 @@ fn count_unique(rt: &Handle, blobs: &BlobStore, spec: &ResultSpec) -> anyhow::Re
     let mut runs = Vec::with_capacity(spec.chunk_count as usize);
     let block = run_block(u64::try_from(spec.chunk_count).unwrap_or(1));
     for seq in 0..spec.chunk_count {
-        let key = part_key(&spec.parts, seq, "nums");
+        let key = spec.parts.key(seq, Part::Numbers);
         let size = rt
             .block_on(blobs.size(&key))?
             .with_context(|| format!("number run {key} is missing"))?;

@@ -10,80 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
 use numcheck_core::{E164, LineType, Observation, Profile, RegionCode, Row, TaskId};
 use numcheck_lookup::Provider;
-use numcheck_lookup::guard::{Guarded, Limits};
+use numcheck_lookup::guard::Guarded;
 use numcheck_store::Store;
 use serde::{Deserialize, Serialize};
 
+use crate::config::LookupConfig;
+
 const DAY_MS: i64 = 86_400_000;
-
-/// `[lookup]` in config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LookupConfig {
-    /// Whether a task looks numbers up when its form does not say (`live_lookup`).
-    pub enabled_by_default: bool,
-    /// A task's lookup budget when its form does not say (`max_lookups`).
-    pub max_lookups_per_task: u64,
-    /// A number asked within this many days is not asked again (`max_age_days`).
-    pub max_age_days: u32,
-    /// Providers, asked in this order; a number one answers is not asked of the next.
-    pub providers: Vec<ProviderConfig>,
-}
-
-impl Default for LookupConfig {
-    fn default() -> Self {
-        LookupConfig {
-            enabled_by_default: false,
-            max_lookups_per_task: 10_000,
-            max_age_days: 30,
-            providers: Vec::new(),
-        }
-    }
-}
-
-/// One provider: exactly one of `http` and `osmo_hlr`, and its limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    #[serde(default)]
-    pub http: Option<numcheck_lookup::http::HttpProviderConfig>,
-    #[serde(default)]
-    pub osmo_hlr: Option<numcheck_lookup::osmo::OsmoHlrConfig>,
-    #[serde(default)]
-    pub limits: Limits,
-}
-
-impl LookupConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let mut names = std::collections::HashSet::new();
-        for (i, p) in self.providers.iter().enumerate() {
-            let name = match (&p.http, &p.osmo_hlr) {
-                (Some(h), None) => {
-                    h.validate()
-                        .map_err(|e| format!("lookup.providers[{i}].http: {e}"))?;
-                    h.name.clone()
-                }
-                // Checked when the provider is built (it may open the HLR's database).
-                (None, Some(o)) => o.name.clone(),
-                _ => {
-                    return Err(format!(
-                        "lookup.providers[{i}]: give exactly one of [lookup.providers.http] and [lookup.providers.osmo_hlr]"
-                    ));
-                }
-            };
-            p.limits
-                .validate()
-                .map_err(|e| format!("lookup.providers[{i}].limits: {e}"))?;
-            if !names.insert(name.clone()) {
-                return Err(format!("lookup.providers: {name:?} is listed twice"));
-            }
-        }
-        if self.max_age_days == 0 {
-            return Err("lookup.max_age_days must be above 0".into());
-        }
-        Ok(())
-    }
-}
 
 /// A task's lookup settings, fixed when it is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,92 +11,83 @@ use numcheck_blob::BlobError;
 use numcheck_core::RegionCode;
 use numcheck_store::{ChunkSpec, Task, Work};
 
+use crate::Engine;
+use crate::blob_keys::TaskFiles;
+use crate::chunk::ChunkJob;
 use crate::clock::{now_ms, rfc3339_ms};
-use crate::engine::ChunkJob;
 use crate::export::{self, ResultSpec};
 use crate::options::TaskOptions;
-use crate::state::AppState;
 
 /// Idle workers look for work this often even without a wake-up (expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Pause after a failed piece of work before claiming again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// The blob prefix of a task's chunk parts.
-pub fn parts_prefix(task: &Task) -> String {
-    format!("work/{}", task.id)
-}
-
-/// The blob key of a task's result.
-pub fn result_key(task: &Task) -> String {
-    format!("results/{}.zip", task.id)
-}
-
 /// One worker's loop. Returns when the server shuts down, after finishing the work in hand.
-pub async fn run(state: AppState, owner: String) {
-    let lease_ms = (state.config.worker.lease_secs * 1000) as i64;
+pub async fn run(engine: Engine, owner: String) {
+    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
     tracing::debug!(%owner, "worker started");
     loop {
-        if state.shutdown.is_cancelled() {
+        if engine.shutdown.is_cancelled() {
             break;
         }
-        let notified = state.work.notified();
+        let notified = engine.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match state.store.claim_work(&owner, now_ms(), lease_ms).await {
+        match engine.store.claim_work(&owner, now_ms(), lease_ms).await {
             Ok(Some(work)) => {
-                if let Err(e) = handle(&state, &owner, work).await {
+                if let Err(e) = handle(&engine, &owner, work).await {
                     tracing::error!(error = %format!("{e:#}"), %owner, "work failed; it will be retried");
                     // Give the lease back so the retry need not wait for it to expire.
-                    if let Err(e) = state.store.release_leases(Some(&owner)).await {
+                    if let Err(e) = engine.store.release_leases(Some(&owner)).await {
                         tracing::warn!(error = %e, "could not release leases");
                     }
-                    pause(&state, ERROR_PAUSE).await;
+                    pause(&engine, ERROR_PAUSE).await;
                 }
             }
             Ok(None) => {
                 tokio::select! {
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = state.shutdown.cancelled() => {}
+                    _ = engine.shutdown.cancelled() => {}
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot claim work");
-                pause(&state, ERROR_PAUSE).await;
+                pause(&engine, ERROR_PAUSE).await;
             }
         }
     }
     tracing::debug!(%owner, "worker stopped");
 }
 
-async fn pause(state: &AppState, d: Duration) {
+async fn pause(engine: &Engine, d: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = state.shutdown.cancelled() => {}
+        _ = engine.shutdown.cancelled() => {}
     }
 }
 
-async fn handle(state: &AppState, owner: &str, work: Work) -> anyhow::Result<()> {
+async fn handle(engine: &Engine, owner: &str, work: Work) -> anyhow::Result<()> {
     match work {
-        Work::Chunk { task, seq, spec } => process_chunk(state, owner, &task, seq, spec).await,
-        Work::Export { task } => export_task(state, owner, &task).await,
+        Work::Chunk { task, seq, spec } => process_chunk(engine, owner, &task, seq, spec).await,
+        Work::Export { task } => export_task(engine, owner, &task).await,
     }
 }
 
 async fn process_chunk(
-    state: &AppState,
+    engine: &Engine,
     owner: &str,
     task: &Task,
     seq: i64,
     spec: ChunkSpec,
 ) -> anyhow::Result<()> {
     let range = spec.byte_start as u64..spec.byte_end as u64;
-    let data = match state.blobs.get_range(&task.input_key, range).await {
+    let data = match engine.blobs.get_range(&task.input_key, range).await {
         Ok(d) => d,
         Err(BlobError::NotFound(_)) => {
             tracing::error!(task = %task.id, "the task's upload is gone; failing the task");
-            state
+            engine
                 .store
                 .fail_task(&task.id, "the uploaded file is no longer stored", now_ms())
                 .await?;
@@ -111,8 +102,8 @@ async fn process_chunk(
         ),
         None => None,
     };
-    let job = state.engine.run_chunk(
-        &state.blobs,
+    let job = engine.checker.run_chunk(
+        &engine.blobs,
         ChunkJob {
             data,
             byte_start: spec.byte_start as u64,
@@ -121,17 +112,17 @@ async fn process_chunk(
             task_type: task.task_type,
             options: TaskOptions::from_json(&task.options),
             as_of_ms: task.created_at_ns / 1_000_000,
-            parts: parts_prefix(task),
+            parts: TaskFiles::of(&task.id).parts(),
             seq,
             task: Some(task.id.clone()),
         },
     );
     let started = std::time::Instant::now();
-    let Some(summary) = with_heartbeat(state, owner, task, Some(seq), job).await? else {
+    let Some(summary) = with_heartbeat(engine, owner, task, Some(seq), job).await? else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
         return Ok(());
     };
-    let committed = state
+    let committed = engine
         .store
         .commit_chunk(
             &task.id,
@@ -143,13 +134,11 @@ async fn process_chunk(
         )
         .await?;
     if committed {
-        state.telemetry.chunk_seconds.observe(started.elapsed());
-        state
-            .telemetry
-            .verdicts(&summary.by_status, summary.failure);
+        engine.metrics.chunk_seconds.observe(started.elapsed());
+        engine.metrics.verdicts(&summary.by_status, summary.failure);
         tracing::debug!(task = %task.id, seq, success = summary.success, failure = summary.failure, "chunk committed");
         if seq + 1 == task.chunk_count {
-            state.work.notify_waiters();
+            engine.work.notify_waiters();
         }
     } else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost; another worker owns it");
@@ -160,13 +149,13 @@ async fn process_chunk(
 /// Runs `work` while renewing the lease on it every third of the lease time. `None` when the
 /// lease was lost meanwhile (another worker took the work over): the work is abandoned.
 async fn with_heartbeat<T>(
-    state: &AppState,
+    engine: &Engine,
     owner: &str,
     task: &Task,
     seq: Option<i64>,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<Option<T>> {
-    let lease_ms = (state.config.worker.lease_secs * 1000) as i64;
+    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
     let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tokio::pin!(work);
@@ -174,7 +163,7 @@ async fn with_heartbeat<T>(
         tokio::select! {
             done = &mut work => return done.map(Some),
             _ = beat.tick() => {
-                match state.store.renew_lease(&task.id, seq, owner, now_ms() + lease_ms).await {
+                match engine.store.renew_lease(&task.id, seq, owner, now_ms() + lease_ms).await {
                     Ok(true) => {}
                     Ok(false) => return Ok(None),
                     // A failed renewal is not a lost lease: keep working, try again next beat.
@@ -186,25 +175,26 @@ async fn with_heartbeat<T>(
 }
 
 /// Builds, publishes and charges a task's result.
-async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Result<()> {
+async fn export_task(engine: &Engine, owner: &str, task: &Task) -> anyhow::Result<()> {
+    let files = TaskFiles::of(&task.id);
     let spec = ResultSpec {
         name: task.id.to_string(),
         task_type: task.task_type,
         options: TaskOptions::from_json(&task.options),
         chunk_count: task.chunk_count,
-        parts: parts_prefix(task),
+        parts: files.parts(),
         total: task.total as u64,
         as_of: rfc3339_ms(task.created_at_ns / 1_000_000),
     };
-    let key = result_key(task);
+    let key = files.result();
     let started = std::time::Instant::now();
     let build = async {
-        let assembled = export::assemble(&state.blobs, &state.tmp_dir, spec).await?;
-        state.blobs.put_file(&key, assembled.file.path()).await?;
-        state
+        let assembled = export::assemble(&engine.blobs, &engine.tmp_dir, spec).await?;
+        engine.blobs.put_file(&key, assembled.file.path()).await?;
+        engine
             .blobs
             .put(
-                &crate::routes::summary_key(&task.id),
+                &files.summary(),
                 bytes::Bytes::from(assembled.summary_json.clone()),
             )
             .await?;
@@ -214,20 +204,18 @@ async fn export_task(state: &AppState, owner: &str, task: &Task) -> anyhow::Resu
         drop(assembled);
         anyhow::Ok(unique)
     };
-    let Some(unique) = with_heartbeat(state, owner, task, None, build).await? else {
+    let Some(unique) = with_heartbeat(engine, owner, task, None, build).await? else {
         tracing::warn!(task = %task.id, "export lease lost while assembling; another worker has it");
         return Ok(());
     };
-    let published = state
+    let published = engine
         .store
         .finish_export(&task.id, owner, &key, unique, now_ms())
         .await?;
     if published {
-        state.telemetry.export_seconds.observe(started.elapsed());
+        engine.metrics.export_seconds.observe(started.elapsed());
         tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = unique, "task exported");
-        if let Err(e) = state.blobs.delete_prefix(&parts_prefix(task)).await {
-            tracing::warn!(task = %task.id, error = %e, "could not clean up chunk outputs");
-        }
+        crate::tasks::remove_parts(engine, task).await;
     } else {
         tracing::warn!(task = %task.id, "export lease lost; another worker published the result");
     }

@@ -21,7 +21,7 @@ use numcheck_core::lines::{LineSplitter, MAX_LINE_BYTES};
 use numcheck_core::{NumberingPlan, RegionCode, TextCheck, check_text};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::EngineError;
 
 /// Records (besides a header) the column detection looks at.
 pub const SAMPLE_RECORDS: usize = 200;
@@ -123,7 +123,8 @@ const XLS_HINT: &str = "old Excel .xls workbooks (and password-protected ones) a
 const OTHER_SHEET_HINT: &str =
     "this spreadsheet format is not supported: save the sheet as .xlsx or .csv";
 
-impl From<TabularError> for ApiError {
+/// The stable codes of spreadsheet refusals.
+impl From<TabularError> for EngineError {
     fn from(e: TabularError) -> Self {
         let code = match &e {
             TabularError::UnsupportedType(_) => "unsupported_file_type",
@@ -132,14 +133,10 @@ impl From<TabularError> for ApiError {
             TabularError::NoPhoneColumn { .. } => "no_phone_column",
             TabularError::UnknownSheet { .. } => "unknown_sheet",
             TabularError::InvalidXlsx(_) => "invalid_xlsx",
-            TabularError::TooLarge { limit } => {
-                return ApiError::TooLarge {
-                    limit: Some(*limit),
-                };
-            }
-            TabularError::Io(_) => return ApiError::Internal(e.into()),
+            TabularError::TooLarge { limit } => return EngineError::TooLarge { limit: *limit },
+            TabularError::Io(_) => return EngineError::Internal(e.into()),
         };
-        ApiError::bad_request(code, e.to_string())
+        EngineError::invalid(code, e.to_string())
     }
 }
 
@@ -612,12 +609,16 @@ pub enum Naming {
 
 /// One column, as the detection saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = PreviewColumn))]
 pub struct Column {
     /// 1-based.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub index: usize,
     /// The header cell, or a made-up name (`column 2`, `B`) without a header.
     pub name: String,
-    /// Share of the sampled records whose cell here reads as a phone number.
+    /// Share of the sampled records whose cell here reads as a phone number, 0 to 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub phone_share: f64,
     /// The first few non-empty cells below the header.
     pub samples: Vec<String>,
@@ -1083,11 +1084,19 @@ fn pick_sheet<RS: Read + Seek>(
 
 /// What `POST /v1/tasks/preview` answers: the file's columns and the one the upload would read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
+    /// `text`, `csv` or `xlsx`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(text|csv|xlsx)$"))]
     pub kind: &'static str,
+    /// The part's file name, when it had one.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub file_name: Option<String>,
     pub has_header: bool,
+    /// The file's columns; a text file has one, `number`.
     pub columns: Vec<Column>,
+    /// The 1-based column an upload would read; `null` when none looks like phone numbers.
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 1))]
     pub phone_column: Option<usize>,
     /// The workbook's worksheets (XLSX only).
     pub sheets: Vec<String>,
@@ -1550,8 +1559,8 @@ mod tests {
             k(Some("x.csv"), None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"),
             k(Some("book.ods"), None, b""),
         ] {
-            let err = ApiError::from(refused.unwrap_err());
-            assert_eq!(err.status_and_code().1, "unsupported_file_type");
+            let err = EngineError::from(refused.unwrap_err());
+            assert_eq!(err.code(), Some("unsupported_file_type"));
             assert!(err.to_string().contains(".xlsx or .csv"));
         }
     }
@@ -1635,7 +1644,7 @@ mod tests {
             io::sink(),
         )
         .unwrap_err();
-        assert_eq!(ApiError::from(err).status_and_code().1, "invalid_xlsx");
+        assert_eq!(EngineError::from(err).code(), Some("invalid_xlsx"));
     }
 
     #[test]

@@ -5,102 +5,11 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use numcheck_core::RegionCode;
 use numcheck_core::connectors::ConnectorFormat;
 use numcheck_core::connectors::codebook::{CodeBook, DEFAULT_ERR_TABLE, SourceSpec};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// One source in config (`[[sources]]`).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// The source's name. With the system's message id it is the identity of an
-    /// observation, so keep it stable (renaming a source re-counts re-sent receipts).
-    pub name: String,
-    /// The webhook it calls: `kannel`, `jasmin`, `twilio`, `vonage` or `infobip`.
-    pub format: String,
-    /// The shared secret the system sends, as `?token=` or the `X-Numcheck-Token` header.
-    pub token: String,
-    /// The table that reads SMPP `err:` values on this route (default `map`).
-    #[serde(default)]
-    pub err_table: Option<String>,
-    /// Region of national-format numbers from this source (ISO 3166 code, e.g. `GB`).
-    #[serde(default)]
-    pub default_region: Option<String>,
-    /// Twilio only: the account's auth token. When set, `X-Twilio-Signature` is checked and
-    /// callbacks without a valid one are refused.
-    #[serde(default)]
-    pub twilio_auth_token: Option<String>,
-}
-
-impl std::fmt::Debug for SourceConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceConfig")
-            .field("name", &self.name)
-            .field("format", &self.format)
-            .field("token", &"<redacted>")
-            .field("err_table", &self.err_table)
-            .field("default_region", &self.default_region)
-            .field(
-                "twilio_auth_token",
-                &self.twilio_auth_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-/// Checks sources as far as config alone can (tables are checked once loaded).
-pub fn validate(sources: &[SourceConfig]) -> Result<(), String> {
-    let mut names = std::collections::HashSet::new();
-    for s in sources {
-        let name = s.name.trim();
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(format!(
-                "sources: name {:?} must be 1 to 64 letters, digits, '-', '_' or '.'",
-                s.name
-            ));
-        }
-        if !names.insert(name.to_owned()) {
-            return Err(format!("sources: {name:?} is listed twice"));
-        }
-        let format: ConnectorFormat = s
-            .format
-            .parse()
-            .map_err(|e: String| format!("sources.{name}: {e}"))?;
-        if !format.is_webhook() {
-            return Err(format!(
-                "sources.{name}: {format} has no webhook (import its files with `numcheck evidence import --format {format}`)"
-            ));
-        }
-        if s.token.len() < 16 {
-            return Err(format!(
-                "sources.{name}: token must be at least 16 characters"
-            ));
-        }
-        if let Some(r) = &s.default_region {
-            parse_region(r).map_err(|e| format!("sources.{name}: {e}"))?;
-        }
-        if s.twilio_auth_token.is_some() && format != ConnectorFormat::Twilio {
-            return Err(format!(
-                "sources.{name}: twilio_auth_token is for twilio sources only"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A region code from config or a flag.
-pub fn parse_region(text: &str) -> Result<RegionCode, String> {
-    text.trim()
-        .parse::<RegionCode>()
-        .map_err(|_| format!("default_region {text:?} is not a region code such as GB or US"))
-}
+use crate::config::{SourceConfig, parse_region, validate_sources};
 
 /// The shipped tables with the configured overrides layered on.
 pub fn code_book(
@@ -145,7 +54,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn build(config: &[SourceConfig], book: &CodeBook) -> anyhow::Result<Sources> {
-        validate(config).map_err(anyhow::Error::msg)?;
+        validate_sources(config).map_err(anyhow::Error::msg)?;
         let mut by_name = HashMap::new();
         for c in config {
             let err_table = c
@@ -233,43 +142,6 @@ mod tests {
             default_region: None,
             twilio_auth_token: None,
         }
-    }
-
-    #[test]
-    fn config_mistakes_are_named() {
-        let cases: Vec<(SourceConfig, &str)> = vec![
-            (source("a b", "kannel"), "must be 1 to 64"),
-            (source("s", "fax"), "unknown format"),
-            (source("s", "freeswitch"), "has no webhook"),
-            (
-                SourceConfig {
-                    token: "short".into(),
-                    ..source("s", "kannel")
-                },
-                "at least 16",
-            ),
-            (
-                SourceConfig {
-                    default_region: Some("Narnia".into()),
-                    ..source("s", "kannel")
-                },
-                "region code",
-            ),
-            (
-                SourceConfig {
-                    twilio_auth_token: Some("x".into()),
-                    ..source("s", "kannel")
-                },
-                "twilio sources only",
-            ),
-        ];
-        for (c, wanted) in cases {
-            let e = validate(&[c]).unwrap_err();
-            assert!(e.contains(wanted), "{e}");
-        }
-        let e = validate(&[source("s", "kannel"), source("s", "jasmin")]).unwrap_err();
-        assert!(e.contains("twice"), "{e}");
-        assert!(validate(&[source("s", "kannel"), source("t", "twilio")]).is_ok());
     }
 
     #[test]

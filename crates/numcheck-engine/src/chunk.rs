@@ -1,6 +1,6 @@
-//! The activity engine on one chunk: read lines, look up the evidence profiles of the
-//! chunk's numbers in one batch, decide, and write the chunk's parts to the blob store.
-//! Shared by the server's workers and `numcheck check`.
+//! The checker on one chunk: read lines, look up the evidence profiles of the chunk's
+//! numbers in one batch, ask live lookups about what is still undecided, decide, and write the
+//! chunk's parts to the blob store. Shared by the workers and `numcheck check`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,14 +12,14 @@ use numcheck_core::connectors::codebook::CodeBook;
 use numcheck_core::{NumberingPlan, Policy, RegionCode, TaskId, TaskType};
 use numcheck_store::Store;
 
-use crate::export::part_key;
+use crate::blob_keys::{Part, Parts};
 use crate::lookup::{LookupCounts, LookupService};
 use crate::options::TaskOptions;
 use crate::pipeline::{self, RenderSpec, Summary};
 
-/// The engine: numbering plan, policy and the evidence store.
+/// What decides a chunk: numbering plan, policy, the evidence store and live lookups.
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct Checker {
     pub plan: NumberingPlan,
     pub policy: Arc<Policy>,
     pub store: Arc<dyn Store>,
@@ -39,14 +39,14 @@ pub struct ChunkJob {
     pub task_type: TaskType,
     pub options: TaskOptions,
     pub as_of_ms: i64,
-    /// Blob prefix of the task's parts.
-    pub parts: String,
+    /// Where the chunk's outputs go.
+    pub parts: Parts,
     pub seq: i64,
     /// The task, when the chunk belongs to one (lookups charge its budget).
     pub task: Option<TaskId>,
 }
 
-impl Engine {
+impl Checker {
     /// Processes a chunk and writes its parts (`.csv`, `.rej`, `.nums`, `.sum`). Writing the
     /// same chunk twice writes the same bytes, so a retried chunk is harmless.
     pub async fn run_chunk(&self, blobs: &BlobStore, job: ChunkJob) -> anyhow::Result<Summary> {
@@ -110,11 +110,17 @@ impl Engine {
         let mut out = out;
         out.summary.lookups = lookup_counts;
         let summary_json = serde_json::to_vec(&out.summary)?;
-        let key = |ext| part_key(&job.parts, job.seq, ext);
-        blobs.put(&key("csv"), Bytes::from(out.rows)).await?;
-        blobs.put(&key("rej"), Bytes::from(out.rejected)).await?;
-        blobs.put(&key("nums"), Bytes::from(out.numbers)).await?;
-        blobs.put(&key("sum"), Bytes::from(summary_json)).await?;
+        let key = |part| job.parts.key(job.seq, part);
+        blobs.put(&key(Part::Rows), Bytes::from(out.rows)).await?;
+        blobs
+            .put(&key(Part::Rejected), Bytes::from(out.rejected))
+            .await?;
+        blobs
+            .put(&key(Part::Numbers), Bytes::from(out.numbers))
+            .await?;
+        blobs
+            .put(&key(Part::Summary), Bytes::from(summary_json))
+            .await?;
         Ok(out.summary)
     }
 }

@@ -7,8 +7,9 @@ use numcheck_blob::BlobStore;
 use numcheck_core::{Chunker, LineSplitter, RegionCode, TaskType};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::blob_keys::Parts;
+use crate::chunk::{Checker, ChunkJob};
 use crate::clock::{now_ms, rfc3339_ms};
-use crate::engine::{ChunkJob, Engine};
 use crate::export::{self, ResultSpec};
 use crate::options::TaskOptions;
 use crate::pipeline::Summary;
@@ -39,7 +40,7 @@ pub struct LocalReport {
 
 /// Checks a file. `progress(done, total)` is called with non-blank lines processed.
 pub async fn check_file(
-    engine: &Engine,
+    checker: &Checker,
     check: &LocalCheck,
     mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<LocalReport> {
@@ -94,7 +95,7 @@ pub async fn check_file(
         let mut data = vec![0u8; (c.byte_end - c.byte_start) as usize];
         f.seek(std::io::SeekFrom::Start(c.byte_start)).await?;
         f.read_exact(&mut data).await?;
-        engine
+        checker
             .run_chunk(
                 &blobs,
                 ChunkJob {
@@ -105,7 +106,7 @@ pub async fn check_file(
                     task_type: check.task_type,
                     options,
                     as_of_ms,
-                    parts: "work".into(),
+                    parts: Parts::scratch(),
                     seq: seq as i64,
                     task: None,
                 },
@@ -122,7 +123,7 @@ pub async fn check_file(
             task_type: check.task_type,
             options,
             chunk_count: chunks.len() as i64,
-            parts: "work".into(),
+            parts: Parts::scratch(),
             total,
             as_of: rfc3339_ms(as_of_ms),
         },

@@ -3,7 +3,9 @@
 use numcheck_core::TaskType;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::EngineError;
+use crate::config::LookupConfig;
+use crate::lookup::TaskLookups;
 
 /// Which result columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,7 +27,7 @@ pub struct TaskOptions {
     pub xlsx: bool,
     /// Live lookups for undecided numbers, when the task asked for them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lookup: Option<crate::lookup::TaskLookups>,
+    pub lookup: Option<TaskLookups>,
 }
 
 impl TaskOptions {
@@ -35,9 +37,9 @@ impl TaskOptions {
         live_lookup: Option<&str>,
         max_lookups: Option<&str>,
         max_age_days: Option<&str>,
-        config: &crate::lookup::LookupConfig,
+        config: &LookupConfig,
         have_providers: bool,
-    ) -> Result<Option<crate::lookup::TaskLookups>, ApiError> {
+    ) -> Result<Option<TaskLookups>, EngineError> {
         let wanted = match live_lookup
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
@@ -46,14 +48,14 @@ impl TaskOptions {
             Some("true" | "1" | "yes" | "on") => true,
             Some("false" | "0" | "no" | "off") => false,
             Some(other) => {
-                return Err(ApiError::bad_request(
+                return Err(EngineError::invalid(
                     "invalid_live_lookup",
                     format!("live_lookup {other:?} is not true or false"),
                 ));
             }
         };
         let number =
-            |name: &'static str, v: Option<&str>, max: u64| -> Result<Option<u64>, ApiError> {
+            |name: &'static str, v: Option<&str>, max: u64| -> Result<Option<u64>, EngineError> {
                 match v.map(str::trim) {
                     None | Some("") => Ok(None),
                     Some(t) => t
@@ -62,7 +64,7 @@ impl TaskOptions {
                         .filter(|n| *n <= max)
                         .map(Some)
                         .ok_or_else(|| {
-                            ApiError::bad_request(
+                            EngineError::invalid(
                                 if name == "max_lookups" {
                                     "invalid_max_lookups"
                                 } else {
@@ -79,24 +81,24 @@ impl TaskOptions {
             return Ok(None);
         }
         if !have_providers {
-            return Err(ApiError::bad_request(
+            return Err(EngineError::invalid(
                 "live_lookup_unavailable",
                 "live_lookup=true, but this server has no lookup provider configured ([[lookup.providers]])",
             ));
         }
-        Ok(Some(crate::lookup::TaskLookups {
+        Ok(Some(TaskLookups {
             max_lookups: max.unwrap_or(config.max_lookups_per_task),
             max_age_days: age.map_or(config.max_age_days, |a| a.max(1) as u32),
         }))
     }
 
     /// Reads the `columns` and `formats` form fields.
-    pub fn from_form(columns: Option<&str>, formats: Option<&str>) -> Result<Self, ApiError> {
+    pub fn from_form(columns: Option<&str>, formats: Option<&str>) -> Result<Self, EngineError> {
         let columns = match columns.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("full") => Columns::Full,
             Some("basic") => Columns::Basic,
             Some(other) => {
-                return Err(ApiError::bad_request(
+                return Err(EngineError::invalid(
                     "invalid_columns",
                     format!("columns {other:?} is not supported; use basic or full"),
                 ));
@@ -108,7 +110,7 @@ impl TaskOptions {
                 "" | "csv" => {}
                 "xlsx" => xlsx = true,
                 other => {
-                    return Err(ApiError::bad_request(
+                    return Err(EngineError::invalid(
                         "invalid_formats",
                         format!("format {other:?} is not supported; use csv, xlsx or csv,xlsx"),
                     ));

@@ -1,0 +1,208 @@
+//! A task's life outside the workers: created from a checked [`Intake`] (credits held, chunks
+//! queued, workers woken), cancelled, or deleted with its files. Another user's task is
+//! [`EngineError::TaskNotFound`], exactly like a task that does not exist.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use numcheck_core::{LineSplitter, RegionCode, TaskId, TaskStatus};
+use numcheck_store::{Created, NewTask, StoreError, Task, User};
+
+use crate::blob_keys::TaskFiles;
+use crate::clock::now_ms;
+use crate::intake::Intake;
+use crate::{Engine, EngineError};
+
+/// Creates a task from a checked request: counts the credits it needs (for a user with a
+/// balance), then stores it with its chunks and wakes the workers. A repeated
+/// `idempotency_key` answers the first task and drops this upload. On any error the upload is
+/// removed.
+pub async fn create(
+    engine: &Engine,
+    user: &User,
+    intake: Intake,
+    idempotency_key: Option<String>,
+) -> Result<Created, EngineError> {
+    let upload = intake.upload.clone();
+    let created = store_task(engine, user, intake, idempotency_key).await;
+    let drop_upload = match &created {
+        Ok(Created::New(_)) => false,
+        Ok(Created::Existing(_)) | Err(_) => true,
+    };
+    if drop_upload && let Err(e) = engine.blobs.delete(&upload.key).await {
+        tracing::warn!(error = %e, "could not delete an upload no task uses");
+    }
+    if let Ok(Created::New(task)) = &created {
+        tracing::info!(task = %task.id, user = %user.name, total = task.total, "task created");
+        engine.metrics.upload(upload.bytes);
+        engine.work.notify_waiters();
+    }
+    created
+}
+
+async fn store_task(
+    engine: &Engine,
+    user: &User,
+    intake: Intake,
+    idempotency_key: Option<String>,
+) -> Result<Created, EngineError> {
+    let needs_credits = match engine.store.available_credits(&user.id).await? {
+        None => 0,
+        Some(available) => {
+            count_unique(engine, &intake.upload.key, intake.region, available).await?
+        }
+    };
+    let new = NewTask {
+        id: intake.ticket.id,
+        user_id: user.id.clone(),
+        task_type: intake.task_type,
+        total: intake.upload.total as i64,
+        default_region: intake.region.map(|r| r.as_str()),
+        created_at_ns: intake.ticket.created_at_ns,
+        input_key: intake.upload.key,
+        input_bytes: intake.upload.bytes as i64,
+        needs_credits,
+        idempotency_key,
+        chunks: intake.upload.chunks,
+        options: intake.options.to_json(),
+        callback_url: intake.callback_url,
+        file_name: intake.upload.file_name,
+    };
+    Ok(engine.store.create_task(new).await?)
+}
+
+/// Counts the unique parseable numbers of an upload, for the credit check. Stops counting
+/// once the count passes `cap` (the user's available credits), so memory stays bounded by
+/// the balance, not by the file.
+async fn count_unique(
+    engine: &Engine,
+    key: &str,
+    region: Option<RegionCode>,
+    cap: i64,
+) -> Result<i64, EngineError> {
+    let (_, mut stream) = engine.blobs.stream(key).await?;
+    let plan = engine.plan;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let counter = tokio::task::spawn_blocking(move || {
+        let mut seen = HashSet::new();
+        let mut splitter = LineSplitter::new();
+        let cap = usize::try_from(cap.max(0)).unwrap_or(usize::MAX);
+        let mut over = false;
+        let take = |line: numcheck_core::Line<'_>, seen: &mut HashSet<u64>| {
+            if !line.is_blank()
+                && !line.truncated
+                && let Ok(n) = plan.parse_line(line.text, region)
+            {
+                seen.insert(n.as_u64());
+            }
+        };
+        while let Some(bytes) = rx.blocking_recv() {
+            splitter.push(&bytes, |l| take(l, &mut seen));
+            if seen.len() > cap {
+                over = true;
+                break;
+            }
+        }
+        if !over {
+            splitter.finish(|l| take(l, &mut seen));
+        }
+        seen.len() as i64
+    });
+    while let Some(bytes) = stream.next().await {
+        if tx.send(bytes?).await.is_err() {
+            break; // the counter stopped early: over the cap
+        }
+    }
+    drop(tx);
+    counter
+        .await
+        .map_err(|e| EngineError::internal(format!("credit count failed: {e}")))
+}
+
+/// A user's own task; [`EngineError::TaskNotFound`] for a malformed id, a missing task or
+/// another user's.
+pub async fn own_task(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, EngineError> {
+    let id: TaskId = raw_id.parse().map_err(|_| EngineError::TaskNotFound)?;
+    engine
+        .store
+        .task(&id)
+        .await?
+        .filter(|t| t.user_id == user.id)
+        .ok_or(EngineError::TaskNotFound)
+}
+
+/// An exported task's `summary.json`, kept beside its zip (`None` before it is exported, and
+/// for tasks exported before summaries were kept).
+pub async fn summary(
+    engine: &Engine,
+    task: &Task,
+) -> Result<Option<serde_json::Value>, EngineError> {
+    if task.status != TaskStatus::Exported {
+        return Ok(None);
+    }
+    match engine.blobs.get(&TaskFiles::of(&task.id).summary()).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(numcheck_blob::BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Cancels a user's open task: nothing more is processed or charged, and the chunk outputs
+/// written so far are removed.
+pub async fn cancel(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, EngineError> {
+    let id: TaskId = raw_id.parse().map_err(|_| EngineError::TaskNotFound)?;
+    let task = match engine.store.cancel_task(&user.id, &id, now_ms()).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => return Err(EngineError::TaskNotFound),
+        Err(StoreError::Conflict(_)) => {
+            let status = engine
+                .store
+                .task(&id)
+                .await?
+                .map(|t| t.status.as_str())
+                .unwrap_or("ended");
+            return Err(EngineError::TaskEnded(format!(
+                "the task has already ended ({status}); nothing to cancel"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(task = %task.id, user = %user.name, "task cancelled");
+    remove_parts(engine, &task).await;
+    Ok(task)
+}
+
+/// Deletes a user's task (cancelling it first when open) with its upload, result and chunk
+/// outputs. The ledger keeps its charge.
+pub async fn delete(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, EngineError> {
+    let id: TaskId = raw_id.parse().map_err(|_| EngineError::TaskNotFound)?;
+    let task = match engine.store.delete_task(&user.id, &id, now_ms()).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => return Err(EngineError::TaskNotFound),
+        Err(e) => return Err(e.into()),
+    };
+    // The row is gone, so no link or poll reaches these blobs any more; a failure to remove
+    // one is logged (the bytes are unreachable, not exposed).
+    let files = TaskFiles::of(&task.id);
+    let mut keys = vec![task.input_key.clone(), files.summary()];
+    keys.extend(task.result_key.clone());
+    for key in keys {
+        match engine.blobs.delete(&key).await {
+            Ok(()) | Err(numcheck_blob::BlobError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(task = %task.id, %key, error = %e, "could not remove a deleted task's file")
+            }
+        }
+    }
+    remove_parts(engine, &task).await;
+    tracing::info!(task = %task.id, user = %user.name, "task deleted");
+    Ok(task)
+}
+
+/// Removes a task's chunk outputs (they are of no use once it has ended).
+pub async fn remove_parts(engine: &Engine, task: &Task) {
+    let parts = TaskFiles::of(&task.id).parts();
+    if let Err(e) = engine.blobs.delete_prefix(parts.prefix()).await {
+        tracing::warn!(task = %task.id, error = %e, "could not remove a task's chunk outputs");
+    }
+}
