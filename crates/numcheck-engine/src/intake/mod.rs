@@ -78,7 +78,7 @@ pub struct TableChoice<'a> {
     pub region: Option<RegionCode>,
 }
 
-/// A checker (`task_type`), as the API documents it.
+/// A checker (`task_type`).
 #[cfg(feature = "openapi")]
 #[derive(Debug, utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -90,15 +90,15 @@ pub enum TaskTypeName {
     NumberInfo,
 }
 
-/// The fields of a create request, as the client sent them (`POST /v1/tasks`'s form). Every
-/// value is text until [`check`] reads it; fields may come in any order.
+/// The `POST /v1/tasks` form (`multipart/form-data`); fields may come in any order. Every
+/// value is kept as the client sent it until it is checked.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = CreateTaskForm))]
 pub struct TaskForm {
     /// The upload: plain text with one number per line, or a `.csv`, `.tsv` or `.xlsx`
     /// spreadsheet (told by the file name, the part's type, else the bytes).
-    #[serde(skip)]
+    #[serde(default, deserialize_with = "not_a_text_field")]
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = String, format = Binary, required = true)
@@ -149,12 +149,12 @@ pub struct TaskForm {
     pub sheet: Option<String>,
 }
 
-/// The fields of a preview request (`POST /v1/tasks/preview`'s form).
+/// The `POST /v1/tasks/preview` form (`multipart/form-data`).
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewForm {
     /// The file, as for `POST /v1/tasks` (the first MiB of a text or CSV file is read).
-    #[serde(skip)]
+    #[serde(default, deserialize_with = "not_a_text_field")]
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = String, format = Binary, required = true)
@@ -186,6 +186,16 @@ impl Ticket {
             created_at_ns: crate::clock::now_ns(),
         })
     }
+}
+
+/// The file of a form is streamed, never read as a text field: a text value under its name is
+/// dropped.
+fn not_a_text_field<'de, D, T>(text: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    serde::de::IgnoredAny::deserialize(text)?;
+    Ok(None)
 }
 
 /// A create request, checked: everything a task is made of.

@@ -607,13 +607,13 @@ pub enum Naming {
     Letters,
 }
 
-/// One column, as the detection saw it.
+/// One column of a previewed file, as the detection saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = PreviewColumn))]
 pub struct Column {
     /// 1-based.
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, format = Int64))]
     pub index: usize,
     /// The header cell, or a made-up name (`column 2`, `B`) without a header.
     pub name: String,
@@ -1082,7 +1082,7 @@ fn pick_sheet<RS: Read + Seek>(
     Ok((chosen, names))
 }
 
-/// What `POST /v1/tasks/preview` answers: the file's columns and the one the upload would read.
+/// What `POST /v1/tasks/preview` answers: the file's columns and the one an upload would read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
@@ -1096,9 +1096,12 @@ pub struct Preview {
     /// The file's columns; a text file has one, `number`.
     pub columns: Vec<Column>,
     /// The 1-based column an upload would read; `null` when none looks like phone numbers.
-    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 1))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 1, format = Int64)
+    )]
     pub phone_column: Option<usize>,
-    /// The workbook's worksheets (XLSX only).
+    /// The workbook's worksheets (`.xlsx` only, else empty).
     pub sheets: Vec<String>,
 }
 
