@@ -13,12 +13,7 @@ use tempfile::TempDir;
 async fn submit_waits_downloads_and_unpacks_the_result() {
     let root = TempDir::new().unwrap();
     let server = Server::start(root.path(), &root.path().join("data"), &[]).await;
-    let key = server
-        .stdout_lines()
-        .iter()
-        .find(|l| l.starts_with("nck_"))
-        .cloned()
-        .unwrap();
+    let key = server.admin_key();
     let upload = generate(5_000);
     std::fs::write(root.path().join("numbers.txt"), &upload.bytes).unwrap();
     let out = run_cli(
@@ -120,12 +115,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
 async fn tasks_balance_cancel_and_delete_from_the_command_line() {
     let root = TempDir::new().unwrap();
     let server = Server::start(root.path(), &root.path().join("data"), &[]).await;
-    let key = server
-        .stdout_lines()
-        .iter()
-        .find(|l| l.starts_with("nck_"))
-        .cloned()
-        .unwrap();
+    let key = server.admin_key();
     let cli = |args: Vec<String>| {
         let root = root.path().to_owned();
         let base = server.base.clone();
