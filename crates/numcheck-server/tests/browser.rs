@@ -131,6 +131,18 @@ async fn until_js(c: &Client, what: &str, script: &str, args: Vec<Value>) -> Val
     .await
 }
 
+/// Waits until the script, which takes no arguments, returns something other than null /
+/// false.
+async fn until_page(c: &Client, what: &str, script: &str) -> Value {
+    until_js(c, what, script, vec![]).await
+}
+
+/// Puts a file in the upload form's file field.
+async fn choose_file(c: &Client, path: &str) {
+    let field = c.find(Locator::Css("#file")).await.unwrap();
+    field.send_keys(path).await.unwrap();
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     js(
         c,
@@ -286,11 +298,10 @@ async fn story(c: Client, downloads: PathBuf) {
     screenshot(&c, 1280, "signin.png").await;
     key_field.send_keys("nck_not-a-key").await.unwrap();
     click(&c, "#signin-submit").await;
-    let shown = until_js(
+    let shown = until_page(
         &c,
         "the sign-in error",
         "const t = document.querySelector('#signin-error').textContent; return t || null;",
-        vec![],
     )
     .await;
     assert_eq!(shown, json!(expected_message));
@@ -299,12 +310,11 @@ async fn story(c: Client, downloads: PathBuf) {
     key_field.send_keys(&key).await.unwrap();
     click(&c, "#remember").await;
     click(&c, "#signin-submit").await;
-    until_js(
+    until_page(
         &c,
         "the dashboard",
         "return !document.querySelector('#app-view').hidden \
          && document.querySelector('#balance-chip').textContent.length > 0;",
-        vec![],
     )
     .await;
     assert_eq!(
@@ -322,26 +332,19 @@ async fn story(c: Client, downloads: PathBuf) {
     // --- a task to cancel: a plain text file, no preview, stays pending.
     let pending_file = files.path().join("to-cancel.txt");
     std::fs::write(&pending_file, "+14155552671\n+447911123456\n").unwrap();
-    c.find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(pending_file.to_str().unwrap())
-        .await
-        .unwrap();
-    until_js(
+    choose_file(&c, pending_file.to_str().unwrap()).await;
+    until_page(
         &c,
         "the chosen file",
         "return document.querySelector('#file-name').textContent === 'to-cancel.txt';",
-        vec![],
     )
     .await;
     click(&c, "#upload-submit").await;
     let pending = row_when(&c, "to-cancel.txt", "Pending").await;
-    let said = until_js(
+    let said = until_page(
         &c,
         "the announcement",
         "return document.querySelector('#status').textContent || null;",
-        vec![],
     )
     .await;
     assert_eq!(said, json!("Check started for to-cancel.txt: 2 lines."));
@@ -366,20 +369,14 @@ async fn story(c: Client, downloads: PathBuf) {
     // --- a two-column CSV: the preview offers its columns; pick the phone column.
     let csv = files.path().join("people.csv");
     std::fs::write(&csv, PEOPLE_CSV).unwrap();
-    c.find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(csv.to_str().unwrap())
-        .await
-        .unwrap();
-    let options = until_js(
+    choose_file(&c, csv.to_str().unwrap()).await;
+    let options = until_page(
         &c,
         "the column choice",
         "const f = document.querySelector('#column-field'); \
          if (f.hidden) return null; \
          return [...document.querySelectorAll('#phone-column option')] \
            .map((o) => [o.value, o.textContent]);",
-        vec![],
     )
     .await;
     let options = options.as_array().unwrap();
@@ -414,14 +411,13 @@ async fn story(c: Client, downloads: PathBuf) {
 
     // --- the detail view: verdict counts as the summary has them, in the chart's table.
     click(&c, &format!("tr[data-task-id='{task_id}'] .task-link")).await;
-    let verdicts = until_js(
+    let verdicts = until_page(
         &c,
         "the verdict chart",
         "const rows = document.querySelectorAll('#chart-verdicts-table tbody tr'); \
          if (!rows.length) return null; \
          return Object.fromEntries([...rows].map((r) => \
            [r.dataset.key, r.querySelector('.count').textContent]));",
-        vec![],
     )
     .await;
     let expected: BTreeMap<String, String> = ["active", "inactive", "unknown"]
@@ -493,11 +489,10 @@ async fn story(c: Client, downloads: PathBuf) {
 
     // --- back to the list; delete the cancelled task (after the confirmation).
     click(&c, "#detail-view .back").await;
-    until_js(
+    until_page(
         &c,
         "the task list",
         "return !document.querySelector('#app-view').hidden;",
-        vec![],
     )
     .await;
     click(
@@ -505,11 +500,10 @@ async fn story(c: Client, downloads: PathBuf) {
         &format!("tr[data-task-id='{pending_id}'] .danger-ghost"),
     )
     .await;
-    until_js(
+    until_page(
         &c,
         "the confirmation",
         "return document.querySelector('#confirm-dialog').open;",
-        vec![],
     )
     .await;
     click(&c, "#confirm-ok").await;
@@ -524,13 +518,12 @@ async fn story(c: Client, downloads: PathBuf) {
     assert_eq!(code, 404, "the deleted task is gone");
 
     // --- balance and usage follow the finished task.
-    until_js(
+    until_page(
         &c,
         "the usage to count the task",
         "return [...document.querySelectorAll('#usage-stats .stat')].some((s) => \
            s.querySelector('dt').textContent === 'Numbers checked' \
            && s.querySelector('dd').textContent !== '0');",
-        vec![],
     )
     .await;
     let dashboard = screenshot(&c, 1280, "dashboard.png").await;
@@ -539,11 +532,10 @@ async fn story(c: Client, downloads: PathBuf) {
 
     // --- sign out forgets the key.
     click(&c, "#sign-out").await;
-    until_js(
+    until_page(
         &c,
         "the sign-in form",
         "return !document.querySelector('#signin-view').hidden;",
-        vec![],
     )
     .await;
     let stored = js(

@@ -9,6 +9,15 @@ mod support;
 use support::{Server, generate, run_cli};
 use tempfile::TempDir;
 
+/// The task id `numcheck submit` printed (`task <id> …`).
+fn task_id_in(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
+        .unwrap_or_else(|| panic!("no task id in {stdout}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn submit_waits_downloads_and_unpacks_the_result() {
     let root = TempDir::new().unwrap();
@@ -32,12 +41,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
     )
     .await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    let id = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
-        .unwrap()
-        .to_owned();
+    let id = task_id_in(&out.stdout);
     assert!(
         out.stdout.contains("status      exported"),
         "{}",
@@ -145,12 +149,7 @@ async fn tasks_balance_cancel_and_delete_from_the_command_line() {
     .await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("success     2"), "{}", out.stdout);
-    let first = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
-        .unwrap()
-        .to_owned();
+    let first = task_id_in(&out.stdout);
 
     let listed = cli(vec!["tasks".into()]).await;
     assert!(listed.status.success(), "{}", listed.stderr);

@@ -42,6 +42,8 @@ async fn task_list_pages_newest_first_and_shows_only_the_callers_tasks() {
             assert!(t["status"].is_string() && t["total"].is_i64());
             seen.push(t["task_id"].as_str().unwrap().to_owned());
         }
+        // Paging ends: it never lists more than there is.
+        assert!(seen.len() <= created.len(), "{seen:?}");
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,

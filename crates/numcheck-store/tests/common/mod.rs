@@ -612,6 +612,8 @@ pub async fn controls_story(store: &dyn Store) {
             id: last.id.clone(),
         });
         seen.extend(page.into_iter().map(|t| t.id.to_string()));
+        // Paging ends: it never lists more than there is.
+        assert!(seen.len() <= ids.len(), "{seen:?}");
     }
     let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     expected.reverse();
