@@ -1,224 +1,40 @@
 //! The blob store against a real S3-compatible server: `s3s-fs`, started on loopback with a
-//! temporary root folder for each test and killed when the test ends.
-//!
-//! When `s3s-fs` is not on `PATH` (nor in `$CARGO_HOME/bin`), the first test installs it with
-//! `cargo install` (see [`INSTALL_ARGS`]); when that fails every test fails, never passes.
-//! `S3S_FS` may name the binary explicitly.
+//! temporary root folder for each test and killed when the test ends (see
+//! [`numcheck_testkit::S3Server`]). Without `s3s-fs` the tests fail with the command that
+//! installs it; `S3S_FS` may name the binary explicitly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use numcheck_blob::{BlobError, BlobStore};
+use numcheck_testkit::S3Server;
 use object_store::ObjectStoreExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::signer::{Method, Signer};
 
-const ACCESS_KEY: &str = "numcheck-test-key";
-const SECRET_KEY: &str = "numcheck-test-secret-Xk2Pq9";
-const BUCKET: &str = "numcheck-test";
+const ACCESS_KEY: &str = S3Server::ACCESS_KEY;
+const SECRET_KEY: &str = S3Server::SECRET_KEY;
+const BUCKET: &str = S3Server::BUCKET;
 
-/// How the tests install the server when it is missing. 0.14.1 is the newest release that
-/// builds with Rust 1.95 (0.15 and later need 1.96).
-const INSTALL_ARGS: &[&str] = &[
-    "install",
-    "s3s-fs",
-    "--version",
-    "0.14.1",
-    "--features",
-    "binary",
-    "--locked",
-];
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-fn cargo_home_bin(name: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let candidate = home.join("bin").join(name);
-    candidate.is_file().then_some(candidate)
-}
-
-/// The `s3s-fs` binary, installed once per test run when missing.
-fn s3s_fs() -> &'static Path {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = BIN.get_or_init(|| {
-        if let Some(explicit) = std::env::var_os("S3S_FS") {
-            let explicit = PathBuf::from(explicit);
-            return if explicit.is_file() {
-                Ok(explicit)
-            } else {
-                Err(format!("S3S_FS={} is not a file", explicit.display()))
-            };
-        }
-        if let Some(bin) = find_on_path("s3s-fs").or_else(|| cargo_home_bin("s3s-fs")) {
-            return Ok(bin);
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        eprintln!(
-            "s3s-fs is not on PATH: installing it with `cargo {}` (takes a few minutes)",
-            INSTALL_ARGS.join(" ")
-        );
-        let status = Command::new(&cargo)
-            .args(INSTALL_ARGS)
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| format!("could not run cargo to install s3s-fs: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                "`cargo {}` failed ({status}); install s3s-fs by hand or set S3S_FS",
-                INSTALL_ARGS.join(" ")
-            ));
-        }
-        find_on_path("s3s-fs")
-            .or_else(|| cargo_home_bin("s3s-fs"))
-            .ok_or_else(|| {
-                "s3s-fs was installed but is neither on PATH nor in $CARGO_HOME/bin".into()
-            })
-    });
-    match found {
-        Ok(bin) => bin,
-        Err(msg) => panic!("S3 tests need s3s-fs: {msg}"),
-    }
-}
-
-/// A running `s3s-fs` with its own root folder; killed on drop.
-struct S3Server {
-    child: Child,
-    port: u16,
-    _root: tempfile::TempDir,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl S3Server {
-    fn start() -> S3Server {
-        let bin = s3s_fs();
-        let mut last_failure = String::new();
-        // A port picked free can be taken before the server binds it: try a few.
-        for _ in 0..5 {
-            let root = tempfile::tempdir().unwrap();
-            let data = root.path().join("data");
-            std::fs::create_dir(&data).unwrap();
-            let log_path = root.path().join("s3s-fs.log");
-            let log = std::fs::File::create(&log_path).unwrap();
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(bin)
-                .arg("--host")
-                .arg("127.0.0.1")
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--access-key")
-                .arg(ACCESS_KEY)
-                .arg("--secret-key")
-                .arg(SECRET_KEY)
-                .arg(&data)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    last_failure = format!(
-                        "s3s-fs exited at once ({status}): {}",
-                        std::fs::read_to_string(&log_path).unwrap_or_default()
-                    );
-                    break;
-                }
-                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                    return S3Server {
-                        child,
-                        port,
-                        _root: root,
-                    };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_failure = "s3s-fs did not listen within 15 s".into();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("could not start s3s-fs: {last_failure}");
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn url_with(&self, bucket_path: &str, access_key: &str, secret_key: &str) -> String {
-        format!(
-            "s3://{bucket_path}?endpoint={}&region=us-east-1&allow_http=true\
-             &access_key_id={access_key}&secret_access_key={secret_key}",
-            self.endpoint()
-        )
-    }
-
-    fn url(&self) -> String {
-        self.url_with(BUCKET, ACCESS_KEY, SECRET_KEY)
-    }
-
-    /// A plain `object_store` client on the test bucket, to look behind the blob store.
-    fn raw(&self) -> AmazonS3 {
-        AmazonS3Builder::new()
-            .with_endpoint(self.endpoint())
-            .with_region("us-east-1")
-            .with_bucket_name(BUCKET)
-            .with_access_key_id(ACCESS_KEY)
-            .with_secret_access_key(SECRET_KEY)
-            .with_allow_http(true)
-            .build()
-            .unwrap()
-    }
-
-    /// Creates the test bucket with a SigV4-presigned `PUT /bucket/` (CreateBucket).
-    async fn create_bucket(&self) {
-        let url = self
-            .raw()
-            .signed_url(Method::PUT, &ObjectPath::from(""), Duration::from_secs(60))
-            .await
-            .unwrap();
-        let resp = reqwest::Client::new().put(url).send().await.unwrap();
-        let status = resp.status();
-        assert!(
-            status.is_success(),
-            "CreateBucket answered {status}: {}",
-            resp.text().await.unwrap_or_default()
-        );
-    }
+/// A plain `object_store` client on the test bucket, to look behind the blob store.
+fn raw(server: &S3Server) -> AmazonS3 {
+    AmazonS3Builder::new()
+        .with_endpoint(server.endpoint())
+        .with_region("us-east-1")
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(ACCESS_KEY)
+        .with_secret_access_key(SECRET_KEY)
+        .with_allow_http(true)
+        .build()
+        .unwrap()
 }
 
 /// A server with the test bucket, and a store on it.
-async fn setup() -> (S3Server, BlobStore) {
+fn setup() -> (S3Server, BlobStore) {
     let server = S3Server::start();
-    server.create_bucket().await;
     let store = BlobStore::from_url(&server.url()).unwrap();
     (server, store)
 }
@@ -238,7 +54,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn put_get_size_delete_round_trip() {
-    let (_server, store) = setup().await;
+    let (_server, store) = setup();
     assert!(store.is_remote());
 
     store
@@ -272,7 +88,7 @@ async fn put_get_size_delete_round_trip() {
 
 #[tokio::test]
 async fn large_streamed_write_goes_multipart_and_reads_back_by_ranges() {
-    let (server, store) = setup().await;
+    let (server, store) = setup();
     let len = 10 * 1024 * 1024 + 123_457; // three parts of 5 MiB, the last one short
     let data = pattern(len);
 
@@ -290,8 +106,7 @@ async fn large_streamed_write_goes_multipart_and_reads_back_by_ranges() {
         Some(len as u64)
     );
     // A multipart upload's ETag ends in its part count: 5 MiB parts make three.
-    let meta = server
-        .raw()
+    let meta = raw(&server)
         .head(&ObjectPath::from("results/big.bin"))
         .await
         .unwrap();
@@ -339,7 +154,7 @@ async fn large_streamed_write_goes_multipart_and_reads_back_by_ranges() {
 
 #[tokio::test]
 async fn small_empty_and_aborted_streamed_writes() {
-    let (_server, store) = setup().await;
+    let (_server, store) = setup();
 
     let mut w = store.writer("uploads/small.csv").await.unwrap();
     w.write(b"+1415").await.unwrap();
@@ -363,7 +178,7 @@ async fn small_empty_and_aborted_streamed_writes() {
 
 #[tokio::test]
 async fn delete_prefix_removes_one_folder_only() {
-    let (_server, store) = setup().await;
+    let (_server, store) = setup();
     for key in [
         "work/t/0.csv",
         "work/t/1.csv",
@@ -390,7 +205,7 @@ async fn delete_prefix_removes_one_folder_only() {
 
 #[tokio::test]
 async fn presigned_get_serves_the_bytes_and_refuses_tampered_or_expired_urls() {
-    let (server, store) = setup().await;
+    let (server, store) = setup();
     let body = pattern(100_000);
     store
         .put("results/task-1.zip", Bytes::from(body.clone()))
@@ -467,7 +282,7 @@ async fn presigned_get_serves_the_bytes_and_refuses_tampered_or_expired_urls() {
 
 #[tokio::test]
 async fn bucket_prefixes_are_applied_to_keys_and_presigned_urls() {
-    let (server, root) = setup().await;
+    let (server, root) = setup();
     let store = BlobStore::from_url(&server.url_with(
         &format!("{BUCKET}/tenant-a"),
         ACCESS_KEY,
@@ -500,7 +315,7 @@ async fn bucket_prefixes_are_applied_to_keys_and_presigned_urls() {
 
 #[tokio::test]
 async fn wrong_credentials_are_refused_and_never_printed() {
-    let (server, store) = setup().await;
+    let (server, store) = setup();
     let wrong =
         BlobStore::from_url(&server.url_with(BUCKET, ACCESS_KEY, "not-the-secret-Zq7")).unwrap();
     let err = wrong

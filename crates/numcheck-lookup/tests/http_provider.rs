@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -229,6 +229,18 @@ async fn stand_in(behaviour: Behaviour) -> (String, Arc<Mutex<Vec<Seen>>>) {
     (format!("http://{addr}"), seen)
 }
 
+/// A stand-in behaving as told, and a provider configured by `config`, whose `url` is a path
+/// on the stand-in (`/connectivity`). Returns the provider and what the stand-in will record.
+async fn provider_on(
+    behaviour: Behaviour,
+    mut config: Value,
+) -> (HttpProvider, Arc<Mutex<Vec<Seen>>>) {
+    let (base, seen) = stand_in(behaviour).await;
+    let path = config["url"].as_str().expect("a url path").to_owned();
+    config["url"] = json!(format!("{base}{path}"));
+    (provider(config), seen)
+}
+
 fn config(v: Value) -> HttpProviderConfig {
     serde_json::from_value(v).unwrap()
 }
@@ -260,14 +272,14 @@ fn uk(last: u8) -> E164 {
 
 #[tokio::test]
 async fn connectivity_preset_posts_one_msisdn_and_reads_a_live_hlr_answer() {
-    let (base, seen) = stand_in(Behaviour::Normal).await;
-    let p = provider(json!({
-        "name": "hlr-lookups",
-        "preset": "connectivity",
-        "url": format!("{base}/connectivity"),
-        "auth_header": "X-Api-Key",
-        "auth_value": "s3cret-key",
-    }));
+    let (p, seen) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/connectivity", "name": "hlr-lookups", "preset": "connectivity",
+            "auth_header": "X-Api-Key", "auth_value": "s3cret-key",
+        }),
+    )
+    .await;
     assert_eq!(p.name(), "hlr-lookups");
     assert_eq!(p.batch_size(), 1);
 
@@ -295,18 +307,16 @@ async fn connectivity_preset_posts_one_msisdn_and_reads_a_live_hlr_answer() {
 
 #[tokio::test]
 async fn connectivity_statuses_become_the_code_book_classes() {
-    let (base, seen) = stand_in(Behaviour::Normal).await;
     // A batch variant, numbers as digits, overriding the preset's request shape.
-    let p = provider(json!({
-        "name": "hlr-batch",
-        "preset": "connectivity",
-        "url": format!("{base}/connectivity-batch"),
-        "body_number_field": "",
-        "numbers_field": "msisdns",
-        "number_format": "digits",
-        "batch_size": 6,
-        "results_path": "results",
-    }));
+    let (p, seen) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/connectivity-batch", "name": "hlr-batch", "preset": "connectivity",
+            "body_number_field": "", "numbers_field": "msisdns", "number_format": "digits",
+            "batch_size": 6, "results_path": "results",
+        }),
+    )
+    .await;
     let asked: Vec<E164> = (1..=6).map(uk).collect();
     let answers = p.lookup(&asked).await.unwrap();
     assert_eq!(answers.len(), 6);
@@ -338,13 +348,14 @@ async fn connectivity_statuses_become_the_code_book_classes() {
 
 #[tokio::test]
 async fn live_preset_sends_the_hlrlookup_batch_shape() {
-    let (base, seen) = stand_in(Behaviour::Normal).await;
-    let p = provider(json!({
-        "name": "hlrlookup",
-        "preset": "live",
-        "url": format!("{base}/live"),
-        "body_fields": { "api_key": "k1", "api_secret": "very-secret" },
-    }));
+    let (p, seen) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/live", "name": "hlrlookup", "preset": "live",
+            "body_fields": { "api_key": "k1", "api_secret": "very-secret" },
+        }),
+    )
+    .await;
     assert_eq!(p.batch_size(), 80);
     let asked = [uk(1), uk(2), uk(3), uk(6)];
     let answers = p.lookup(&asked).await.unwrap();
@@ -388,21 +399,17 @@ async fn live_preset_sends_the_hlrlookup_batch_shape() {
 
 #[tokio::test]
 async fn get_requests_carry_the_number_in_the_query() {
-    let (base, seen) = stand_in(Behaviour::Normal).await;
-    let p = provider(json!({
-        "name": "hlr-get",
-        "url": format!("{base}/connectivity-get"),
-        "method": "GET",
-        "number_param": "msisdn",
-        "number_format": "e164",
-        "auth_header": "X-Api-Key",
-        "auth_value": "k",
-        "number_field": "msisdn",
-        "status_field": "connectivity_status",
-        "data_source_field": "data_source",
-        "status_family": "connectivity",
-        "timeout_ms": 2000,
-    }));
+    let (p, seen) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/connectivity-get", "name": "hlr-get", "method": "GET",
+            "number_param": "msisdn", "number_format": "e164", "auth_header": "X-Api-Key",
+            "auth_value": "k", "number_field": "msisdn", "status_field": "connectivity_status",
+            "data_source_field": "data_source", "status_family": "connectivity",
+            "timeout_ms": 2000,
+        }),
+    )
+    .await;
     let answers = p.lookup(&[uk(2)]).await.unwrap();
     let e = answers[0].event.clone().unwrap();
     assert_eq!(e.raw_code, "INVALID_MSISDN;LIVE_HLR");
@@ -420,17 +427,15 @@ async fn get_requests_carry_the_number_in_the_query() {
 
 #[tokio::test]
 async fn numbers_the_answer_leaves_out_answer_none() {
-    let (base, _) = stand_in(Behaviour::Omit(vec![
-        "447790606002".into(),
-        "447790606004".into(),
-    ]))
+    let omit = Behaviour::Omit(vec!["447790606002".into(), "447790606004".into()]);
+    let (p, _) = provider_on(
+        omit,
+        json!({
+            "url": "/live", "name": "hlrlookup", "preset": "live",
+            "body_fields": { "api_key": "k", "api_secret": "s" },
+        }),
+    )
     .await;
-    let p = provider(json!({
-        "name": "hlrlookup",
-        "preset": "live",
-        "url": format!("{base}/live"),
-        "body_fields": { "api_key": "k", "api_secret": "s" },
-    }));
     let asked: Vec<E164> = (1..=4).map(uk).collect();
     let answers = p.lookup(&asked).await.unwrap();
     assert_eq!(answers.len(), 4);
@@ -440,31 +445,40 @@ async fn numbers_the_answer_leaves_out_answer_none() {
     }
 }
 
-#[tokio::test]
+// The clock is paused: the stand-in's delay and the provider's timeout (reqwest's, on the
+// runtime's timers) run on the test's clock, which jumps to the next timer whenever the
+// runtime has nothing else to do. The answer comes 800 ms after the request in that clock's
+// time however slow the machine is, and how long the provider waited is read on it too.
+#[tokio::test(start_paused = true)]
 async fn a_slow_answer_is_a_timeout() {
-    let (base, _) = stand_in(Behaviour::Slow(Duration::from_millis(800))).await;
-    let p = provider(json!({
-        "name": "slow",
-        "preset": "connectivity",
-        "url": format!("{base}/connectivity"),
-        "timeout_ms": 200,
-    }));
-    let started = Instant::now();
+    let (p, _) = provider_on(
+        Behaviour::Slow(Duration::from_millis(800)),
+        json!({
+            "url": "/connectivity", "name": "slow", "preset": "connectivity", "timeout_ms": 200,
+        }),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
     let err = p.lookup(&[uk(1)]).await.unwrap_err();
     assert_eq!(err, LookupError::Timeout(Duration::from_millis(200)));
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_millis(700));
+    // It gave up at its timeout, without waiting for the answer.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_millis(800),
+        "gave up after {waited:?} on the test's clock"
+    );
 }
 
 async fn error_of(behaviour: Behaviour) -> LookupError {
-    let (base, seen) = stand_in(behaviour).await;
-    let p = provider(json!({
-        "name": "hlrlookup",
-        "preset": "live",
-        "url": format!("{base}/live"),
-        "body_fields": { "api_key": "k", "api_secret": "s" },
-        "timeout_ms": 500,
-    }));
+    let (p, seen) = provider_on(
+        behaviour,
+        json!({
+            "url": "/live", "name": "hlrlookup", "preset": "live",
+            "body_fields": { "api_key": "k", "api_secret": "s" }, "timeout_ms": 500,
+        }),
+    )
+    .await;
     let err = p.lookup(&[uk(1), uk(2)]).await.unwrap_err();
     assert_eq!(seen.lock().unwrap().len(), 1, "exactly one attempt");
     err
@@ -507,14 +521,15 @@ async fn a_garbled_body_is_malformed() {
 
 #[tokio::test]
 async fn a_body_without_the_results_path_is_malformed() {
-    let (base, _) = stand_in(Behaviour::Normal).await;
     // The connectivity endpoint answers one object; a `results` path does not exist there.
-    let p = provider(json!({
-        "name": "wrong-path",
-        "preset": "connectivity",
-        "url": format!("{base}/connectivity"),
-        "results_path": "body.results",
-    }));
+    let (p, _) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/connectivity", "name": "wrong-path", "preset": "connectivity",
+            "results_path": "body.results",
+        }),
+    )
+    .await;
     let err = p.lookup(&[uk(1)]).await.unwrap_err();
     assert!(
         matches!(err, LookupError::Malformed(ref m) if m.contains("body.results")),
@@ -539,12 +554,13 @@ async fn a_refused_connection_is_unavailable() {
 
 #[tokio::test]
 async fn more_numbers_than_the_batch_size_are_refused_without_a_request() {
-    let (base, seen) = stand_in(Behaviour::Normal).await;
-    let p = provider(json!({
-        "name": "one",
-        "preset": "connectivity",
-        "url": format!("{base}/connectivity"),
-    }));
+    let (p, seen) = provider_on(
+        Behaviour::Normal,
+        json!({
+            "url": "/connectivity", "name": "one", "preset": "connectivity",
+        }),
+    )
+    .await;
     let err = p.lookup(&[uk(1), uk(2)]).await.unwrap_err();
     assert!(matches!(err, LookupError::Refused(_)), "{err:?}");
     assert!(p.lookup(&[]).await.unwrap().is_empty());

@@ -1,4 +1,5 @@
-//! The osmo-hlr provider against a real osmo-hlr (Debian: `apt-get install osmo-hlr`).
+//! The osmo-hlr provider against a real osmo-hlr (Debian: `apt-get install osmo-hlr`, which
+//! `.ci/run` does; without it the tests fail and say so).
 //!
 //! osmo-hlr 1.5.0 binds its CTRL (4259), VTY (4258) and GSUP (4222) ports at fixed numbers
 //! (libosmoctrl's `bind A.B.C.D` takes no port), so each test runs its own osmo-hlr on its own
@@ -12,12 +13,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use numcheck_core::connectors::Code;
 use numcheck_core::{E164, EvidenceKind, LineType};
 use numcheck_lookup::osmo::{MsisdnRule, OsmoHlrConfig, OsmoHlrProvider, code};
 use numcheck_lookup::{LookupError, Provider};
+use numcheck_testkit::peer::OSMO_HLR;
+use numcheck_testkit::wait_for;
 
 const CTRL_PORT: u16 = 4259;
 const FIXED_PORTS: [u16; 3] = [4222, 4258, 4259];
@@ -28,42 +31,6 @@ struct Hlr {
     child: Option<Child>,
     ip: Ipv4Addr,
     next_id: u32,
-}
-
-fn osmo_hlr_found() -> bool {
-    Command::new("osmo-hlr")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// On a fresh Debian machine where the tests run as root (CI, the README's quick start), the
-/// package is installed once; elsewhere the tests fail and say what to install.
-fn require_osmo_hlr() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        if !osmo_hlr_found() && root {
-            eprintln!("osmo-hlr is missing: installing the Debian package for these tests");
-            let _ = Command::new("sh")
-                .args([
-                    "-c",
-                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq osmo-hlr",
-                ])
-                .status();
-        }
-    });
-    let found = osmo_hlr_found();
-    assert!(
-        found,
-        "osmo-hlr is not installed (or not on PATH): these tests need a real osmo-hlr; \
-         run `apt-get install osmo-hlr` (Debian bookworm ships 1.5.0)"
-    );
 }
 
 static NEXT_ADDR: AtomicU32 = AtomicU32::new(0);
@@ -85,7 +52,6 @@ fn free_loopback() -> Ipv4Addr {
 
 impl Hlr {
     fn start() -> Hlr {
-        require_osmo_hlr();
         let dir = tempfile::tempdir().unwrap();
         let ip = free_loopback();
         // Config syntax: osmo-hlr's doc/examples/osmo-hlr.cfg (ctrl / line vty / hlr gsup bind).
@@ -116,11 +82,11 @@ impl Hlr {
         std::fs::read_to_string(self.dir.path().join("hlr.log")).unwrap_or_default()
     }
 
-    /// Starts osmo-hlr (a new database is bootstrapped on first start) and waits, at most 5 s,
-    /// for its CTRL port.
+    /// Starts osmo-hlr (a new database is bootstrapped on first start) and waits for its CTRL
+    /// port.
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("hlr.log")).unwrap();
-        let child = Command::new("osmo-hlr")
+        let child = Command::new(OSMO_HLR.locate())
             .arg("-c")
             .arg(self.dir.path().join("hlr.cfg"))
             .arg("-l")
@@ -132,22 +98,17 @@ impl Hlr {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if TcpStream::connect_timeout(&self.ctrl_addr(), Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("osmo-hlr exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "osmo-hlr's CTRL port {} did not answer within 5 s:\n{}",
-                self.ctrl_addr(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(format!("osmo-hlr's CTRL port {}", self.ctrl_addr()))
+            .within(Duration::from_secs(30))
+            .every(Duration::from_millis(50))
+            .until_blocking(|| {
+                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                    panic!("osmo-hlr exited with {status}:\n{}", self.log());
+                }
+                TcpStream::connect_timeout(&self.ctrl_addr(), Duration::from_millis(200))
+                    .is_ok()
+                    .then_some(())
+            });
     }
 
     fn stop(&mut self) {
@@ -189,11 +150,34 @@ impl Hlr {
         self.set(&format!("subscriber.by-imsi-{imsi}.msisdn"), msisdn);
     }
 
+    /// Starts an HLR holding these subscribers (IMSI, MSISDN).
+    fn with(subscribers: &[(&str, &str)]) -> Hlr {
+        let mut hlr = Hlr::start();
+        for (imsi, msisdn) in subscribers {
+            hlr.subscriber(imsi, msisdn);
+        }
+        hlr
+    }
+
+    /// Turns a subscriber's CS and PS access off, as an operator barring the line does.
+    fn disable(&mut self, imsi: &str) {
+        for domain in ["cs", "ps"] {
+            self.set(&format!("subscriber.by-imsi-{imsi}.{domain}-enabled"), "0");
+        }
+    }
+
     /// Writes to the HLR's database directly (what a VLR's location update would do).
     fn sql(&self, sql: &str, msisdn: &str) {
         let db = rusqlite::Connection::open(self.db_path()).unwrap();
         db.busy_timeout(Duration::from_secs(3)).unwrap();
         assert_eq!(db.execute(sql, [msisdn]).unwrap(), 1, "{sql}");
+    }
+
+    /// A provider on this HLR: [`config`] changed by `tweak`.
+    fn provider(&self, tweak: impl FnOnce(&mut OsmoHlrConfig)) -> OsmoHlrProvider {
+        let mut cfg = config(self.ctrl_addr());
+        tweak(&mut cfg);
+        OsmoHlrProvider::new(cfg).unwrap()
     }
 }
 
@@ -219,8 +203,14 @@ fn n(s: &str) -> E164 {
     s.parse().unwrap()
 }
 
-/// The one code a single-number lookup gave, after checking the event's shape.
-async fn code_of(p: &OsmoHlrProvider, number: &str, msisdn: &str) -> String {
+/// The one code a single-number lookup of an `+E.164` number stored as those digits gave.
+async fn code_of(p: &OsmoHlrProvider, number: &str) -> String {
+    code_of_stored(p, number, number.trim_start_matches('+')).await
+}
+
+/// The one code a single-number lookup gave for `number` stored as `msisdn`, after checking
+/// the event's shape.
+async fn code_of_stored(p: &OsmoHlrProvider, number: &str, msisdn: &str) -> String {
     let answers = p.lookup(&[n(number)]).await.unwrap();
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].number, n(number));
@@ -236,44 +226,30 @@ async fn code_of(p: &OsmoHlrProvider, number: &str, msisdn: &str) -> String {
 
 #[tokio::test]
 async fn known_subscriber_is_idle_then_attached_then_disabled() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000001", "4915100000001");
-    let p = OsmoHlrProvider::new(config(hlr.ctrl_addr())).unwrap();
-    assert_eq!(
-        code_of(&p, "+4915100000001", "4915100000001").await,
-        code::KNOWN_IDLE
-    );
+    let mut hlr = Hlr::with(&[("262420000000001", "4915100000001")]);
+    let p = hlr.provider(|_| {});
+    assert_eq!(code_of(&p, "+4915100000001").await, code::KNOWN_IDLE);
 
     // A VLR registration (the column a location update fills) → attached.
     hlr.sql(
         "UPDATE subscriber SET vlr_number = 'MSC-262-42' WHERE msisdn = ?1",
         "4915100000001",
     );
-    assert_eq!(
-        code_of(&p, "+4915100000001", "4915100000001").await,
-        code::ATTACHED
-    );
+    assert_eq!(code_of(&p, "+4915100000001").await, code::ATTACHED);
 
     // Only CS disabled: still enabled.
     hlr.set("subscriber.by-imsi-262420000000001.cs-enabled", "0");
-    assert_eq!(
-        code_of(&p, "+4915100000001", "4915100000001").await,
-        code::ATTACHED
-    );
+    assert_eq!(code_of(&p, "+4915100000001").await, code::ATTACHED);
     hlr.set("subscriber.by-imsi-262420000000001.ps-enabled", "0");
-    assert_eq!(
-        code_of(&p, "+4915100000001", "4915100000001").await,
-        code::ACCESS_DISABLED
-    );
+    assert_eq!(code_of(&p, "+4915100000001").await, code::ACCESS_DISABLED);
 }
 
 #[tokio::test]
 async fn unknown_msisdn_in_range_is_no_such_subscriber_and_outside_is_not_covered() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000002", "4915100000002");
-    let p = OsmoHlrProvider::new(config(hlr.ctrl_addr())).unwrap();
+    let hlr = Hlr::with(&[("262420000000002", "4915100000002")]);
+    let p = hlr.provider(|_| {});
     assert_eq!(
-        code_of(&p, "+4915199999999", "4915199999999").await,
+        code_of(&p, "+4915199999999").await,
         code::NO_SUCH_SUBSCRIBER
     );
     assert!(p.covers(n("+4916012345678"), LineType::Mobile, None));
@@ -286,10 +262,11 @@ async fn unknown_msisdn_in_range_is_no_such_subscriber_and_outside_is_not_covere
 
 #[tokio::test]
 async fn recent_location_update_from_the_database() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000003", "4915100000003");
-    hlr.subscriber("262420000000004", "4915100000004");
-    hlr.subscriber("262420000000005", "4915100000005");
+    let hlr = Hlr::with(&[
+        ("262420000000003", "4915100000003"),
+        ("262420000000004", "4915100000004"),
+        ("262420000000005", "4915100000005"),
+    ]);
     // The format osmo-hlr writes (src/db_hlr.c: datetime($val, 'unixepoch')).
     hlr.sql(
         "UPDATE subscriber SET last_lu_seen = datetime('now', '-1 day'), \
@@ -307,56 +284,41 @@ async fn recent_location_update_from_the_database() {
          last_lu_seen = datetime('now', '-20 days') WHERE msisdn = ?1",
         "4915100000005",
     );
-    let mut cfg = config(hlr.ctrl_addr());
-    cfg.database = Some(hlr.db_path());
-    let p = OsmoHlrProvider::new(cfg).unwrap();
-    assert_eq!(
-        code_of(&p, "+4915100000003", "4915100000003").await,
-        code::LOCATION_UPDATE
-    );
-    assert_eq!(
-        code_of(&p, "+4915100000004", "4915100000004").await,
-        code::KNOWN_IDLE
-    );
-    assert_eq!(
-        code_of(&p, "+4915100000005", "4915100000005").await,
-        code::PURGED
-    );
+    let p = hlr.provider(|c| c.database = Some(hlr.db_path()));
+    assert_eq!(code_of(&p, "+4915100000003").await, code::LOCATION_UPDATE);
+    assert_eq!(code_of(&p, "+4915100000004").await, code::KNOWN_IDLE);
+    assert_eq!(code_of(&p, "+4915100000005").await, code::PURGED);
     // A PS location update counts too.
     hlr.sql(
         "UPDATE subscriber SET last_lu_seen_ps = datetime('now', '-2 hours') WHERE msisdn = ?1",
         "4915100000004",
     );
-    assert_eq!(
-        code_of(&p, "+4915100000004", "4915100000004").await,
-        code::LOCATION_UPDATE
-    );
+    assert_eq!(code_of(&p, "+4915100000004").await, code::LOCATION_UPDATE);
 }
 
 #[tokio::test]
 async fn national_msisdns_through_the_rule() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000006", "015100000006");
-    let mut cfg = config(hlr.ctrl_addr());
-    cfg.msisdn_rule = MsisdnRule {
-        strip_prefix: "49".into(),
-        add_prefix: "0".into(),
-    };
-    let p = OsmoHlrProvider::new(cfg).unwrap();
+    let hlr = Hlr::with(&[("262420000000006", "015100000006")]);
+    let p = hlr.provider(|c| {
+        c.msisdn_rule = MsisdnRule {
+            strip_prefix: "49".into(),
+            add_prefix: "0".into(),
+        }
+    });
     assert_eq!(
-        code_of(&p, "+4915100000006", "015100000006").await,
+        code_of_stored(&p, "+4915100000006", "015100000006").await,
         code::KNOWN_IDLE
     );
 }
 
 #[tokio::test]
 async fn a_pipelined_batch_is_matched_number_by_number() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000007", "4915100000007");
-    hlr.subscriber("262420000000008", "4915100000008");
-    hlr.set("subscriber.by-imsi-262420000000008.cs-enabled", "0");
-    hlr.set("subscriber.by-imsi-262420000000008.ps-enabled", "0");
-    let p = OsmoHlrProvider::new(config(hlr.ctrl_addr())).unwrap();
+    let mut hlr = Hlr::with(&[
+        ("262420000000007", "4915100000007"),
+        ("262420000000008", "4915100000008"),
+    ]);
+    hlr.disable("262420000000008");
+    let p = hlr.provider(|_| {});
     assert!(p.batch_size() > 1);
     let numbers = [
         n("+4915100000007"),
@@ -380,31 +342,21 @@ async fn a_pipelined_batch_is_matched_number_by_number() {
     assert_eq!(code(numbers[3]), None);
     assert_eq!(answers.len(), 4);
     // The connection is kept: a second call on it works.
-    assert_eq!(
-        code_of(&p, "+4915100000007", "4915100000007").await,
-        code::KNOWN_IDLE
-    );
+    assert_eq!(code_of(&p, "+4915100000007").await, code::KNOWN_IDLE);
 }
 
 #[tokio::test]
 async fn a_stopped_hlr_is_unavailable_and_a_restarted_one_answers_again() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000010", "4915100000010");
-    let p = OsmoHlrProvider::new(config(hlr.ctrl_addr())).unwrap();
-    assert_eq!(
-        code_of(&p, "+4915100000010", "4915100000010").await,
-        code::KNOWN_IDLE
-    );
+    let mut hlr = Hlr::with(&[("262420000000010", "4915100000010")]);
+    let p = hlr.provider(|_| {});
+    assert_eq!(code_of(&p, "+4915100000010").await, code::KNOWN_IDLE);
     hlr.stop();
     let r = p.lookup(&[n("+4915100000010")]).await;
     assert!(matches!(r, Err(LookupError::Unavailable(_))), "{r:?}");
     let r = p.lookup(&[n("+4915100000010")]).await;
     assert!(matches!(r, Err(LookupError::Unavailable(_))), "{r:?}");
     hlr.spawn();
-    assert_eq!(
-        code_of(&p, "+4915100000010", "4915100000010").await,
-        code::KNOWN_IDLE
-    );
+    assert_eq!(code_of(&p, "+4915100000010").await, code::KNOWN_IDLE);
 }
 
 /// Forwards one TCP connection at a time to `to`, recording what the client sent.
@@ -439,8 +391,7 @@ async fn recording_proxy(to: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
 
 #[tokio::test]
 async fn the_provider_sends_only_info_gets() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000011", "4915100000011");
+    let mut hlr = Hlr::with(&[("262420000000011", "4915100000011")]);
     hlr.set(
         "subscriber.by-imsi-262420000000011.aud2g",
         "comp128v1,00112233445566778899aabbccddeeff",
@@ -452,7 +403,7 @@ async fn the_provider_sends_only_info_gets() {
         .await
         .unwrap();
     assert_eq!(answers.len(), 2);
-    code_of(&p, "+4915100000011", "4915100000011").await;
+    code_of(&p, "+4915100000011").await;
 
     let bytes = sent.lock().unwrap().clone();
     let text = String::from_utf8_lossy(&bytes);
@@ -508,19 +459,17 @@ async fn verdict_of(p: &OsmoHlrProvider, number: &str) -> (String, String) {
 
 #[tokio::test]
 async fn osmo_hlr_answers_give_the_documented_verdicts() {
-    let mut hlr = Hlr::start();
-    hlr.subscriber("262420000000011", "4915100000011");
-    hlr.subscriber("262420000000012", "4915100000012");
-    hlr.subscriber("262420000000013", "4915100000013");
-    hlr.set("subscriber.by-imsi-262420000000012.cs-enabled", "0");
-    hlr.set("subscriber.by-imsi-262420000000012.ps-enabled", "0");
+    let mut hlr = Hlr::with(&[
+        ("262420000000011", "4915100000011"),
+        ("262420000000012", "4915100000012"),
+        ("262420000000013", "4915100000013"),
+    ]);
+    hlr.disable("262420000000012");
     hlr.sql(
         "UPDATE subscriber SET last_lu_seen = datetime('now', '-1 day'), vlr_number = 'MSC-1' WHERE msisdn = ?1",
         "4915100000013",
     );
-    let mut c = config(hlr.ctrl_addr());
-    c.database = Some(hlr.db_path());
-    let p = OsmoHlrProvider::new(c).unwrap();
+    let p = hlr.provider(|c| c.database = Some(hlr.db_path()));
     let inactive = ("inactive".to_owned(), "disconnected".to_owned());
     assert_eq!(
         verdict_of(&p, "+4915199999998").await,

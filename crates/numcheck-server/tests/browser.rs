@@ -1,67 +1,31 @@
 //! The web dashboard in a real browser: headless Chromium driven over WebDriver (chromedriver)
 //! against the real server, the way a user clicks through it. Needs Debian's `chromium` and
-//! `chromium-driver`; when they are missing and the test runs as root, it installs them.
+//! `chromium-driver` (`.ci/run` installs them); without them the test fails and says so.
 //!
 //! Screenshots land in `target/browser/` for a person to look at.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "api/helpers.rs"]
 mod helpers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use helpers::TestServer;
+use numcheck_testkit::peer::CHROMEDRIVER;
+use numcheck_testkit::{ResultZip, wait_for};
 use serde_json::{Value, json};
 
-const CHROMEDRIVER: &str = "chromedriver";
 /// How long any one awaited page state may take before the test gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------------ chromedriver
-
-fn chromedriver_found() -> bool {
-    Command::new(CHROMEDRIVER)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// On a fresh Debian machine where the tests run as root (CI, the README's quick start), the
-/// packages are installed once; elsewhere the test fails and says what to install.
-fn require_chromedriver() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        if !chromedriver_found() && root {
-            eprintln!("chromedriver is missing: installing chromium and chromium-driver");
-            let _ = Command::new("sh")
-                .args([
-                    "-c",
-                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-                     apt-get install -y -qq chromium chromium-driver",
-                ])
-                .status();
-        }
-    });
-    assert!(
-        chromedriver_found(),
-        "chromedriver is not installed (or not on PATH): the dashboard's browser test drives \
-         a real headless Chromium; run `apt-get install chromium chromium-driver` (Debian)"
-    );
-}
 
 /// A chromedriver child process on a free loopback port, killed on drop.
 struct Driver {
@@ -71,13 +35,13 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
-        require_chromedriver();
+        let chromedriver = CHROMEDRIVER.locate();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -141,19 +105,16 @@ impl Drop for Driver {
 // ------------------------------------------------------------------ waiting and reading
 
 /// Polls `probe` until it yields a value; fails after `PATIENCE`, naming what it waited for.
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+async fn until<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(what)
+        .within(PATIENCE)
+        .every(Duration::from_millis(100))
+        .until(probe)
+        .await
 }
 
 /// Runs a script in the page and returns what it returns.
@@ -168,6 +129,18 @@ async fn until_js(c: &Client, what: &str, script: &str, args: Vec<Value>) -> Val
         (!v.is_null() && v != json!(false)).then_some(v)
     })
     .await
+}
+
+/// Waits until the script, which takes no arguments, returns something other than null /
+/// false.
+async fn until_page(c: &Client, what: &str, script: &str) -> Value {
+    until_js(c, what, script, vec![]).await
+}
+
+/// Puts a file in the upload form's file field.
+async fn choose_file(c: &Client, path: &str) {
+    let field = c.find(Locator::Css("#file")).await.unwrap();
+    field.send_keys(path).await.unwrap();
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
@@ -262,16 +235,10 @@ async fn post_evidence(server: &TestServer) {
          +14155552671,{yesterday},smsc-1,sms_dlr,DELIVRD,m-1\n\
          +447911123456,{yesterday},sbc-1,call,404,c-1\n"
     );
-    let resp = server
-        .http
-        .post(format!("{}/v1/evidence", server.base))
-        .header("X-API-Key", &server.admin_key)
-        .header("Content-Type", "text/csv")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let (code, report) = server
+        .post_evidence(&server.admin_key, "text/csv", body)
+        .await;
+    assert_eq!(code, 200, "{report}");
 }
 
 /// The numbers of the upload, as the result writes them.
@@ -320,18 +287,9 @@ async fn story(c: Client, downloads: PathBuf) {
         .for_element(Locator::Css("#signin-form"))
         .await
         .unwrap();
-    let wrong = server
-        .http
-        .get(format!("{}/v1/balance", server.base))
-        .header("X-API-Key", "nck_not-a-key")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let expected_message = wrong.json::<Value>().await.unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (code, wrong) = server.get("nck_not-a-key", "/v1/balance").await;
+    assert_eq!(code, 401);
+    let expected_message = wrong["message"].as_str().unwrap().to_owned();
     let key_field = c.find(Locator::Css("#api-key")).await.unwrap();
     assert_eq!(
         key_field.attr("type").await.unwrap().as_deref(),
@@ -340,11 +298,10 @@ async fn story(c: Client, downloads: PathBuf) {
     screenshot(&c, 1280, "signin.png").await;
     key_field.send_keys("nck_not-a-key").await.unwrap();
     click(&c, "#signin-submit").await;
-    let shown = until_js(
+    let shown = until_page(
         &c,
         "the sign-in error",
         "const t = document.querySelector('#signin-error').textContent; return t || null;",
-        vec![],
     )
     .await;
     assert_eq!(shown, json!(expected_message));
@@ -353,12 +310,11 @@ async fn story(c: Client, downloads: PathBuf) {
     key_field.send_keys(&key).await.unwrap();
     click(&c, "#remember").await;
     click(&c, "#signin-submit").await;
-    until_js(
+    until_page(
         &c,
         "the dashboard",
         "return !document.querySelector('#app-view').hidden \
          && document.querySelector('#balance-chip').textContent.length > 0;",
-        vec![],
     )
     .await;
     assert_eq!(
@@ -376,26 +332,19 @@ async fn story(c: Client, downloads: PathBuf) {
     // --- a task to cancel: a plain text file, no preview, stays pending.
     let pending_file = files.path().join("to-cancel.txt");
     std::fs::write(&pending_file, "+14155552671\n+447911123456\n").unwrap();
-    c.find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(pending_file.to_str().unwrap())
-        .await
-        .unwrap();
-    until_js(
+    choose_file(&c, pending_file.to_str().unwrap()).await;
+    until_page(
         &c,
         "the chosen file",
         "return document.querySelector('#file-name').textContent === 'to-cancel.txt';",
-        vec![],
     )
     .await;
     click(&c, "#upload-submit").await;
     let pending = row_when(&c, "to-cancel.txt", "Pending").await;
-    let said = until_js(
+    let said = until_page(
         &c,
         "the announcement",
         "return document.querySelector('#status').textContent || null;",
-        vec![],
     )
     .await;
     assert_eq!(said, json!("Check started for to-cancel.txt: 2 lines."));
@@ -407,7 +356,7 @@ async fn story(c: Client, downloads: PathBuf) {
     .await;
     let cancelled = row_when(&c, "to-cancel.txt", "Cancelled").await;
     assert!(cancelled["download"].is_null());
-    let (_, view) = get(&server, &key, &format!("/v1/tasks/{pending_id}")).await;
+    let (_, view) = server.get(&key, &format!("/v1/tasks/{pending_id}")).await;
     assert_eq!(view["status"], "cancelled");
 
     // --- the same folder and port again, now with workers (the page keeps its session).
@@ -420,20 +369,14 @@ async fn story(c: Client, downloads: PathBuf) {
     // --- a two-column CSV: the preview offers its columns; pick the phone column.
     let csv = files.path().join("people.csv");
     std::fs::write(&csv, PEOPLE_CSV).unwrap();
-    c.find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(csv.to_str().unwrap())
-        .await
-        .unwrap();
-    let options = until_js(
+    choose_file(&c, csv.to_str().unwrap()).await;
+    let options = until_page(
         &c,
         "the column choice",
         "const f = document.querySelector('#column-field'); \
          if (f.hidden) return null; \
          return [...document.querySelectorAll('#phone-column option')] \
            .map((o) => [o.value, o.textContent]);",
-        vec![],
     )
     .await;
     let options = options.as_array().unwrap();
@@ -460,7 +403,7 @@ async fn story(c: Client, downloads: PathBuf) {
     assert_eq!(done["value"], done["max"], "{done}");
     assert_eq!(done["max"].as_f64(), Some(5.0), "{done}");
     let task_id = done["id"].as_str().unwrap().to_owned();
-    let (code, detail) = get(&server, &key, &format!("/v1/tasks/{task_id}")).await;
+    let (code, detail) = server.get(&key, &format!("/v1/tasks/{task_id}")).await;
     assert_eq!(code, 200, "{detail}");
     assert_eq!(detail["status"], "exported");
     let summary = &detail["summary"];
@@ -468,14 +411,13 @@ async fn story(c: Client, downloads: PathBuf) {
 
     // --- the detail view: verdict counts as the summary has them, in the chart's table.
     click(&c, &format!("tr[data-task-id='{task_id}'] .task-link")).await;
-    let verdicts = until_js(
+    let verdicts = until_page(
         &c,
         "the verdict chart",
         "const rows = document.querySelectorAll('#chart-verdicts-table tbody tr'); \
          if (!rows.length) return null; \
          return Object.fromEntries([...rows].map((r) => \
            [r.dataset.key, r.querySelector('.count').textContent]));",
-        vec![],
     )
     .await;
     let expected: BTreeMap<String, String> = ["active", "inactive", "unknown"]
@@ -532,13 +474,8 @@ async fn story(c: Client, downloads: PathBuf) {
         zip_path.exists().then_some(())
     })
     .await;
-    let bytes = std::fs::read(&zip_path).unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-    let mut result = String::new();
-    zip.by_name(&format!("{task_id}.csv"))
-        .unwrap()
-        .read_to_string(&mut result)
-        .unwrap();
+    let mut zip = ResultZip::new(std::fs::read(&zip_path).unwrap());
+    let result = zip.csv(&task_id);
     let numbers: Vec<&str> = result
         .lines()
         .skip(1)
@@ -546,17 +483,16 @@ async fn story(c: Client, downloads: PathBuf) {
         .collect();
     assert_eq!(numbers, NUMBERS, "{result}");
     assert!(
-        zip.by_name(&format!("{task_id}.xlsx")).is_ok(),
+        zip.names().contains(&format!("{task_id}.xlsx")),
         "Excel copy asked for"
     );
 
     // --- back to the list; delete the cancelled task (after the confirmation).
     click(&c, "#detail-view .back").await;
-    until_js(
+    until_page(
         &c,
         "the task list",
         "return !document.querySelector('#app-view').hidden;",
-        vec![],
     )
     .await;
     click(
@@ -564,11 +500,10 @@ async fn story(c: Client, downloads: PathBuf) {
         &format!("tr[data-task-id='{pending_id}'] .danger-ghost"),
     )
     .await;
-    until_js(
+    until_page(
         &c,
         "the confirmation",
         "return document.querySelector('#confirm-dialog').open;",
-        vec![],
     )
     .await;
     click(&c, "#confirm-ok").await;
@@ -579,17 +514,16 @@ async fn story(c: Client, downloads: PathBuf) {
         vec![json!(pending_id)],
     )
     .await;
-    let (code, _) = get(&server, &key, &format!("/v1/tasks/{pending_id}")).await;
+    let (code, _) = server.get(&key, &format!("/v1/tasks/{pending_id}")).await;
     assert_eq!(code, 404, "the deleted task is gone");
 
     // --- balance and usage follow the finished task.
-    until_js(
+    until_page(
         &c,
         "the usage to count the task",
         "return [...document.querySelectorAll('#usage-stats .stat')].some((s) => \
            s.querySelector('dt').textContent === 'Numbers checked' \
            && s.querySelector('dd').textContent !== '0');",
-        vec![],
     )
     .await;
     let dashboard = screenshot(&c, 1280, "dashboard.png").await;
@@ -598,11 +532,10 @@ async fn story(c: Client, downloads: PathBuf) {
 
     // --- sign out forgets the key.
     click(&c, "#sign-out").await;
-    until_js(
+    until_page(
         &c,
         "the sign-in form",
         "return !document.querySelector('#signin-view').hidden;",
-        vec![],
     )
     .await;
     let stored = js(
@@ -614,15 +547,4 @@ async fn story(c: Client, downloads: PathBuf) {
     .await;
     assert!(stored.is_null());
     server.stop().await;
-}
-
-async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {
-    let resp = server
-        .http
-        .get(format!("{}{path}", server.base))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap();
-    helpers::json(resp).await
 }

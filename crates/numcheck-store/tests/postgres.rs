@@ -2,9 +2,9 @@
 //! claimers on several nodes, fair share between users, the partitioned evidence log and
 //! concurrent ingests.
 //!
-//! Each test runs in a database of its own, created on the server named by `NUMCHECK_TEST_PG`
-//! (default `postgres://postgres@127.0.0.1:5432/test`) and dropped at the end. Without a
-//! reachable server these tests fail; they never pass silently.
+//! Each test runs in a database of its own ([`numcheck_testkit::TestDb`]), created on the
+//! server named by `NUMCHECK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`) and
+//! dropped at the end. Without a reachable server these tests fail; they never pass silently.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,115 +12,28 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 
-use common::{DAY, lookups_story, new_task, observation, uid};
+use common::{DAY, created, folded, lookups_story, new_task, observation, uid, user};
 use numcheck_core::{E164, EvidenceClass, Observation, Policy, Profile};
 use numcheck_store::prelude::*;
-use numcheck_store::{Created, PgStore, Work};
-use sqlx::{Connection, Executor, PgConnection, Row};
+use numcheck_store::{PgStore, Work};
+use numcheck_testkit::TestDb;
+use sqlx::{Connection, Executor, Row};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn admin_url() -> String {
-    std::env::var("NUMCHECK_TEST_PG").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-/// `url` with its database replaced by `db` (query parameters kept).
-fn with_database(url: &str, db: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let host_start = main.find("://").map_or(0, |i| i + 3);
-    let base = match main[host_start..].find('/') {
-        Some(i) => &main[..host_start + i],
-        None => main,
-    };
-    format!("{base}/{db}{query}")
-}
-
-async fn admin_connection(url: &str) -> PgConnection {
-    PgConnection::connect(url).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL at {url} is unreachable ({e}); start it, or set NUMCHECK_TEST_PG to a \
-             server where this user may create databases"
-        )
-    })
-}
-
-/// A database of the test's own, dropped (connections and all) when this goes out of scope,
-/// also when the test panics.
-struct TestDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        use std::hash::{BuildHasher, RandomState};
-        let admin = admin_url();
-        let random = RandomState::new().hash_one((std::process::id(), std::time::Instant::now()));
-        let name = format!("numcheck_t_{random:016x}");
-        let mut conn = admin_connection(&admin).await;
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        conn.close().await.ok();
-        TestDb {
-            url: with_database(&admin, &name),
-            admin,
-            name,
-        }
-    }
-
-    async fn store(&self) -> PgStore {
-        PgStore::connect(&self.url).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // A thread of its own: the test's runtime may be the one dropping this.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin).await?;
-                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-#[test]
-fn database_urls_are_rewritten() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
+async fn store(db: &TestDb) -> PgStore {
+    PgStore::connect(&db.url).await.unwrap()
 }
 
 async fn pg() -> (TestDb, PgStore) {
     let db = TestDb::new().await;
-    let store = db.store().await;
+    let store = store(&db).await;
     (db, store)
+}
+
+/// Two nodes: two stores, each with its own pool, on one database.
+async fn two_nodes() -> (TestDb, [PgStore; 2]) {
+    let db = TestDb::new().await;
+    let nodes = [store(&db).await, store(&db).await];
+    (db, nodes)
 }
 
 common::story_tests! { pg:
@@ -135,11 +48,10 @@ common::story_tests! { pg:
 
 #[tokio::test]
 async fn pg_lookups_story() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
+    let (db, store) = pg().await;
     lookups_story(&store).await;
     // The last status given for a number in one call is the one kept.
-    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let mut conn = db.connection().await;
     let status: String = sqlx::query(
         "SELECT raw_status FROM lookup_cache WHERE provider = 'hlr' AND number = 14155550001",
     )
@@ -155,13 +67,13 @@ async fn pg_lookups_story() {
 #[tokio::test]
 async fn pg_reconnects_to_an_existing_database_without_losing_data() {
     let db = TestDb::new().await;
-    let first = db.store().await;
+    let first = store(&db).await;
     first
         .create_user(uid(9), "dave", None, true, 1)
         .await
         .unwrap();
     first.close().await;
-    let second = db.store().await;
+    let second = store(&db).await;
     assert!(second.user_by_name("dave").await.unwrap().unwrap().is_admin);
     second.close().await;
 }
@@ -170,27 +82,17 @@ async fn pg_reconnects_to_an_existing_database_without_losing_data() {
 /// chunk is handed out exactly once while the leases hold, and the export exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_parallel_claimers_never_share_a_chunk() {
-    let db = TestDb::new().await;
-    let node_a = db.store().await;
-    let node_b = db.store().await;
-    let user = node_a
-        .create_user(uid(1), "alice", None, false, 1)
-        .await
-        .unwrap();
-    let Created::New(task) = node_a
-        .create_task(new_task("d4g8o46p2jvh04o9uol1", &user.id, 50, 0, None))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new task")
-    };
+    let (_db, nodes) = two_nodes().await;
+    let [node_a, node_b] = &nodes;
+    let user = user(node_a, 1, "alice", None).await;
+    let task = created(
+        node_a,
+        new_task("d4g8o46p2jvh04o9uol1", &user.id, 50, 0, None),
+    )
+    .await;
     let claimers: Vec<_> = (0..4)
         .map(|i| {
-            let store = if i % 2 == 0 {
-                node_a.clone()
-            } else {
-                node_b.clone()
-            };
+            let store = nodes[i % 2].clone();
             tokio::spawn(async move {
                 let owner = format!("claimer-{i}");
                 let mut got = Vec::new();
@@ -235,11 +137,7 @@ async fn pg_parallel_claimers_never_share_a_chunk() {
     }
     let racers: Vec<_> = (0..4)
         .map(|i| {
-            let store = if i % 2 == 0 {
-                node_a.clone()
-            } else {
-                node_b.clone()
-            };
+            let store = nodes[i % 2].clone();
             tokio::spawn(async move {
                 store
                     .claim_work(&format!("exporter-{i}"), 4_000, 600_000)
@@ -276,8 +174,7 @@ fn obs_at(n: u64, t: i64, source: &str, msg: Option<&str>) -> Observation {
 /// partition, and text the COPY format must escape survives.
 #[tokio::test]
 async fn pg_evidence_log_is_partitioned_by_month() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
+    let (db, store) = pg().await;
     let h = Policy::default().half_lives();
     // 2024-01-31T23:59:59.999Z, 2024-02-01T00:00:00Z, 2024-03-15, and the year 10000.
     let jan_end = 1_706_745_599_999;
@@ -292,7 +189,7 @@ async fn pg_evidence_log_is_partitioned_by_month() {
     assert_eq!((out.inserted, out.duplicates), (4, 0));
     assert_eq!(store.ingest(batch, &h, 2).await.unwrap().inserted, 0);
 
-    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let mut conn = db.connection().await;
     let rows = sqlx::query(
         "SELECT c.relname AS part, COUNT(o.*) AS n \
          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -330,9 +227,8 @@ async fn pg_evidence_log_is_partitioned_by_month() {
 /// profile holds exactly the facts of its number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_concurrent_ingests_store_each_fact_once() {
-    let db = TestDb::new().await;
-    let node_a = db.store().await;
-    let node_b = db.store().await;
+    let (_db, nodes) = two_nodes().await;
+    let [node_a, node_b] = &nodes;
     let h = Policy::default().half_lives();
     // Within one month (2023-11-01 on, ten minutes apart), so the writers are not serialised
     // by partition creation; new numbers keep coming, so writers race to create profiles.
@@ -352,11 +248,7 @@ async fn pg_concurrent_ingests_store_each_fact_once() {
     // writer 3 sends round 0 again (every fact a duplicate of writer 0's).
     let writers: Vec<_> = (0..4usize)
         .map(|w| {
-            let store = if w % 2 == 0 {
-                node_a.clone()
-            } else {
-                node_b.clone()
-            };
+            let store = nodes[w % 2].clone();
             let mine: Vec<Observation> = facts
                 .iter()
                 .enumerate()
@@ -386,11 +278,7 @@ async fn pg_concurrent_ingests_store_each_fact_once() {
     let profiles = node_b.profiles(&numbers).await.unwrap();
     assert_eq!(profiles.len(), 1_009);
     for n in &numbers {
-        let expected = facts
-            .iter()
-            .filter(|o| o.number == *n)
-            .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), &h));
-        assert!(profiles[n].approx_eq(&expected, 1e-9), "{n}");
+        assert!(profiles[n].approx_eq(&folded(&facts, *n, &h), 1e-9), "{n}");
     }
     let report = node_a.rebuild_profiles(&h).await.unwrap();
     assert_eq!(
@@ -407,8 +295,7 @@ async fn pg_concurrent_ingests_store_each_fact_once() {
 /// for that transaction and merges into its profile instead of overwriting it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_ingest_merges_into_a_profile_created_concurrently() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
+    let (db, store) = pg().await;
     let h = Policy::default().half_lives();
     // The month's partition exists beforehand, so the ingest below takes no table lock.
     store
@@ -417,7 +304,7 @@ async fn pg_ingest_merges_into_a_profile_created_concurrently() {
         .unwrap();
     let theirs = observation(14_155_550_001, 2_000, EvidenceClass::StrongInactive, None);
     let ours = observation(14_155_550_001, 3_000, EvidenceClass::StrongActive, None);
-    let mut other = PgConnection::connect(&db.url).await.unwrap();
+    let mut other = db.connection().await;
     other.execute("BEGIN").await.unwrap();
     sqlx::query("INSERT INTO profiles (number, data) VALUES ($1, $2)")
         .bind(14_155_550_001i64)

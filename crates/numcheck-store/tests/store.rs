@@ -5,10 +5,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{observation, uid};
 use numcheck_core::{E164, EvidenceClass, Policy};
 use numcheck_store::SqliteStore;
 use numcheck_store::prelude::*;
+use numcheck_testkit::wait_for;
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -47,59 +50,42 @@ async fn sqlite_reopens_an_existing_database_without_losing_data() {
 
 /// Polls until the store has built at least `n` presence filters.
 async fn wait_for_filter(store: &SqliteStore, n: u64) {
-    for _ in 0..500 {
-        if store.presence_filter_builds() >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!(
-        "presence filter build {n} never finished (have {})",
-        store.presence_filter_builds()
-    );
+    wait_for(format!("presence filter build {n}"))
+        .every(Duration::from_millis(10))
+        .until(|| async {
+            let built = store.presence_filter_builds();
+            if built >= n {
+                Ok(())
+            } else {
+                Err(format!("{built} built"))
+            }
+        })
+        .await;
+}
+
+/// Ingests one observation of `number` in `class`.
+async fn ingest_one(store: &SqliteStore, number: E164, class: EvidenceClass) {
+    let hl = Policy::default().half_lives();
+    let fact = observation(number.as_u64(), 1_000, class, None);
+    store.ingest(vec![fact], &hl, 2_000).await.unwrap();
 }
 
 #[tokio::test]
 async fn presence_filter_never_hides_evidence_written_by_another_process() {
-    let hl = Policy::default().half_lives();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("numcheck.db");
     let server = SqliteStore::open(&path).await.unwrap();
     let a = E164::from_u64(14155550001).unwrap();
     let b = E164::from_u64(14155550002).unwrap();
     let c = E164::from_u64(14155550003).unwrap();
-    server
-        .ingest(
-            vec![observation(
-                a.as_u64(),
-                1_000,
-                EvidenceClass::StrongActive,
-                None,
-            )],
-            &hl,
-            2_000,
-        )
-        .await
-        .unwrap();
+    ingest_one(&server, a, EvidenceClass::StrongActive).await;
     server.keep_presence_filter();
     wait_for_filter(&server, 1).await;
     let found = server.profiles(&[a, b, c]).await.unwrap();
     assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![a]);
 
     // The serving process ingests: the filter learns the number before the commit.
-    server
-        .ingest(
-            vec![observation(
-                b.as_u64(),
-                1_000,
-                EvidenceClass::StrongInactive,
-                None,
-            )],
-            &hl,
-            2_000,
-        )
-        .await
-        .unwrap();
+    ingest_one(&server, b, EvidenceClass::StrongInactive).await;
     let found = server.profiles(&[a, b, c]).await.unwrap();
     assert!(found.contains_key(&a) && found.contains_key(&b) && !found.contains_key(&c));
     assert_eq!(server.presence_filter_builds(), 1, "no rebuild needed");
@@ -107,18 +93,7 @@ async fn presence_filter_never_hides_evidence_written_by_another_process() {
     // Another process (the CLI) ingests next to it: the server must still see the number at
     // once, before and after its filter is rebuilt.
     let cli = SqliteStore::open(&path).await.unwrap();
-    cli.ingest(
-        vec![observation(
-            c.as_u64(),
-            1_000,
-            EvidenceClass::StrongActive,
-            None,
-        )],
-        &hl,
-        2_000,
-    )
-    .await
-    .unwrap();
+    ingest_one(&cli, c, EvidenceClass::StrongActive).await;
     let found = server.profiles(&[a, b, c]).await.unwrap();
     assert_eq!(
         found.len(),

@@ -9,15 +9,16 @@ mod support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use numcheck_core::{TaskId, TaskStatus, UserId};
 use numcheck_store::SqliteStore;
 use numcheck_store::prelude::*;
+use numcheck_testkit::wait_for;
 use serde_json::Value;
 use support::{
-    DEADLINE, Server, Upload, assert_key_shape, client, create_key, create_task, download_result,
-    generate, get_task, int, run_cli, text, wait_exported,
+    Server, Upload, assert_key_shape, client, create_key, create_task, download_result, generate,
+    get_task, int, run_cli, text, wait_exported,
 };
 use tempfile::TempDir;
 
@@ -259,11 +260,10 @@ async fn serve_prints_the_admin_key_only_on_first_start_and_accepts_keys_created
 // interrupted tasks
 // ---------------------------------------------------------------------------------------
 
-/// A server caught processing a big task, less than half way through.
+/// A big task caught in the middle of processing, and where it runs.
 struct MidTask {
     root: TempDir,
     data: PathBuf,
-    server: Server,
     key: String,
     task_id: String,
     user_id: String,
@@ -273,7 +273,7 @@ struct MidTask {
 /// Uploads a big file and polls until the task is processing and under half done. When the
 /// machine is fast enough to finish first, starts over with a file twice as big, twice; then
 /// gives up loudly rather than pass without having interrupted anything.
-async fn upload_and_catch_mid_task() -> MidTask {
+async fn upload_and_catch_mid_task() -> (MidTask, Server) {
     let mut lines = 300_000;
     let mut missed = Vec::new();
     for attempt in 1..=3 {
@@ -288,7 +288,9 @@ async fn upload_and_catch_mid_task() -> MidTask {
         let task_id = text(&created, "task_id").to_owned();
 
         let client = client();
-        let started = Instant::now();
+        let ticker = wait_for(format!("task {task_id} to make progress"))
+            .every(Duration::from_millis(2))
+            .start();
         loop {
             let (status, body) = get_task(&client, &server.base, &key, &task_id).await;
             assert_eq!(status, 200, "gettasks: {body}");
@@ -302,33 +304,53 @@ async fn upload_and_catch_mid_task() -> MidTask {
                         "caught task {task_id} at {done} of {} rows (attempt {attempt}, {lines} lines)",
                         upload.total
                     );
-                    return MidTask {
+                    let mid = MidTask {
                         root,
                         data,
-                        server,
                         key,
                         task_id,
                         user_id,
                         upload,
                     };
+                    return (mid, server);
                 }
                 _ => {
                     missed.push(format!("attempt {attempt}, {lines} lines: {body}"));
                     break;
                 }
             }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "task {task_id} made no progress within {DEADLINE:?}: {body}\nlog:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            ticker.tick_seen(Some(body.to_string())).await;
         }
         lines *= 2;
     }
     panic!(
         "could not catch a task in the middle of processing; every poll came too late: {missed:#?}"
     );
+}
+
+impl MidTask {
+    /// With the first server stopped: the task was left unfinished, and a server restarted
+    /// on the same folder finishes it with exact counts and every row in order.
+    async fn restart_and_finish(&self) -> (Server, Value) {
+        assert_left_unfinished(&self.data, &self.task_id, &self.upload).await;
+        let server = Server::start(self.root.path(), &self.data, SLOW_WORKERS).await;
+        let done = wait_exported(&server.base, &self.key, &self.task_id).await;
+        assert_exact_counts(&done, &self.upload);
+        let (csv, rejected) = download_result(&done).await;
+        assert_result_rows(&csv, &rejected, &self.upload);
+        (server, done)
+    }
+
+    /// Stops the server cleanly, then checks one charge for each of `tasks`.
+    async fn stop_and_check_charges(&self, mut server: Server, tasks: &[&str]) {
+        let exit = server.terminate().await;
+        assert!(
+            exit.success(),
+            "serve should stop cleanly on SIGTERM: {exit}"
+        );
+        drop(server);
+        assert_one_charge_per_task(&self.data, &self.user_id, tasks, &self.upload).await;
+    }
 }
 
 /// The task as stored, read with the server stopped.
@@ -462,15 +484,7 @@ async fn assert_one_charge_per_task(data: &Path, user_id: &str, tasks: &[&str], 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_dash_nine_mid_task_then_restart_finishes_with_exact_counts_and_one_charge() {
-    let MidTask {
-        root,
-        data,
-        mut server,
-        key,
-        task_id,
-        user_id,
-        upload,
-    } = upload_and_catch_mid_task().await;
+    let (mid, mut server) = upload_and_catch_mid_task().await;
     let killed = server.kill_dash_nine();
     assert_eq!(
         killed.signal(),
@@ -478,22 +492,17 @@ async fn kill_dash_nine_mid_task_then_restart_finishes_with_exact_counts_and_one
         "the server should die of SIGKILL: {killed}"
     );
     drop(server);
-    assert_left_unfinished(&data, &task_id, &upload).await;
-
-    let mut server = Server::start(root.path(), &data, SLOW_WORKERS).await;
-    let first = wait_exported(&server.base, &key, &task_id).await;
-    assert_exact_counts(&first, &upload);
+    let (server, first) = mid.restart_and_finish().await;
 
     // The same file, uninterrupted, on the restarted server.
-    let (status, created) = create_task(&server.base, &key, upload.bytes.clone()).await;
+    let (status, created) = create_task(&server.base, &mid.key, mid.upload.bytes.clone()).await;
     assert_eq!(status, 200, "second upload: {created}");
     let second_id = text(&created, "task_id").to_owned();
-    let second = wait_exported(&server.base, &key, &second_id).await;
-    assert_exact_counts(&second, &upload);
+    let second = wait_exported(&server.base, &mid.key, &second_id).await;
+    assert_exact_counts(&second, &mid.upload);
 
     let (csv_first, rejected_first) = download_result(&first).await;
     let (csv_second, rejected_second) = download_result(&second).await;
-    assert_result_rows(&csv_first, &rejected_first, &upload);
     assert!(
         csv_first == csv_second,
         "the interrupted task's csv ({} bytes) differs from the uninterrupted one's ({} bytes)",
@@ -501,27 +510,13 @@ async fn kill_dash_nine_mid_task_then_restart_finishes_with_exact_counts_and_one
         csv_second.len()
     );
     assert!(rejected_first == rejected_second, "rejected.csv differs");
-
-    let exit = server.terminate().await;
-    assert!(
-        exit.success(),
-        "serve should stop cleanly on SIGTERM: {exit}"
-    );
-    drop(server);
-    assert_one_charge_per_task(&data, &user_id, &[&task_id, &second_id], &upload).await;
+    mid.stop_and_check_charges(server, &[&mid.task_id, &second_id])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_task_exits_zero_and_the_restarted_server_finishes_with_exact_counts() {
-    let MidTask {
-        root,
-        data,
-        mut server,
-        key,
-        task_id,
-        user_id,
-        upload,
-    } = upload_and_catch_mid_task().await;
+    let (mid, mut server) = upload_and_catch_mid_task().await;
     let exit = server.terminate().await;
     assert_eq!(
         exit.code(),
@@ -529,19 +524,6 @@ async fn sigterm_mid_task_exits_zero_and_the_restarted_server_finishes_with_exac
         "SIGTERM should end serve with status 0: {exit}"
     );
     drop(server);
-    assert_left_unfinished(&data, &task_id, &upload).await;
-
-    let mut server = Server::start(root.path(), &data, SLOW_WORKERS).await;
-    let done = wait_exported(&server.base, &key, &task_id).await;
-    assert_exact_counts(&done, &upload);
-    let (csv, rejected) = download_result(&done).await;
-    assert_result_rows(&csv, &rejected, &upload);
-
-    let exit = server.terminate().await;
-    assert!(
-        exit.success(),
-        "serve should stop cleanly on SIGTERM: {exit}"
-    );
-    drop(server);
-    assert_one_charge_per_task(&data, &user_id, &[&task_id], &upload).await;
+    let (server, _) = mid.restart_and_finish().await;
+    mid.stop_and_check_charges(server, &[&mid.task_id]).await;
 }

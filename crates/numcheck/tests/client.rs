@@ -9,16 +9,20 @@ mod support;
 use support::{Server, generate, run_cli};
 use tempfile::TempDir;
 
+/// The task id `numcheck submit` printed (`task <id> …`).
+fn task_id_in(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
+        .unwrap_or_else(|| panic!("no task id in {stdout}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn submit_waits_downloads_and_unpacks_the_result() {
     let root = TempDir::new().unwrap();
     let server = Server::start(root.path(), &root.path().join("data"), &[]).await;
-    let key = server
-        .stdout_lines()
-        .iter()
-        .find(|l| l.starts_with("nck_"))
-        .cloned()
-        .unwrap();
+    let key = server.admin_key();
     let upload = generate(5_000);
     std::fs::write(root.path().join("numbers.txt"), &upload.bytes).unwrap();
     let out = run_cli(
@@ -37,12 +41,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
     )
     .await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    let id = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
-        .unwrap()
-        .to_owned();
+    let id = task_id_in(&out.stdout);
     assert!(
         out.stdout.contains("status      exported"),
         "{}",
@@ -120,12 +119,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
 async fn tasks_balance_cancel_and_delete_from_the_command_line() {
     let root = TempDir::new().unwrap();
     let server = Server::start(root.path(), &root.path().join("data"), &[]).await;
-    let key = server
-        .stdout_lines()
-        .iter()
-        .find(|l| l.starts_with("nck_"))
-        .cloned()
-        .unwrap();
+    let key = server.admin_key();
     let cli = |args: Vec<String>| {
         let root = root.path().to_owned();
         let base = server.base.clone();
@@ -155,12 +149,7 @@ async fn tasks_balance_cancel_and_delete_from_the_command_line() {
     .await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("success     2"), "{}", out.stdout);
-    let first = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("task ").and_then(|r| r.split(' ').next()))
-        .unwrap()
-        .to_owned();
+    let first = task_id_in(&out.stdout);
 
     let listed = cli(vec!["tasks".into()]).await;
     assert!(listed.status.success(), "{}", listed.stderr);

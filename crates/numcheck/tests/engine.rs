@@ -6,13 +6,11 @@
 #[allow(dead_code)]
 mod support;
 
-use std::io::Read;
 use std::path::Path;
 
+use numcheck_testkit::{ResultZip, evidence_story};
 use serde_json::Value;
-use support::{Server, create_key, create_task, run_cli, wait_exported};
-
-const DAY: i64 = 86_400;
+use support::{CliOutput, Server, create_key, create_task, run_cli, wait_exported};
 
 fn now_s() -> i64 {
     std::time::SystemTime::now()
@@ -27,19 +25,31 @@ fn path_str(p: &Path) -> &str {
 
 /// Reads `<name>.csv` (the one CSV that is not rejected.csv) and summary.json from a zip.
 fn read_zip(bytes: &[u8]) -> (String, Value) {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut csv = String::new();
-    let mut summary = String::new();
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let name = f.name().unwrap().to_string();
-        if name == "summary.json" {
-            f.read_to_string(&mut summary).unwrap();
-        } else if name.ends_with(".csv") && name != "rejected.csv" {
-            f.read_to_string(&mut csv).unwrap();
-        }
-    }
-    (csv, serde_json::from_str(&summary).unwrap())
+    let mut zip = ResultZip::new(bytes);
+    let csv = zip
+        .names()
+        .into_iter()
+        .find(|name| name.ends_with(".csv") && name != "rejected.csv")
+        .map(|name| zip.text(&name))
+        .unwrap_or_default();
+    (csv, zip.summary())
+}
+
+/// `numcheck <args> --data-dir <data>`.
+async fn on_data(cwd: &Path, data: &Path, args: &[&str]) -> CliOutput {
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--data-dir", path_str(data)])
+        .collect();
+    run_cli(cwd, &args).await
+}
+
+/// `numcheck check <file> --data-dir <data> --out <out>`, which must succeed; the result.
+async fn check(cwd: &Path, data: &Path, file: &str, out: &str) -> (String, Value) {
+    let check = on_data(cwd, data, &["check", file, "--out", out]).await;
+    assert!(check.status.success(), "{}", check.stderr);
+    read_zip(&std::fs::read(cwd.join(out)).unwrap())
 }
 
 /// The verdict columns (status, reason, possibly reassigned) by number.
@@ -53,23 +63,9 @@ fn verdicts(csv: &str) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// The policy's story ([`evidence_story`]) and a row whose time cannot be read.
 fn evidence_csv() -> String {
-    let t = |days: i64| now_s() - days * DAY;
-    let mut csv = String::from("number,observed_at,source,kind,raw_code,message_id\n");
-    for (n, days, source, kind, code, msg) in [
-        ("+12125550101", 2, "smsc-1", "sms_dlr", "DELIVRD", "a1"),
-        ("+12125550102", 40, "smsc-1", "sms_dlr", "DELIVRD", "b1"),
-        ("+12125550102", 3, "sbc-1", "call", "404", "b2"),
-        ("+12125550103", 3, "hlr-x", "hlr", "ABSENT", ""),
-        ("+12125550103", 2, "hlr-x", "hlr", "ABSENT_SUBSCRIBER", ""),
-        ("+12125550104", 90, "carrier", "deactivation", "D", ""),
-        ("+12125550104", 1, "app", "app_event", "login", ""),
-        ("+12125550105", 30, "smsc-1", "sms_dlr", "EXPIRED", "e1"),
-        ("+12125550105", 16, "smsc-1", "sms_dlr", "EXPIRED", "e2"),
-        ("+12125550105", 2, "smsc-1", "sms_dlr", "UNDELIV", "e3"),
-    ] {
-        csv.push_str(&format!("{n},{},{source},{kind},{code},{msg}\n", t(days)));
-    }
+    let mut csv = evidence_story::csv(now_s());
     csv.push_str("+12125550109,not-a-time,smsc-1,sms_dlr,DELIVRD,z9\n");
     csv
 }
@@ -78,17 +74,10 @@ const NUMBERS: &str =
     "+12125550101\n+1 212 555 0102\n+12125550103\n+12125550104\n+12125550105\n+12125550106\n";
 
 fn expected() -> Vec<(String, String, String, String)> {
-    [
-        ("+12125550101", "active", "recent_activity", "false"),
-        ("+12125550102", "inactive", "disconnected", "false"),
-        ("+12125550103", "unknown", "temporary_failures", "false"),
-        ("+12125550104", "active", "recent_activity", "true"),
-        ("+12125550105", "inactive", "repeated_failures", "false"),
-        ("+12125550106", "unknown", "no_evidence", "false"),
-    ]
-    .iter()
-    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
-    .collect()
+    evidence_story::VERDICTS
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,17 +88,7 @@ async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_ta
     std::fs::write(cwd.join("evidence.csv"), evidence_csv()).unwrap();
     std::fs::write(cwd.join("numbers.txt"), NUMBERS).unwrap();
 
-    let out = run_cli(
-        cwd,
-        &[
-            "evidence",
-            "import",
-            "evidence.csv",
-            "--data-dir",
-            path_str(&data),
-        ],
-    )
-    .await;
+    let out = on_data(cwd, &data, &["evidence", "import", "evidence.csv"]).await;
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(
         out.last_line(),
@@ -122,24 +101,14 @@ async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_ta
     );
     assert!(out.stderr.contains("invalid_observed_at"), "{}", out.stderr);
 
-    let again = run_cli(
-        cwd,
-        &[
-            "evidence",
-            "import",
-            "evidence.csv",
-            "--data-dir",
-            path_str(&data),
-        ],
-    )
-    .await;
+    let again = on_data(cwd, &data, &["evidence", "import", "evidence.csv"]).await;
     assert_eq!(
         again.last_line(),
         "rows 11  inserted 0  duplicates 10  not final 0  rejected 1",
         "re-import adds nothing"
     );
 
-    let stats = run_cli(cwd, &["evidence", "stats", "--data-dir", path_str(&data)]).await;
+    let stats = on_data(cwd, &data, &["evidence", "stats"]).await;
     assert!(
         stats.stdout.contains("observations  10"),
         "{}",
@@ -147,7 +116,7 @@ async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_ta
     );
     assert!(stats.stdout.contains("numbers       5"), "{}", stats.stdout);
 
-    let rebuild = run_cli(cwd, &["evidence", "rebuild", "--data-dir", path_str(&data)]).await;
+    let rebuild = on_data(cwd, &data, &["evidence", "rebuild"]).await;
     assert!(rebuild.status.success(), "{}", rebuild.stderr);
     assert!(
         rebuild
@@ -157,20 +126,7 @@ async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_ta
         rebuild.stdout
     );
 
-    let check = run_cli(
-        cwd,
-        &[
-            "check",
-            "numbers.txt",
-            "--data-dir",
-            path_str(&data),
-            "--out",
-            "local.zip",
-        ],
-    )
-    .await;
-    assert!(check.status.success(), "{}", check.stderr);
-    let (local_csv, summary) = read_zip(&std::fs::read(cwd.join("local.zip")).unwrap());
+    let (local_csv, summary) = check(cwd, &data, "numbers.txt", "local.zip").await;
     assert_eq!(verdicts(&local_csv), expected());
     assert_eq!(summary["by_status"]["active"], 2);
     assert_eq!(summary["possibly_reassigned"], 1);
@@ -181,13 +137,8 @@ async fn imported_evidence_gives_the_policy_verdicts_in_check_and_in_a_served_ta
     let (code, created) = create_task(&server.base, &key, NUMBERS.as_bytes().to_vec()).await;
     assert_eq!(code, 200, "{created}");
     let task = wait_exported(&server.base, &key, created["task_id"].as_str().unwrap()).await;
-    let zip = reqwest::get(task["result_url"].as_str().unwrap())
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let (served_csv, _) = read_zip(&zip);
+    let zip = reqwest::get(task["result_url"].as_str().unwrap()).await;
+    let (served_csv, _) = read_zip(&zip.unwrap().bytes().await.unwrap());
     assert_eq!(verdicts(&served_csv), verdicts(&local_csv));
 }
 
@@ -196,34 +147,14 @@ async fn demo_then_check_shows_all_three_verdicts_and_every_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
     let data = cwd.join("data");
-    let demo = run_cli(
+    let demo = on_data(
         cwd,
-        &[
-            "demo",
-            "--data-dir",
-            path_str(&data),
-            "--subscribers",
-            "3000",
-            "--numbers-out",
-            "n.txt",
-        ],
+        &data,
+        &["demo", "--subscribers", "3000", "--numbers-out", "n.txt"],
     )
     .await;
     assert!(demo.status.success(), "{}", demo.stderr);
-    let check = run_cli(
-        cwd,
-        &[
-            "check",
-            "n.txt",
-            "--data-dir",
-            path_str(&data),
-            "--out",
-            "r.zip",
-        ],
-    )
-    .await;
-    assert!(check.status.success(), "{}", check.stderr);
-    let (csv, summary) = read_zip(&std::fs::read(cwd.join("r.zip")).unwrap());
+    let (csv, summary) = check(cwd, &data, "n.txt", "r.zip").await;
     for status in ["active", "inactive", "unknown"] {
         assert!(
             summary["by_status"][status].as_u64().unwrap() > 100,
@@ -246,17 +177,10 @@ async fn demo_then_check_shows_all_three_verdicts_and_every_reason() {
         summary["success"].as_u64().unwrap() + 1
     );
     // The same seed gives the same data: a second demo adds nothing.
-    let again = run_cli(
+    let again = on_data(
         cwd,
-        &[
-            "demo",
-            "--data-dir",
-            path_str(&data),
-            "--subscribers",
-            "3000",
-            "--numbers-out",
-            "n2.txt",
-        ],
+        &data,
+        &["demo", "--subscribers", "3000", "--numbers-out", "n2.txt"],
     )
     .await;
     assert!(
@@ -322,21 +246,10 @@ async fn connector_files_import_with_counts_and_reimports_add_nothing() {
     let import = |file: &'static str, format: &'static str, source: &'static str| {
         let data = data.clone();
         async move {
-            run_cli(
-                cwd,
-                &[
-                    "evidence",
-                    "import",
-                    file,
-                    "--format",
-                    format,
-                    "--source",
-                    source,
-                    "--data-dir",
-                    path_str(&data),
-                ],
-            )
-            .await
+            let args = [
+                "evidence", "import", file, "--format", format, "--source", source,
+            ];
+            on_data(cwd, &data, &args).await
         }
     };
     let out = import("Master.csv", "asterisk", "pbx-1").await;
@@ -367,20 +280,7 @@ async fn connector_files_import_with_counts_and_reimports_add_nothing() {
         "+442079460101\n+442079460102\n+442079460103\n+442079460104\n",
     )
     .unwrap();
-    let check = run_cli(
-        cwd,
-        &[
-            "check",
-            "n.txt",
-            "--data-dir",
-            path_str(&data),
-            "--out",
-            "r.zip",
-        ],
-    )
-    .await;
-    assert!(check.status.success(), "{}", check.stderr);
-    let (csv, _) = read_zip(&std::fs::read(cwd.join("r.zip")).unwrap());
+    let (csv, _) = check(cwd, &data, "n.txt", "r.zip").await;
     let got: Vec<(String, String)> = csv
         .lines()
         .skip(1)

@@ -8,7 +8,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::helpers::{TestServer, assert_error, file_form, json};
+use numcheck_testkit::wait_for;
+
+use crate::helpers::{TestServer, assert_error};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -51,19 +53,17 @@ async fn receiver(answers: Vec<u16>) -> Receiver {
 impl Receiver {
     /// Waits (bounded) until `n` requests arrived.
     async fn wait_for(&self, n: usize) -> Vec<Got> {
-        for _ in 0..3000 {
-            {
-                let g = self.got.lock().unwrap();
-                if g.len() >= n {
-                    return g.clone();
+        wait_for(format!("the receiver to get {n} requests"))
+            .every(Duration::from_millis(10))
+            .until(|| async {
+                let got = self.got.lock().unwrap();
+                if got.len() >= n {
+                    Ok(got.clone())
+                } else {
+                    Err(format!("{} requests", got.len()))
                 }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "the receiver got {} requests, not {n}",
-            self.got.lock().unwrap().len()
-        );
+            })
+            .await
     }
 }
 
@@ -89,51 +89,56 @@ fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
 }
 
 async fn secret(s: &TestServer, key: &str) -> String {
-    let (code, body) = json(
-        s.http
-            .get(format!("{}/v1/callback-secret", s.base))
-            .header("X-API-Key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, body) = s.get(key, "/v1/callback-secret").await;
     assert_eq!(code, 200, "{body}");
     body["secret"].as_str().unwrap().to_owned()
 }
 
-async fn detail(s: &TestServer, key: &str, id: &str) -> Value {
-    json(
-        s.http
-            .get(format!("{}/v1/tasks/{id}", s.base))
-            .header("X-API-Key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .1
+/// The task's detail once its completion notice is in `state` (bounded).
+async fn callback_settled(s: &TestServer, key: &str, id: &str, state: &str) -> Value {
+    wait_for(format!("the notice of {id} to be {state}"))
+        .every(Duration::from_millis(10))
+        .until(|| async {
+            let (_, detail) = s.get(key, &format!("/v1/tasks/{id}")).await;
+            if detail["callback"]["state"] == state {
+                Ok(detail)
+            } else {
+                Err(detail)
+            }
+        })
+        .await
 }
 
 async fn create_with_callback(s: &TestServer, key: &str, url: &str) -> (u16, Value) {
-    s.create_form(
-        key,
-        file_form(b"+447700900123\n+12025550143\n")
-            .text("task_type", "active_check")
-            .text("callback_url", url.to_owned()),
-        None,
-    )
-    .await
+    let hook = [("callback_url", url)];
+    s.create_with(key, b"+447700900123\n+12025550143\n", &hook)
+        .await
+}
+
+/// A server allowed to call loopback (and changed by `tweak`), a user's key, a receiver
+/// answering `answers`, and a task of that user with the receiver as its callback URL.
+async fn task_with_receiver(
+    user: &str,
+    answers: Vec<u16>,
+    tweak: impl FnOnce(&mut numcheck_server::Config),
+) -> (TestServer, String, Receiver, String) {
+    let s = TestServer::start_with(|c| {
+        c.callbacks.allow_private = true;
+        tweak(c);
+    })
+    .await;
+    let key = s.key(user, None).await;
+    let rx = receiver(answers).await;
+    let (code, created) = create_with_callback(&s, &key, &rx.url).await;
+    assert_eq!(code, 200, "{created}");
+    let id = created["task_id"].as_str().unwrap().to_owned();
+    (s, key, rx, id)
 }
 
 #[tokio::test]
 async fn an_exported_task_posts_a_signed_notice_to_its_callback_url() {
-    let s = TestServer::start_with(|c| c.callbacks.allow_private = true).await;
-    let key = s.key("ida", None).await;
-    let rx = receiver(vec![200]).await;
-    let (code, created) = create_with_callback(&s, &key, &rx.url).await;
-    assert_eq!(code, 200, "{created}");
-    let id = created["task_id"].as_str().unwrap();
+    let (s, key, rx, id) = task_with_receiver("ida", vec![200], |_| {}).await;
+    let id = id.as_str();
     s.wait(&key, id).await;
     let got = rx.wait_for(1).await;
     let notice: Value = serde_json::from_slice(&got[0].body).unwrap();
@@ -160,15 +165,7 @@ async fn an_exported_task_posts_a_signed_notice_to_its_callback_url() {
     assert_eq!(s.http.get(link).send().await.unwrap().status(), 200);
 
     // The delivery is recorded once; nothing more is sent.
-    let mut d = detail(&s, &key, id).await;
-    for _ in 0..300 {
-        if d["callback"]["state"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        d = detail(&s, &key, id).await;
-    }
-    assert_eq!(d["callback"]["state"], "delivered", "{d}");
+    let d = callback_settled(&s, &key, id, "delivered").await;
     assert_eq!(d["callback"]["attempts"], 1);
     assert_eq!(d["callback"]["last_status"], 200);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -178,15 +175,11 @@ async fn an_exported_task_posts_a_signed_notice_to_its_callback_url() {
 
 #[tokio::test]
 async fn a_failing_receiver_is_retried_with_backoff_until_it_answers() {
-    let s = TestServer::start_with(|c| {
-        c.callbacks.allow_private = true;
-        c.callbacks.first_retry_ms = 50;
+    let (s, key, rx, id) = task_with_receiver("jan", vec![500, 503, 204], |c| {
+        c.callbacks.first_retry_ms = 50
     })
     .await;
-    let key = s.key("jan", None).await;
-    let rx = receiver(vec![500, 503, 204]).await;
-    let (_, created) = create_with_callback(&s, &key, &rx.url).await;
-    let id = created["task_id"].as_str().unwrap();
+    let id = id.as_str();
     let got = rx.wait_for(3).await;
     let deliveries: Vec<&str> = got
         .iter()
@@ -202,15 +195,7 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_answers() {
         let sig = g.headers["x-numcheck-signature"].to_str().unwrap();
         assert!(verify(&secret, sig, &g.body));
     }
-    let mut d = detail(&s, &key, id).await;
-    for _ in 0..300 {
-        if d["callback"]["state"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        d = detail(&s, &key, id).await;
-    }
-    assert_eq!(d["callback"]["state"], "delivered", "{d}");
+    let d = callback_settled(&s, &key, id, "delivered").await;
     assert_eq!(d["callback"]["attempts"], 3);
     assert_eq!(d["callback"]["last_status"], 204);
     s.stop().await;
@@ -218,21 +203,10 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_answers() {
 
 #[tokio::test]
 async fn a_receiver_answering_410_is_given_up_at_once() {
-    let s = TestServer::start_with(|c| c.callbacks.allow_private = true).await;
-    let key = s.key("kim", None).await;
-    let rx = receiver(vec![410]).await;
-    let (_, created) = create_with_callback(&s, &key, &rx.url).await;
-    let id = created["task_id"].as_str().unwrap();
+    let (s, key, rx, id) = task_with_receiver("kim", vec![410], |_| {}).await;
+    let id = id.as_str();
     rx.wait_for(1).await;
-    let mut d = detail(&s, &key, id).await;
-    for _ in 0..300 {
-        if d["callback"]["state"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        d = detail(&s, &key, id).await;
-    }
-    assert_eq!(d["callback"]["state"], "failed", "{d}");
+    let d = callback_settled(&s, &key, id, "failed").await;
     assert_eq!(d["callback"]["last_status"], 410);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.got.lock().unwrap().len(), 1);
@@ -241,23 +215,10 @@ async fn a_receiver_answering_410_is_given_up_at_once() {
 
 #[tokio::test]
 async fn a_cancelled_task_sends_a_cancelled_notice() {
-    let s = TestServer::start_with(|c| {
-        c.callbacks.allow_private = true;
-        c.worker.concurrency = 0;
-    })
-    .await;
-    let key = s.key("lou", None).await;
-    let rx = receiver(vec![200]).await;
-    let (_, created) = create_with_callback(&s, &key, &rx.url).await;
-    let id = created["task_id"].as_str().unwrap();
-    let resp = s
-        .http
-        .post(format!("{}/v1/tasks/{id}/cancel", s.base))
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let (s, key, rx, id) = task_with_receiver("lou", vec![200], |c| c.worker.concurrency = 0).await;
+    let id = id.as_str();
+    let (code, body) = s.post(&key, &format!("/v1/tasks/{id}/cancel")).await;
+    assert_eq!(code, 200, "{body}");
     let got = rx.wait_for(1).await;
     let notice: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(notice["event"], "task.cancelled");
@@ -270,40 +231,23 @@ async fn a_cancelled_task_sends_a_cancelled_notice() {
 async fn callback_urls_to_private_addresses_are_refused_unless_allowed() {
     let s = TestServer::start().await;
     let key = s.key("max", None).await;
-    for url in [
-        "http://127.0.0.1:9/hook",
-        "http://localhost/hook",
-        "http://[::1]/hook",
-        "http://169.254.169.254/latest/meta-data/",
-        "http://192.168.1.10/hook",
-    ] {
-        assert_error(
-            create_with_callback(&s, &key, url).await,
-            400,
+    for (url, code) in [
+        ("http://127.0.0.1:9/hook", "callback_url_refused"),
+        ("http://localhost/hook", "callback_url_refused"),
+        ("http://[::1]/hook", "callback_url_refused"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
             "callback_url_refused",
-        );
-    }
-    for url in [
-        "ftp://example.com/x",
-        "example.com/hook",
-        "https://u:p@example.com/",
+        ),
+        ("http://192.168.1.10/hook", "callback_url_refused"),
+        ("ftp://example.com/x", "invalid_callback_url"),
+        ("example.com/hook", "invalid_callback_url"),
+        ("https://u:p@example.com/", "invalid_callback_url"),
     ] {
-        assert_error(
-            create_with_callback(&s, &key, url).await,
-            400,
-            "invalid_callback_url",
-        );
+        assert_error(create_with_callback(&s, &key, url).await, 400, code);
     }
     // Nothing was stored for the refused requests.
-    let (_, page) = json(
-        s.http
-            .get(format!("{}/v1/tasks", s.base))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, page) = s.get(&key, "/v1/tasks").await;
     assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
     s.stop().await;
 }
@@ -316,15 +260,7 @@ async fn each_user_has_their_own_callback_secret_and_can_rotate_it() {
     let sa = secret(&s, &a).await;
     assert_eq!(secret(&s, &a).await, sa, "stable until rotated");
     assert_ne!(secret(&s, &b).await, sa);
-    let (code, rotated) = json(
-        s.http
-            .post(format!("{}/v1/callback-secret/rotate", s.base))
-            .header("X-API-Key", &a)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, rotated) = s.post(&a, "/v1/callback-secret/rotate").await;
     assert_eq!(code, 200);
     assert_ne!(rotated["secret"], sa.as_str());
     assert_eq!(secret(&s, &a).await, rotated["secret"].as_str().unwrap());

@@ -1,17 +1,28 @@
 //! API.md Part 1: shapes, key order, formats and the result zip.
 
+use numcheck_testkit::wait_for;
 use regex_lite::Regex;
+use reqwest::Method;
 use reqwest::multipart::Form;
 
 use crate::helpers::*;
+
+/// The text of `gettasks` for `id`, with the admin key.
+async fn gettasks_text(s: &TestServer, id: &str) -> String {
+    let resp = s
+        .request(Method::POST, "/v1/gettasks", Some(&s.admin_key))
+        .multipart(Form::new().text("task_id", id.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    resp.text().await.unwrap()
+}
 
 #[tokio::test]
 async fn create_answers_the_contract_keys_in_order_with_a_nanosecond_created_at() {
     let s = TestServer::start().await;
     let resp = s
-        .http
-        .post(format!("{}/v1/tasks", s.base))
-        .header("X-API-Key", &s.admin_key)
+        .request(Method::POST, "/v1/tasks", Some(&s.admin_key))
         .multipart(file_form(b"+14155552671\n\n+33612345678\n").text("task_type", "active_check"))
         .send()
         .await
@@ -42,28 +53,8 @@ async fn gettasks_has_no_result_url_until_exported_and_millisecond_timestamps() 
     let s = TestServer::start_with(|c| c.worker.concurrency = 0).await;
     let (_, created) = s.create(&s.admin_key, b"+14155552671\n").await;
     let id = created["task_id"].as_str().unwrap();
-    let resp = s
-        .http
-        .post(format!("{}/v1/gettasks", s.base))
-        .header("X-API-Key", &s.admin_key)
-        .multipart(Form::new().text("task_id", id.to_owned()))
-        .send()
-        .await
-        .unwrap();
-    let text = resp.text().await.unwrap();
-    assert_eq!(
-        keys_in_order(&text),
-        [
-            "created_at",
-            "updated_at",
-            "task_id",
-            "user_id",
-            "status",
-            "total",
-            "success",
-            "failure"
-        ]
-    );
+    let text = gettasks_text(&s, id).await;
+    assert_eq!(keys_in_order(&text), GETTASKS_KEYS);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["status"], "pending");
     let ms = Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$").unwrap();
@@ -90,28 +81,10 @@ async fn an_exported_task_has_every_key_in_order_and_a_downloadable_zip() {
         .await;
     let id = created["task_id"].as_str().unwrap();
     s.wait(&s.admin_key, id).await;
-    let resp = s
-        .http
-        .post(format!("{}/v1/gettasks", s.base))
-        .header("X-API-Key", &s.admin_key)
-        .multipart(Form::new().text("task_id", id.to_owned()))
-        .send()
-        .await
-        .unwrap();
-    let text = resp.text().await.unwrap();
+    let text = gettasks_text(&s, id).await;
     assert_eq!(
         keys_in_order(&text),
-        [
-            "created_at",
-            "updated_at",
-            "task_id",
-            "user_id",
-            "status",
-            "total",
-            "success",
-            "failure",
-            "result_url"
-        ]
+        [&GETTASKS_KEYS[..], &["result_url"]].concat()
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -150,30 +123,20 @@ async fn gettasks_takes_task_id_as_multipart_urlencoded_json_or_query() {
     let s = TestServer::start_with(|c| c.worker.concurrency = 0).await;
     let (_, created) = s.create(&s.admin_key, b"+14155552671\n").await;
     let id = created["task_id"].as_str().unwrap().to_owned();
-    let url = format!("{}/v1/gettasks", s.base);
-    let form = s
-        .http
-        .post(&url)
-        .header("X-API-Key", &s.admin_key)
-        .form(&[("task_id", &id)])
-        .send()
-        .await
-        .unwrap();
-    let json_body = s
-        .http
-        .post(&url)
-        .header("X-API-Key", &s.admin_key)
+    let gettasks = |query: &str| {
+        s.request(
+            Method::POST,
+            &format!("/v1/gettasks{query}"),
+            Some(&s.admin_key),
+        )
+    };
+    let form = gettasks("").form(&[("task_id", &id)]).send().await.unwrap();
+    let json_body = gettasks("")
         .json(&serde_json::json!({"task_id": id}))
         .send()
         .await
         .unwrap();
-    let query = s
-        .http
-        .post(format!("{url}?task_id={id}"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let query = gettasks(&format!("?task_id={id}")).send().await.unwrap();
     for resp in [form, json_body, query] {
         let (code, v) = json(resp).await;
         assert_eq!(code, 200, "{v}");
@@ -231,14 +194,7 @@ async fn formatting_noise_blanks_garbage_duplicates_and_national_numbers_are_han
 #[tokio::test]
 async fn healthz_answers_ok() {
     let s = TestServer::start().await;
-    let (code, v) = json(
-        s.http
-            .get(format!("{}/healthz", s.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, v) = s.call(Method::GET, "/healthz", None).await;
     assert_eq!(code, 200);
     assert_eq!(v["status"], "ok");
     s.stop().await;
@@ -247,28 +203,17 @@ async fn healthz_answers_ok() {
 #[tokio::test]
 async fn readyz_reports_the_database_and_the_evidence_filter() {
     let s = TestServer::start().await;
-    let mut filter = String::new();
-    for _ in 0..200 {
-        let (code, v) = json(
-            s.http
-                .get(format!("{}/readyz", s.base))
-                .send()
-                .await
-                .unwrap(),
-        )
+    // The filter of an empty store builds at once, in the background.
+    wait_for("the evidence filter to be ready")
+        .every(std::time::Duration::from_millis(10))
+        .until(|| async {
+            let (code, v) = s.call(Method::GET, "/readyz", None).await;
+            assert_eq!(code, 200);
+            assert_eq!(v["status"], "ready");
+            assert_eq!(v["database"], "ok");
+            let filter = v["evidence_filter"].as_str().unwrap();
+            (filter == "ready").then_some(())
+        })
         .await;
-        assert_eq!(code, 200);
-        assert_eq!(v["status"], "ready");
-        assert_eq!(v["database"], "ok");
-        filter = v["evidence_filter"].as_str().unwrap().to_owned();
-        if filter == "ready" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        filter, "ready",
-        "the filter of an empty store builds at once"
-    );
     s.stop().await;
 }

@@ -1,44 +1,8 @@
 //! Task list, detail, cancel, delete and balance.
 
-use serde_json::Value;
+use reqwest::Method;
 
-use crate::helpers::{TestServer, assert_error, json};
-
-async fn get(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
-    json(
-        s.http
-            .get(format!("{}{path}", s.base))
-            .header("X-API-Key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn post(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
-    json(
-        s.http
-            .post(format!("{}{path}", s.base))
-            .header("X-API-Key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn delete(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
-    json(
-        s.http
-            .delete(format!("{}{path}", s.base))
-            .header("X-API-Key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
+use crate::helpers::{TestServer, assert_error};
 
 fn numbers(n: usize) -> Vec<u8> {
     (0..n)
@@ -68,7 +32,7 @@ async fn task_list_pages_newest_first_and_shows_only_the_callers_tasks() {
             Some(c) => format!("/v1/tasks?limit=2&cursor={c}"),
             None => "/v1/tasks?limit=2".to_owned(),
         };
-        let (code, page) = get(&s, &alice, &path).await;
+        let (code, page) = s.get(&alice, &path).await;
         assert_eq!(code, 200, "{page}");
         let tasks = page["tasks"].as_array().unwrap();
         assert!(tasks.len() <= 2);
@@ -78,6 +42,8 @@ async fn task_list_pages_newest_first_and_shows_only_the_callers_tasks() {
             assert!(t["status"].is_string() && t["total"].is_i64());
             seen.push(t["task_id"].as_str().unwrap().to_owned());
         }
+        // Paging ends: it never lists more than there is.
+        assert!(seen.len() <= created.len(), "{seen:?}");
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -86,33 +52,22 @@ async fn task_list_pages_newest_first_and_shows_only_the_callers_tasks() {
     created.reverse();
     assert_eq!(seen, created, "every task once, newest first");
 
-    let (_, bobs) = get(&s, &bob, "/v1/tasks").await;
+    let (_, bobs) = s.get(&bob, "/v1/tasks").await;
     assert_eq!(bobs["tasks"].as_array().unwrap().len(), 1);
     assert!(bobs["next_cursor"].is_null());
 
-    for bad in ["limit=0", "limit=201", "limit=x"] {
-        assert_error(
-            get(&s, &alice, &format!("/v1/tasks?{bad}")).await,
-            400,
-            "invalid_limit",
-        );
+    for (query, code) in [
+        ("limit=0", "invalid_limit"),
+        ("limit=201", "invalid_limit"),
+        ("limit=x", "invalid_limit"),
+        ("cursor=nope", "invalid_cursor"),
+        ("status=done", "invalid_status"),
+        ("sort=asc", "invalid_query"),
+    ] {
+        let got = s.get(&alice, &format!("/v1/tasks?{query}")).await;
+        assert_error(got, 400, code);
     }
-    assert_error(
-        get(&s, &alice, "/v1/tasks?cursor=nope").await,
-        400,
-        "invalid_cursor",
-    );
-    assert_error(
-        get(&s, &alice, "/v1/tasks?status=done").await,
-        400,
-        "invalid_status",
-    );
-    assert_error(
-        get(&s, &alice, "/v1/tasks?sort=asc").await,
-        400,
-        "invalid_query",
-    );
-    assert_error(get(&s, "wrong", "/v1/tasks").await, 401, "invalid_api_key");
+    assert_error(s.get("wrong", "/v1/tasks").await, 401, "invalid_api_key");
     s.stop().await;
 }
 
@@ -128,7 +83,7 @@ async fn task_detail_holds_the_results_summary_once_exported() {
         .await;
     let id = created["task_id"].as_str().unwrap();
     let view = s.wait(&key, id).await;
-    let (code, detail) = get(&s, &key, &format!("/v1/tasks/{id}")).await;
+    let (code, detail) = s.get(&key, &format!("/v1/tasks/{id}")).await;
     assert_eq!(code, 200, "{detail}");
     assert_eq!(detail["task_id"], id);
     assert_eq!(detail["status"], "exported");
@@ -146,20 +101,7 @@ async fn task_detail_holds_the_results_summary_once_exported() {
         .sum();
     assert_eq!(by_status, 3, "one verdict per accepted line");
     // The same summary the zip holds.
-    let bytes = s
-        .http
-        .get(view["result_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut zip.by_name("summary.json").unwrap(), &mut text).unwrap();
-    let in_zip: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(&in_zip, summary);
+    assert_eq!(&s.zip(&view).await.summary(), summary);
     s.stop().await;
 }
 
@@ -170,23 +112,23 @@ async fn cancelling_an_open_task_releases_its_credits_and_charges_nothing() {
     let key = s.key("dave", Some(100)).await;
     let (_, created) = s.create(&key, &numbers(10)).await;
     let id = created["task_id"].as_str().unwrap();
-    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    let (_, balance) = s.get(&key, "/v1/balance").await;
     assert_eq!(balance["balance"], 100);
     assert_eq!(balance["held"], 10);
     assert_eq!(balance["available"], 90);
 
-    let (code, cancelled) = post(&s, &key, &format!("/v1/tasks/{id}/cancel")).await;
+    let (code, cancelled) = s.post(&key, &format!("/v1/tasks/{id}/cancel")).await;
     assert_eq!(code, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     let (_, polled) = s.poll(&key, id).await;
     assert_eq!(polled["status"], "cancelled");
     assert!(polled.get("result_url").is_none());
-    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    let (_, balance) = s.get(&key, "/v1/balance").await;
     assert_eq!(balance["held"], 0);
     assert_eq!(balance["available"], 100);
     assert_eq!(balance["usage"]["credits_charged"], 0);
     assert_error(
-        post(&s, &key, &format!("/v1/tasks/{id}/cancel")).await,
+        s.post(&key, &format!("/v1/tasks/{id}/cancel")).await,
         409,
         "task_finished",
     );
@@ -211,25 +153,18 @@ async fn deleting_a_task_removes_it_its_upload_and_its_result() {
     };
     assert!(files_of(&id) >= 3, "upload, result and summary are stored");
 
-    let (code, body) = delete(&s, &key, &format!("/v1/tasks/{id}")).await;
+    let path = format!("/v1/tasks/{id}");
+    let (code, body) = s.delete(&key, &path).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["deleted"], true);
     assert_eq!(files_of(&id), 0, "no file of the task is left");
     assert_error(s.poll(&key, &id).await, 404, "task_not_found");
-    assert_error(
-        get(&s, &key, &format!("/v1/tasks/{id}")).await,
-        404,
-        "task_not_found",
-    );
+    assert_error(s.get(&key, &path).await, 404, "task_not_found");
     // The signed link, still within its validity, finds nothing.
     assert_eq!(s.http.get(&link).send().await.unwrap().status(), 404);
-    assert_error(
-        delete(&s, &key, &format!("/v1/tasks/{id}")).await,
-        404,
-        "task_not_found",
-    );
+    assert_error(s.delete(&key, &path).await, 404, "task_not_found");
     // The charge stays in the ledger.
-    let (_, balance) = get(&s, &key, "/v1/balance").await;
+    let (_, balance) = s.get(&key, "/v1/balance").await;
     assert_eq!(balance["usage"]["tasks"], 0);
     assert_eq!(balance["usage"]["credits_charged"], 20);
     assert!(balance["unlimited"].as_bool().unwrap());
@@ -243,28 +178,17 @@ async fn another_users_task_cannot_be_seen_cancelled_or_deleted() {
     let other = s.key("gus", None).await;
     let (_, created) = s.create(&owner, &numbers(3)).await;
     let id = created["task_id"].as_str().unwrap();
-    assert_error(
-        get(&s, &other, &format!("/v1/tasks/{id}")).await,
-        404,
-        "task_not_found",
-    );
-    assert_error(
-        post(&s, &other, &format!("/v1/tasks/{id}/cancel")).await,
-        404,
-        "task_not_found",
-    );
-    assert_error(
-        delete(&s, &other, &format!("/v1/tasks/{id}")).await,
-        404,
-        "task_not_found",
-    );
-    assert_error(
-        get(&s, &other, "/v1/tasks/not-an-id").await,
-        404,
-        "task_not_found",
-    );
+    for (method, path) in [
+        (Method::GET, format!("/v1/tasks/{id}")),
+        (Method::POST, format!("/v1/tasks/{id}/cancel")),
+        (Method::DELETE, format!("/v1/tasks/{id}")),
+        (Method::GET, "/v1/tasks/not-an-id".to_owned()),
+    ] {
+        let got = s.call(method, &path, Some(&other)).await;
+        assert_error(got, 404, "task_not_found");
+    }
     // Still there, untouched, for its owner.
-    let (code, detail) = get(&s, &owner, &format!("/v1/tasks/{id}")).await;
+    let (code, detail) = s.get(&owner, &format!("/v1/tasks/{id}")).await;
     assert_eq!(code, 200);
     assert_eq!(detail["status"], "pending");
     s.stop().await;
@@ -276,7 +200,7 @@ async fn balance_shows_the_ledger_newest_first() {
     let key = s.key("hal", Some(50)).await;
     let (_, created) = s.create(&key, &numbers(7)).await;
     s.wait(&key, created["task_id"].as_str().unwrap()).await;
-    let (code, b) = get(&s, &key, "/v1/balance").await;
+    let (code, b) = s.get(&key, "/v1/balance").await;
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["name"], "hal");
     assert_eq!(b["unlimited"], false);

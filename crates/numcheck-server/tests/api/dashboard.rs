@@ -1,6 +1,8 @@
 //! The web dashboard's files: served from the binary with the right types, caching and
 //! security headers; anything else under `/assets/` is the API's JSON 404.
 
+use reqwest::Method;
+
 use crate::helpers::{TestServer, assert_error, json};
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
@@ -17,7 +19,7 @@ fn assert_security_headers(resp: &reqwest::Response) {
 #[tokio::test]
 async fn dashboard_page_and_assets_are_served_with_types_and_security_headers() {
     let s = TestServer::start().await;
-    let page = s.http.get(format!("{}/", s.base)).send().await.unwrap();
+    let page = s.request(Method::GET, "/", None).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(page.headers()["cache-control"], "no-cache");
@@ -47,12 +49,8 @@ async fn dashboard_page_and_assets_are_served_with_types_and_security_headers() 
         ("app.css", "text/css; charset=utf-8"),
         ("icon.svg", "image/svg+xml"),
     ] {
-        let resp = s
-            .http
-            .get(format!("{}/assets/{file}", s.base))
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/assets/{file}");
+        let resp = s.request(Method::GET, &path, None).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{file}");
         assert_eq!(resp.headers()["content-type"], content_type, "{file}");
         assert_eq!(resp.headers()["cache-control"], "no-cache", "{file}");
@@ -63,8 +61,7 @@ async fn dashboard_page_and_assets_are_served_with_types_and_security_headers() 
 
         // A browser revalidating with the ETag gets a bodyless 304.
         let again = s
-            .http
-            .get(format!("{}/assets/{file}", s.base))
+            .request(Method::GET, &path, None)
             .header("If-None-Match", &etag)
             .send()
             .await
@@ -76,15 +73,7 @@ async fn dashboard_page_and_assets_are_served_with_types_and_security_headers() 
     }
 
     // The scripts import only each other, by relative path.
-    let app = s
-        .http
-        .get(format!("{}/assets/app.js", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let app = s.text("/assets/app.js").await;
     for module in ["./api.js", "./charts.js", "./dom.js"] {
         assert!(app.contains(&format!("from '{module}'")), "{module}");
     }
@@ -99,17 +88,12 @@ async fn dashboard_unknown_asset_is_a_json_404() {
         "/assets/index.html",
         "/assets/..%2Fapp.js",
     ] {
-        let resp = s
-            .http
-            .get(format!("{}{path}", s.base))
-            .send()
-            .await
-            .unwrap();
+        let resp = s.request(Method::GET, path, None).send().await.unwrap();
         assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
         assert_error(json(resp).await, 404, "not_found");
     }
     // The page is read-only: other methods are the API's 405.
-    let resp = s.http.post(format!("{}/", s.base)).send().await.unwrap();
-    assert_error(json(resp).await, 405, "method_not_allowed");
+    let post = s.call(Method::POST, "/", None).await;
+    assert_error(post, 405, "method_not_allowed");
     s.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Every refusal: the right status, a stable code, a message, nothing charged or stored.
 
+use reqwest::Method;
 use reqwest::multipart::Form;
 
 use crate::helpers::*;
@@ -7,33 +8,27 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_missing_unknown_or_revoked_key_gets_401() {
     let s = TestServer::start().await;
-    let url = format!("{}/v1/tasks", s.base);
     let none = s
-        .http
-        .post(&url)
+        .request(Method::POST, "/v1/tasks", None)
         .multipart(file_form(b"+1").text("task_type", "active_check"))
         .send()
         .await
         .unwrap();
     assert_error(json(none).await, 401, "missing_api_key");
-    assert_error(
-        s.create("nck_not_a_real_key", b"+14155552671\n").await,
-        401,
-        "invalid_api_key",
-    );
     let key = s.key("mallory", None).await;
-    let prefix = &key[..12];
-    s.state.engine.store.revoke_key(prefix, 0).await.unwrap();
-    assert_error(
+    s.state
+        .engine
+        .store
+        .revoke_key(&key[..12], 0)
+        .await
+        .unwrap();
+    for got in [
+        s.create("nck_not_a_real_key", b"+14155552671\n").await,
         s.create(&key, b"+14155552671\n").await,
-        401,
-        "invalid_api_key",
-    );
-    assert_error(
         s.poll(&key, "d4g8o46p2jvh04o9uolg").await,
-        401,
-        "invalid_api_key",
-    );
+    ] {
+        assert_error(got, 401, "invalid_api_key");
+    }
     s.stop().await;
 }
 
@@ -52,13 +47,8 @@ async fn missing_file_missing_type_and_unknown_type_get_400() {
         400,
         "missing_task_type",
     );
-    let got = s
-        .create_form(
-            k,
-            file_form(b"+14155552671\n").text("task_type", "bogus"),
-            None,
-        )
-        .await;
+    let bogus = file_form(b"+14155552671\n").text("task_type", "bogus");
+    let got = s.create_form(k, bogus, None).await;
     assert!(
         got.1["message"].as_str().unwrap().contains("active_check"),
         "lists the supported types"
@@ -76,22 +66,18 @@ async fn missing_file_missing_type_and_unknown_type_get_400() {
 #[tokio::test]
 async fn empty_blank_only_and_binary_files_get_400() {
     let s = TestServer::start().await;
-    let k = &s.admin_key;
-    assert_error(s.create(k, b"").await, 400, "empty_file");
-    assert_error(s.create(k, b"\n\r\n   \n\t\n").await, 400, "empty_file");
-    assert_error(
-        s.create(k, b"PK\x03\x04\x14\x00\x00\x00\x08\x00").await,
-        400,
-        "file_not_text",
-    );
-    assert_error(
-        s.create(k, b"\xFF\xFE+\x001\x00").await,
-        400,
-        "file_not_text",
-    );
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(std::iter::repeat_n(0u8, 20_000));
-    assert_error(s.create(k, &png).await, 400, "file_not_text");
+    let refused: [(&[u8], &str); 5] = [
+        (b"", "empty_file"),
+        (b"\n\r\n   \n\t\n", "empty_file"),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "file_not_text"),
+        (b"\xFF\xFE+\x001\x00", "file_not_text"),
+        (&png[..], "file_not_text"),
+    ];
+    for (body, code) in refused {
+        assert_error(s.create(&s.admin_key, body).await, 400, code);
+    }
     // Nothing was stored for the refused uploads.
     let uploads = s.data_dir.join("blobs").join("uploads");
     let stored = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
@@ -102,19 +88,12 @@ async fn empty_blank_only_and_binary_files_get_400() {
 #[tokio::test]
 async fn an_upload_over_the_limit_gets_413_and_leaves_nothing() {
     let s = TestServer::start_with(|c| c.max_upload_bytes = 1000).await;
-    let body = "+14155552671\n".repeat(100);
-    assert_error(
-        s.create(&s.admin_key, body.as_bytes()).await,
-        413,
-        "file_too_large",
-    );
-    // Far over the limit: the body limit answers, with the same code.
-    let body = "+14155552671\n".repeat(20_000);
-    assert_error(
-        s.create(&s.admin_key, body.as_bytes()).await,
-        413,
-        "file_too_large",
-    );
+    // Just over, and far over the limit (where the body limit answers, with the same code).
+    for lines in [100, 20_000] {
+        let body = "+14155552671\n".repeat(lines);
+        let got = s.create(&s.admin_key, body.as_bytes()).await;
+        assert_error(got, 413, "file_too_large");
+    }
     // Just under is fine.
     let body = "+14155552671\n".repeat(70);
     assert_eq!(s.create(&s.admin_key, body.as_bytes()).await.0, 200);
@@ -126,14 +105,9 @@ async fn an_upload_over_the_limit_gets_413_and_leaves_nothing() {
 #[tokio::test]
 async fn a_bad_default_region_gets_400() {
     let s = TestServer::start().await;
-    let form = file_form(b"030 901820\n")
-        .text("task_type", "active_check")
-        .text("default_region", "XX");
-    assert_error(
-        s.create_form(&s.admin_key, form, None).await,
-        400,
-        "invalid_default_region",
-    );
+    let region = [("default_region", "XX")];
+    let got = s.create_with(&s.admin_key, b"030 901820\n", &region).await;
+    assert_error(got, 400, "invalid_default_region");
     s.stop().await;
 }
 
@@ -141,9 +115,7 @@ async fn a_bad_default_region_gets_400() {
 async fn a_non_multipart_create_gets_400() {
     let s = TestServer::start().await;
     let resp = s
-        .http
-        .post(format!("{}/v1/tasks", s.base))
-        .header("X-API-Key", &s.admin_key)
+        .request(Method::POST, "/v1/tasks", Some(&s.admin_key))
         .json(&serde_json::json!({"task_type": "active_check"}))
         .send()
         .await
@@ -155,34 +127,19 @@ async fn a_non_multipart_create_gets_400() {
 #[tokio::test]
 async fn gettasks_without_task_id_gets_400_and_unknown_ids_get_404() {
     let s = TestServer::start().await;
-    let url = format!("{}/v1/gettasks", s.base);
-    let empty = s
-        .http
-        .post(&url)
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_error(json(empty).await, 400, "missing_task_id");
+    let k = &s.admin_key;
+    let empty = s.post(k, "/v1/gettasks").await;
+    assert_error(empty, 400, "missing_task_id");
     let blank_json = s
-        .http
-        .post(&url)
-        .header("X-API-Key", &s.admin_key)
+        .request(Method::POST, "/v1/gettasks", Some(k))
         .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
     assert_error(json(blank_json).await, 400, "missing_task_id");
-    assert_error(
-        s.poll(&s.admin_key, "d4g8o46p2jvh04o9uolg").await,
-        404,
-        "task_not_found",
-    );
-    assert_error(
-        s.poll(&s.admin_key, "../../etc/passwd").await,
-        404,
-        "task_not_found",
-    );
+    for id in ["d4g8o46p2jvh04o9uolg", "../../etc/passwd"] {
+        assert_error(s.poll(k, id).await, 404, "task_not_found");
+    }
     s.stop().await;
 }
 
@@ -201,27 +158,13 @@ async fn gettasks_returns_404_for_another_users_task() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
     let s = TestServer::start().await;
-    let r = s
-        .http
-        .get(format!("{}/v1/nothing", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_error(json(r).await, 404, "not_found");
-    let r = s
-        .http
-        .put(format!("{}/v1/tasks", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_error(json(r).await, 405, "method_not_allowed");
-    let r = s
-        .http
-        .delete(format!("{}/v1/gettasks", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_error(json(r).await, 405, "method_not_allowed");
+    for (method, path, status, code) in [
+        (Method::GET, "/v1/nothing", 404, "not_found"),
+        (Method::PUT, "/v1/tasks", 405, "method_not_allowed"),
+        (Method::DELETE, "/v1/gettasks", 405, "method_not_allowed"),
+    ] {
+        assert_error(s.call(method, path, None).await, status, code);
+    }
     s.stop().await;
 }
 
@@ -238,42 +181,26 @@ async fn forged_tampered_and_expired_result_links_get_403() {
     let (head, sig) = url.split_once("signature=").unwrap();
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{head}signature={flipped}{}", &sig[1..]);
-    assert_error(
-        json(s.http.get(&tampered).send().await.unwrap()).await,
-        403,
-        "invalid_signature",
-    );
     let unsigned = format!("{}/v1/results/{id}.zip", s.base);
-    assert_error(
-        json(s.http.get(&unsigned).send().await.unwrap()).await,
-        403,
-        "invalid_signature",
-    );
-
     // A link for another task id with this task's signature does not open.
     let other = s.create(&s.admin_key, b"+33612345678\n").await.1;
     let other_id = other["task_id"].as_str().unwrap();
     s.wait(&s.admin_key, other_id).await;
     let swapped = url.replace(id, other_id);
-    assert_error(
-        json(s.http.get(&swapped).send().await.unwrap()).await,
-        403,
-        "invalid_signature",
-    );
-
     // A correctly signed link whose time has passed.
     let task_id = id.parse().unwrap();
     let past = numcheck_engine::clock::now_ms() / 1000 - 10;
-    let expired = format!(
-        "{}/v1/results/{id}.zip?{}",
-        s.base,
-        s.state.signer.query(&task_id, past)
-    );
-    assert_error(
-        json(s.http.get(&expired).send().await.unwrap()).await,
-        403,
-        "link_expired",
-    );
+    let query = s.state.signer.query(&task_id, past);
+    let expired = format!("{}/v1/results/{id}.zip?{query}", s.base);
+    for (link, code) in [
+        (tampered, "invalid_signature"),
+        (unsigned, "invalid_signature"),
+        (swapped, "invalid_signature"),
+        (expired, "link_expired"),
+    ] {
+        let got = json(s.http.get(&link).send().await.unwrap()).await;
+        assert_error(got, 403, code);
+    }
     s.stop().await;
 }
 
@@ -284,19 +211,13 @@ async fn rejections_made_by_the_framework_get_the_json_error_body_too() {
     let s = TestServer::start().await;
     let key = s.key("rejections", None).await;
     for path in ["/v1/tasks/%FF", "/v1/results/%FF.zip", "/assets/%FF"] {
-        let resp = s
-            .http
-            .get(format!("{}{path}", s.base))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.request(Method::GET, path, Some(&key)).send().await;
+        let resp = resp.unwrap();
         assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
         assert_error(json(resp).await, 400, "invalid_request");
     }
     let resp = s
-        .http
-        .post(format!("{}/v1/webhooks/kannel/smsc-1", s.base))
+        .request(Method::POST, "/v1/webhooks/kannel/smsc-1", None)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(vec![b'a'; 300 * 1024])
         .send()

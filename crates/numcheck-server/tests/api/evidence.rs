@@ -1,7 +1,7 @@
 //! The evidence engine through the API: post evidence, then check numbers whose verdict
 //! follows from the documented policy.
 
-use std::io::Read;
+use numcheck_testkit::{ResultZip, evidence_story};
 
 use crate::helpers::*;
 
@@ -11,72 +11,28 @@ fn ago(days: i64) -> i64 {
     numcheck_engine::clock::now_ms() / 1000 - days * DAY
 }
 
-async fn post_evidence(
-    s: &TestServer,
-    key: &str,
-    content_type: &str,
-    body: String,
-) -> (u16, serde_json::Value) {
-    let resp = s
-        .http
-        .post(format!("{}/v1/evidence", s.base))
-        .header("X-API-Key", key)
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    json(resp).await
-}
-
-/// (number, expected status, expected reason, possibly reassigned) and the CSV evidence.
+/// The policy's story ([`evidence_story`]) and an invalid number, which needs no evidence.
 fn scenario() -> (
     String,
     Vec<(&'static str, &'static str, &'static str, &'static str)>,
 ) {
-    let mut csv = String::from("number,observed_at,source,kind,raw_code,message_id\n");
-    let mut row = |n: &str, days: i64, source: &str, kind: &str, code: &str, msg: &str| {
-        csv.push_str(&format!("{n},{},{source},{kind},{code},{msg}\n", ago(days)));
-    };
-    // Fresh delivery.
-    row("+12125550101", 2, "smsc-1", "sms_dlr", "DELIVRD", "a1");
-    // Unknown subscriber after the last delivery (a SIP 404 on a call).
-    row("+12125550102", 40, "smsc-1", "sms_dlr", "DELIVRD", "b1");
-    row("+12125550102", 3, "sbc-1", "call", "404", "b2");
-    // Only absent-subscriber failures, close together.
-    row("+12125550103", 3, "hlr-x", "hlr", "ABSENT", "");
-    row("+12125550103", 2, "hlr-x", "hlr", "ABSENT_SUBSCRIBER", "");
-    // Activity after a carrier deactivation.
-    row("+12125550104", 90, "carrier", "deactivation", "D", "");
-    row("+12125550104", 1, "app", "app_event", "login", "");
-    // Failures spread over weeks.
-    row("+12125550105", 30, "smsc-1", "sms_dlr", "EXPIRED", "e1");
-    row("+12125550105", 16, "smsc-1", "sms_dlr", "EXPIRED", "e2");
-    row("+12125550105", 2, "smsc-1", "sms_dlr", "UNDELIV", "e3");
-    let expected = vec![
-        ("+12125550101", "active", "recent_activity", "false"),
-        ("+12125550102", "inactive", "disconnected", "false"),
-        ("+12125550103", "unknown", "temporary_failures", "false"),
-        ("+12125550104", "active", "recent_activity", "true"),
-        ("+12125550105", "inactive", "repeated_failures", "false"),
-        ("+12125550106", "unknown", "no_evidence", "false"),
-        ("+4477009001", "inactive", "invalid_number", "false"),
-    ];
-    (csv, expected)
+    let mut expected = evidence_story::VERDICTS.to_vec();
+    expected.push(("+4477009001", "inactive", "invalid_number", "false"));
+    (evidence_story::csv(ago(0)), expected)
 }
 
 #[tokio::test]
 async fn posted_evidence_decides_verdicts_as_the_policy_documents() {
     let s = TestServer::start().await;
     let (csv, expected) = scenario();
-    let (code, report) = post_evidence(&s, &s.admin_key, "text/csv", csv.clone()).await;
+    let (code, report) = s.post_evidence(&s.admin_key, "text/csv", csv.clone()).await;
     assert_eq!(code, 200, "{report}");
     assert_eq!(report["rows"], 10);
     assert_eq!(report["inserted"], 10);
     assert_eq!(report["rejected"], 0);
 
     // Re-import adds nothing.
-    let (_, again) = post_evidence(&s, &s.admin_key, "text/csv", csv).await;
+    let (_, again) = s.post_evidence(&s.admin_key, "text/csv", csv).await;
     assert_eq!(
         (again["inserted"].as_i64(), again["duplicates"].as_i64()),
         (Some(0), Some(10))
@@ -120,7 +76,9 @@ async fn ndjson_evidence_reports_each_bad_row_with_its_line_and_keeps_the_rest()
          {{\"number\":\"+33612345678\",\"observed_at\":{t},\"source\":\"smsc\",\"kind\":\"sms_dlr\",\"raw_code\":\"WEIRD\"}}\n\
          {{\"number\":\"+33612345679\",\"observed_at\":{t},\"source\":\"smsc\",\"kind\":\"sms_dlr\",\"raw_code\":\"WEIRD\",\"class\":\"weak_active\"}}\n"
     );
-    let (code, r) = post_evidence(&s, &s.admin_key, "application/x-ndjson", body).await;
+    let (code, r) = s
+        .post_evidence(&s.admin_key, "application/x-ndjson", body)
+        .await;
     assert_eq!(code, 200, "{r}");
     assert_eq!(
         (
@@ -155,90 +113,63 @@ async fn evidence_needs_a_key_with_the_ingest_right_and_a_known_format() {
     let body =
         "number,observed_at,source,kind,raw_code\n+33612345678,1761991200,s,sms_dlr,DELIVRD\n"
             .to_owned();
-    assert_error(
-        post_evidence(&s, &plain, "text/csv", body.clone()).await,
-        403,
-        "ingest_not_allowed",
-    );
-    assert_error(
-        post_evidence(&s, "nck_wrong", "text/csv", body.clone()).await,
-        401,
-        "invalid_api_key",
-    );
-    assert_error(
-        post_evidence(&s, &s.admin_key, "text/plain", body).await,
-        400,
-        "unknown_format",
-    );
     let bad_header = "phone,when\n+33612345678,1761991200\n".to_owned();
-    assert_error(
-        post_evidence(&s, &s.admin_key, "text/csv", bad_header).await,
-        400,
-        "invalid_header",
-    );
+    for (key, content_type, body, status, code) in [
+        (
+            plain.as_str(),
+            "text/csv",
+            body.clone(),
+            403,
+            "ingest_not_allowed",
+        ),
+        (
+            "nck_wrong",
+            "text/csv",
+            body.clone(),
+            401,
+            "invalid_api_key",
+        ),
+        (&s.admin_key, "text/plain", body, 400, "unknown_format"),
+        (&s.admin_key, "text/csv", bad_header, 400, "invalid_header"),
+    ] {
+        let got = s.post_evidence(key, content_type, body).await;
+        assert_error(got, status, code);
+    }
     s.stop().await;
 }
 
 #[tokio::test]
 async fn columns_basic_gives_only_the_contract_columns_and_xlsx_is_added_on_request() {
     let s = TestServer::start().await;
-    let form = file_form(b"+14155552671\nx\n+33612345678\n")
-        .text("task_type", "active_check")
-        .text("columns", "basic")
-        .text("formats", "csv,xlsx");
-    let (code, created) = s.create_form(&s.admin_key, form, None).await;
+    let fields = [("columns", "basic"), ("formats", "csv,xlsx")];
+    let body = b"+14155552671\nx\n+33612345678\n";
+    let (code, created) = s.create_with(&s.admin_key, body, &fields).await;
     assert_eq!(code, 200, "{created}");
     let id = created["task_id"].as_str().unwrap().to_owned();
     let v = s.wait(&s.admin_key, &id).await;
-    let url = v["result_url"].as_str().unwrap();
-    let bytes = s.http.get(url).send().await.unwrap().bytes().await.unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut csv = String::new();
-    zip.by_name(&format!("{id}.csv"))
-        .unwrap()
-        .read_to_string(&mut csv)
-        .unwrap();
+    let mut zip = s.zip(&v).await;
     assert_eq!(
-        csv,
+        zip.csv(&id),
         "Number,ActiveStatus\n+14155552671,unknown\n+33612345678,unknown\n"
     );
-    let mut summary = String::new();
-    zip.by_name("summary.json")
-        .unwrap()
-        .read_to_string(&mut summary)
-        .unwrap();
-    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let summary = zip.summary();
     assert_eq!(summary["success"], 2);
     assert_eq!(summary["failure"], 1);
     assert_eq!(summary["unique_numbers"], 2);
     assert_eq!(summary["by_status"]["unknown"], 2);
     assert_eq!(summary["failures_by_reason"]["not_a_number"], 1);
     // The spreadsheet copy holds the numbers as text.
-    let mut xlsx = Vec::new();
-    zip.by_name(&format!("{id}.xlsx"))
-        .unwrap()
-        .read_to_end(&mut xlsx)
-        .unwrap();
-    let mut book = zip::ZipArchive::new(std::io::Cursor::new(xlsx)).unwrap();
-    let mut sheet = String::new();
-    book.by_name("xl/worksheets/sheet1.xml")
-        .unwrap()
-        .read_to_string(&mut sheet)
-        .unwrap();
+    let mut book = ResultZip::new(zip.bytes(&format!("{id}.xlsx")));
+    let sheet = book.text("xl/worksheets/sheet1.xml");
     assert!(sheet.contains("+14155552671"), "{sheet}");
     assert!(
         !sheet.contains("<v>14155552671</v>"),
         "numbers must not be numeric cells"
     );
 
-    let bad = file_form(b"+1\n")
-        .text("task_type", "active_check")
-        .text("formats", "pdf");
-    assert_error(
-        s.create_form(&s.admin_key, bad, None).await,
-        400,
-        "invalid_formats",
-    );
+    let pdf = [("formats", "pdf")];
+    let got = s.create_with(&s.admin_key, b"+1\n", &pdf).await;
+    assert_error(got, 400, "invalid_formats");
     s.stop().await;
 }
 

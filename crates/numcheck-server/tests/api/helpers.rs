@@ -1,15 +1,30 @@
 //! Boots the real server in-process on 127.0.0.1:0 with a fresh data folder, and talks HTTP
 //! to it the way a checknumber.ai client does.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use numcheck_engine::keys;
 use numcheck_server::{Application, Config};
+use numcheck_testkit::wait_for;
+pub use numcheck_testkit::{ResultZip, assert_error, json};
+use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+/// The keys of a `gettasks` answer, in order, before the task is exported (`result_url`
+/// follows once it is).
+pub const GETTASKS_KEYS: [&str; 8] = [
+    "created_at",
+    "updated_at",
+    "task_id",
+    "user_id",
+    "status",
+    "total",
+    "success",
+    "failure",
+];
 
 pub struct TestServer {
     pub base: String,
@@ -98,16 +113,75 @@ impl TestServer {
         .secret
     }
 
+    /// A request to `path` on this server, with the key when one is given.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match key {
+            Some(key) => req.header("X-API-Key", key),
+            None => req,
+        }
+    }
+
+    /// Sends `method path` (with the key when given) and nothing else; the answer's status and
+    /// JSON body.
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
+        json(self.request(method, path, key).send().await.unwrap()).await
+    }
+
+    /// `GET path` with `key`.
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(key)).await
+    }
+
+    /// `POST path` with `key` and no body.
+    pub async fn post(&self, key: &str, path: &str) -> (u16, Value) {
+        self.call(Method::POST, path, Some(key)).await
+    }
+
+    /// `DELETE path` with `key`.
+    pub async fn delete(&self, key: &str, path: &str) -> (u16, Value) {
+        self.call(Method::DELETE, path, Some(key)).await
+    }
+
+    /// The body of `GET path` without a key, as text (pages, scripts, metrics).
+    pub async fn text(&self, path: &str) -> String {
+        let resp = self.request(Method::GET, path, None).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
+    /// `POST /v1/evidence` with `body` of `content_type`.
+    pub async fn post_evidence(&self, key: &str, content_type: &str, body: String) -> (u16, Value) {
+        let req = self.request(Method::POST, "/v1/evidence", Some(key));
+        let resp = req.header("Content-Type", content_type).body(body);
+        json(resp.send().await.unwrap()).await
+    }
+
     pub async fn create(&self, key: &str, body: &[u8]) -> (u16, Value) {
-        self.create_form(key, file_form(body).text("task_type", "active_check"), None)
-            .await
+        self.create_with(key, body, &[]).await
+    }
+
+    /// An `active_check` task over `body` with more form fields.
+    pub async fn create_with(
+        &self,
+        key: &str,
+        body: &[u8],
+        fields: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = file_form(body).text("task_type", "active_check");
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        self.create_form(key, form, None).await
     }
 
     pub async fn create_form(&self, key: &str, form: Form, idem: Option<&str>) -> (u16, Value) {
         let mut req = self
-            .http
-            .post(format!("{}/v1/tasks", self.base))
-            .header("X-API-Key", key)
+            .request(Method::POST, "/v1/tasks", Some(key))
             .multipart(form);
         if let Some(i) = idem {
             req = req.header("Idempotency-Key", i);
@@ -118,9 +192,7 @@ impl TestServer {
 
     pub async fn poll(&self, key: &str, task_id: &str) -> (u16, Value) {
         let resp = self
-            .http
-            .post(format!("{}/v1/gettasks", self.base))
-            .header("X-API-Key", key)
+            .request(Method::POST, "/v1/gettasks", Some(key))
             .multipart(Form::new().text("task_id", task_id.to_owned()))
             .send()
             .await
@@ -128,46 +200,36 @@ impl TestServer {
         json(resp).await
     }
 
-    /// Polls until the task is terminal (bounded: fails after 120 s).
+    /// Polls until the task is terminal (bounded: fails after the testkit's patience).
     pub async fn wait(&self, key: &str, task_id: &str) -> Value {
-        for _ in 0..12_000 {
-            let (code, body) = self.poll(key, task_id).await;
-            assert_eq!(code, 200, "{body}");
-            if matches!(body["status"].as_str(), Some("exported" | "failed")) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("task {task_id} did not finish");
+        wait_for(format!("task {task_id} to finish"))
+            .every(Duration::from_millis(10))
+            .until(|| async {
+                let (code, body) = self.poll(key, task_id).await;
+                assert_eq!(code, 200, "{body}");
+                match body["status"].as_str() {
+                    Some("exported" | "failed") => Ok(body),
+                    _ => Err(body),
+                }
+            })
+            .await
     }
 
-    /// Downloads and unpacks a result zip: (result csv, rejected csv, member names).
-    pub async fn result(&self, view: &Value) -> (String, String, Vec<String>) {
+    /// Downloads a task's result zip (it must be served as one) and opens it.
+    pub async fn zip(&self, view: &Value) -> ResultZip {
         let url = view["result_url"].as_str().expect("result_url");
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/zip");
-        let bytes = resp.bytes().await.unwrap();
-        unzip(&bytes, view["task_id"].as_str().unwrap())
+        ResultZip::new(resp.bytes().await.unwrap().to_vec())
     }
-}
 
-pub fn unzip(bytes: &[u8], task_id: &str) -> (String, String, Vec<String>) {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let names: Vec<String> = (0..zip.len())
-        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
-        .collect();
-    let mut csv = String::new();
-    zip.by_name(&format!("{task_id}.csv"))
-        .unwrap()
-        .read_to_string(&mut csv)
-        .unwrap();
-    let mut rejected = String::new();
-    zip.by_name("rejected.csv")
-        .unwrap()
-        .read_to_string(&mut rejected)
-        .unwrap();
-    (csv, rejected, names)
+    /// Downloads and unpacks a result zip: (result csv, rejected csv, member names).
+    pub async fn result(&self, view: &Value) -> (String, String, Vec<String>) {
+        let mut zip = self.zip(view).await;
+        let id = view["task_id"].as_str().unwrap();
+        (zip.csv(id), zip.rejected(), zip.names())
+    }
 }
 
 pub fn file_form(body: &[u8]) -> Form {
@@ -180,32 +242,8 @@ pub fn file_form(body: &[u8]) -> Form {
     )
 }
 
-pub async fn json(resp: reqwest::Response) -> (u16, Value) {
-    let code = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
-    (code, value)
-}
-
 /// The keys of a JSON object in document order.
 pub fn keys_in_order(text: &str) -> Vec<String> {
     let v: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
     v.keys().cloned().collect()
-}
-
-/// Asserts an error answer: status, stable code and a message.
-pub fn assert_error(got: (u16, Value), status: u16, code: &str) {
-    assert_eq!(got.0, status, "{}", got.1);
-    assert_eq!(got.1["error"], code, "{}", got.1);
-    assert!(
-        got.1["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{}",
-        got.1
-    );
-    assert_eq!(
-        got.1.as_object().unwrap().len(),
-        2,
-        "only error and message: {}",
-        got.1
-    );
 }

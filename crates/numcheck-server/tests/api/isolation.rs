@@ -1,9 +1,10 @@
 //! The isolation matrix: one user can reach nothing of another's through any endpoint, link
 //! or guessed id — tasks, results, summaries, balances, callback secrets and notices.
 
+use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{TestServer, assert_error, file_form, json};
+use crate::helpers::{TestServer, assert_error, json};
 
 struct Who {
     key: String,
@@ -13,30 +14,12 @@ struct Who {
 
 async fn user_with_a_task(s: &TestServer, name: &str, body: &[u8]) -> Who {
     let key = s.key(name, Some(1000)).await;
-    let (code, created) = s
-        .create_form(
-            &key,
-            file_form(body)
-                .text("task_type", "active_check")
-                .text("callback_url", "https://hooks.example.com/numcheck"),
-            None,
-        )
-        .await;
+    let hook = [("callback_url", "https://hooks.example.com/numcheck")];
+    let (code, created) = s.create_with(&key, body, &hook).await;
     assert_eq!(code, 200, "{created}");
     let task = created["task_id"].as_str().unwrap().to_owned();
     let view = s.wait(&key, &task).await;
     Who { key, task, view }
-}
-
-async fn call(s: &TestServer, method: &str, path: &str, key: &str) -> (u16, Value) {
-    let url = format!("{}{path}", s.base);
-    let req = match method {
-        "GET" => s.http.get(url),
-        "POST" => s.http.post(url),
-        "DELETE" => s.http.delete(url),
-        _ => unreachable!(),
-    };
-    json(req.header("X-API-Key", key).send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -48,26 +31,26 @@ async fn no_endpoint_link_or_guessed_id_reaches_another_users_data() {
     // Every task endpoint, with B's key on A's task: 404 exactly as for a missing task.
     let a_task = &a.task;
     for (method, path) in [
-        ("GET", format!("/v1/tasks/{a_task}")),
-        ("POST", format!("/v1/tasks/{a_task}/cancel")),
-        ("DELETE", format!("/v1/tasks/{a_task}")),
+        (Method::GET, format!("/v1/tasks/{a_task}")),
+        (Method::POST, format!("/v1/tasks/{a_task}/cancel")),
+        (Method::DELETE, format!("/v1/tasks/{a_task}")),
     ] {
-        let got = call(&s, method, &path, &b.key).await;
+        let got = s.call(method.clone(), &path, Some(&b.key)).await;
         assert_error(got.clone(), 404, "task_not_found");
         // Indistinguishable from an id that does not exist.
-        let missing = call(
-            &s,
-            method,
-            &path.replace(a_task, "d4g8o46p2jvh04o9uzzz"),
-            &b.key,
-        )
-        .await;
+        let missing = s
+            .call(
+                method.clone(),
+                &path.replace(a_task, "d4g8o46p2jvh04o9uzzz"),
+                Some(&b.key),
+            )
+            .await;
         assert_eq!(got, missing, "{method} {path}");
     }
     assert_error(s.poll(&b.key, a_task).await, 404, "task_not_found");
 
     // Lists and balances hold only the caller's own.
-    let (_, list) = call(&s, "GET", "/v1/tasks?limit=200", &b.key).await;
+    let (_, list) = s.get(&b.key, "/v1/tasks?limit=200").await;
     let ids: Vec<&str> = list["tasks"]
         .as_array()
         .unwrap()
@@ -76,7 +59,7 @@ async fn no_endpoint_link_or_guessed_id_reaches_another_users_data() {
         .collect();
     assert_eq!(ids, vec![b.task.as_str()]);
     for status in ["exported", "pending", "failed"] {
-        let (_, l) = call(&s, "GET", &format!("/v1/tasks?status={status}"), &b.key).await;
+        let (_, l) = s.get(&b.key, &format!("/v1/tasks?status={status}")).await;
         assert!(
             l["tasks"]
                 .as_array()
@@ -85,7 +68,7 @@ async fn no_endpoint_link_or_guessed_id_reaches_another_users_data() {
                 .all(|t| t["task_id"] != a_task.as_str())
         );
     }
-    let (_, bal_b) = call(&s, "GET", "/v1/balance", &b.key).await;
+    let (_, bal_b) = s.get(&b.key, "/v1/balance").await;
     assert_eq!(bal_b["name"], "ben");
     assert_eq!(bal_b["usage"]["tasks"], 1);
     assert!(
@@ -97,8 +80,8 @@ async fn no_endpoint_link_or_guessed_id_reaches_another_users_data() {
         "{bal_b}"
     );
     // Callback secrets are per user.
-    let (_, sa) = call(&s, "GET", "/v1/callback-secret", &a.key).await;
-    let (_, sb) = call(&s, "GET", "/v1/callback-secret", &b.key).await;
+    let (_, sa) = s.get(&a.key, "/v1/callback-secret").await;
+    let (_, sb) = s.get(&b.key, "/v1/callback-secret").await;
     assert_ne!(sa["secret"], sb["secret"]);
 
     // Signed links: A's signature does not open B's result, nor an altered expiry, nor a
@@ -124,7 +107,7 @@ async fn no_endpoint_link_or_guessed_id_reaches_another_users_data() {
     assert_eq!(s.http.get(link_b).send().await.unwrap().status(), 200);
 
     // Nothing B did changed A's task.
-    let (code, detail) = call(&s, "GET", &format!("/v1/tasks/{a_task}"), &a.key).await;
+    let (code, detail) = s.get(&a.key, &format!("/v1/tasks/{a_task}")).await;
     assert_eq!(code, 200);
     assert_eq!(detail["status"], "exported");
     assert_eq!(
@@ -143,15 +126,8 @@ async fn path_tricks_never_reach_the_data_folder() {
         "/assets/..%2F..%2FCargo.toml",
         "/v1/tasks/..%2F..%2Fsecret",
     ] {
-        let resp = s
-            .http
-            .get(format!("{}{path}", s.base))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
+        let (status, body) = s.call(Method::GET, path, None).await;
         assert!(matches!(status, 401 | 403 | 404), "{path}: {status}");
-        let body: Value = resp.json().await.unwrap();
         assert!(body["error"].is_string(), "{path}: {body}");
     }
     s.stop().await;

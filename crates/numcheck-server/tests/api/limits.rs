@@ -1,5 +1,7 @@
 //! Per-key request rates and the open-task cap: 429 with Retry-After, nothing charged.
 
+use reqwest::Method;
+
 use crate::helpers::{TestServer, assert_error, json};
 
 #[tokio::test]
@@ -12,9 +14,8 @@ async fn a_key_over_its_request_rate_gets_429_with_retry_after_and_others_do_not
     let a = s.key("ria", None).await;
     let b = s.key("sam", None).await;
     let get = |key: String| {
-        let http = s.http.clone();
-        let url = format!("{}/v1/balance", s.base);
-        async move { http.get(url).header("X-API-Key", key).send().await.unwrap() }
+        let req = s.request(Method::GET, "/v1/balance", Some(&key));
+        async move { req.send().await.unwrap() }
     };
     for _ in 0..3 {
         assert_eq!(get(a.clone()).await.status(), 200);
@@ -49,9 +50,7 @@ async fn a_user_at_the_open_task_cap_is_refused_before_the_upload_and_not_charge
         assert_eq!(code, 200, "{body}");
     }
     let resp = s
-        .http
-        .post(format!("{}/v1/tasks", s.base))
-        .header("X-API-Key", &key)
+        .request(Method::POST, "/v1/tasks", Some(&key))
         .multipart(crate::helpers::file_form(b"+33612345678\n").text("task_type", "active_check"))
         .send()
         .await
@@ -59,15 +58,7 @@ async fn a_user_at_the_open_task_cap_is_refused_before_the_upload_and_not_charge
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     assert_error(json(resp).await, 429, "too_many_tasks");
-    let (_, balance) = json(
-        s.http
-            .get(format!("{}/v1/balance", s.base))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, balance) = s.get(&key, "/v1/balance").await;
     assert_eq!(
         balance["held"], 2,
         "only the two accepted tasks hold credits"
@@ -102,15 +93,7 @@ async fn an_upload_that_stalls_is_cut_off_with_408_and_nothing_is_stored() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("upload_stalled"), "{text}");
-    let (_, page) = json(
-        s.http
-            .get(format!("{}/v1/tasks", s.base))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, page) = s.get(&key, "/v1/tasks").await;
     assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
     let uploads = s.data_dir.join("blobs").join("uploads");
     let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);

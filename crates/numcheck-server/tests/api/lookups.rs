@@ -60,26 +60,14 @@ async fn task(
     fields: &[(&str, &str)],
 ) -> (Value, HashMap<String, (String, String)>, Value) {
     let file: String = numbers.iter().map(|n| format!("{n}\n")).collect();
-    let mut form = file_form(file.as_bytes()).text("task_type", "active_check");
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    let (code, created) = s.create_form(&s.admin_key, form, None).await;
+    let (code, created) = s.create_with(&s.admin_key, file.as_bytes(), fields).await;
     assert_eq!(code, 200, "{created}");
     let v = s
         .wait(&s.admin_key, created["task_id"].as_str().unwrap())
         .await;
-    let zip = s
-        .http
-        .get(v["result_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let (csv, _, _) = unzip(&zip, created["task_id"].as_str().unwrap());
-    let verdicts = csv
+    let mut zip = s.zip(&v).await;
+    let verdicts = zip
+        .csv(created["task_id"].as_str().unwrap())
         .lines()
         .skip(1)
         .map(|row| {
@@ -87,11 +75,7 @@ async fn task(
             (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
         })
         .collect();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
-    let mut summary = String::new();
-    std::io::Read::read_to_string(&mut archive.by_name("summary.json").unwrap(), &mut summary)
-        .unwrap();
-    (v, verdicts, serde_json::from_str(&summary).unwrap())
+    (v, verdicts, zip.summary())
 }
 
 const NUMBERS: [&str; 6] = [
@@ -108,18 +92,11 @@ async fn only_undecided_numbers_are_looked_up_within_the_budget_and_only_once() 
     let (url, asked) = stand_in().await;
     let s = TestServer::start_with(|c| c.lookup.providers = vec![provider(&url)]).await;
     let yesterday = numcheck_engine::clock::now_ms() / 1000 - 86_400;
-    let resp = s
-        .http
-        .post(format!("{}/v1/evidence", s.base))
-        .header("X-API-Key", &s.admin_key)
-        .header("Content-Type", "text/csv")
-        .body(format!(
-            "number,observed_at,source,kind,raw_code,message_id\n+447911123401,{yesterday},smsc,sms_dlr,DELIVRD,m1\n"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let evidence = format!(
+        "number,observed_at,source,kind,raw_code,message_id\n+447911123401,{yesterday},smsc,sms_dlr,DELIVRD,m1\n"
+    );
+    let (code, report) = s.post_evidence(&s.admin_key, "text/csv", evidence).await;
+    assert_eq!(code, 200, "{report}");
 
     // Budget 2: of the four undecided mobiles, the first two are asked.
     let (v, verdicts, summary) = task(
@@ -183,15 +160,7 @@ async fn only_undecided_numbers_are_looked_up_within_the_budget_and_only_once() 
     assert!(summary.get("lookups").is_none(), "{summary}");
     assert_eq!(asked.lock().unwrap().len(), 4);
 
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text("/metrics").await;
     assert!(
         metrics.contains("numcheck_lookups_total{outcome=\"made\"} 4"),
         "{metrics}"
@@ -211,10 +180,10 @@ async fn only_undecided_numbers_are_looked_up_within_the_budget_and_only_once() 
         ("max_lookups", "-1", "invalid_max_lookups"),
         ("max_age_days", "x", "invalid_max_age_days"),
     ] {
-        let form = file_form(b"+447911123499\n")
-            .text("task_type", "active_check")
-            .text(field, value);
-        assert_error(s.create_form(&s.admin_key, form, None).await, 400, code);
+        let got = s
+            .create_with(&s.admin_key, b"+447911123499\n", &[(field, value)])
+            .await;
+        assert_error(got, 400, code);
     }
     s.stop().await;
 }
@@ -248,13 +217,8 @@ async fn a_dead_provider_leaves_numbers_unknown_never_inactive() {
 #[tokio::test]
 async fn asking_for_lookups_without_a_provider_is_refused() {
     let s = TestServer::start().await;
-    let form = file_form(b"+447911123411\n")
-        .text("task_type", "active_check")
-        .text("live_lookup", "true");
-    assert_error(
-        s.create_form(&s.admin_key, form, None).await,
-        400,
-        "live_lookup_unavailable",
-    );
+    let live = [("live_lookup", "true")];
+    let got = s.create_with(&s.admin_key, b"+447911123411\n", &live).await;
+    assert_error(got, 400, "live_lookup_unavailable");
     s.stop().await;
 }

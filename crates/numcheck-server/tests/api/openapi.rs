@@ -50,12 +50,8 @@ const PUBLIC: &[&str] = &[
 ];
 
 async fn document(s: &TestServer) -> Value {
-    let resp = s
-        .http
-        .get(format!("{}/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.request(Method::GET, "/openapi.json", None).send().await;
+    let resp = resp.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     resp.json().await.unwrap()
@@ -125,7 +121,7 @@ async fn every_route_of_the_router_is_documented_and_nothing_else() {
     // Each listed operation answers (not the router's fallbacks), and on every path each
     // method that is not listed is refused with 405: a route that answers is documented.
     for path in &paths {
-        let url = format!("{}{}", s.base, concrete(path));
+        let concrete = concrete(path);
         for method in [
             Method::GET,
             Method::POST,
@@ -134,12 +130,9 @@ async fn every_route_of_the_router_is_documented_and_nothing_else() {
             Method::DELETE,
         ] {
             let resp = s
-                .http
-                .request(method.clone(), &url)
-                .header("X-API-Key", &s.admin_key)
-                .send()
-                .await
-                .unwrap();
+                .request(method.clone(), &concrete, Some(&s.admin_key))
+                .send();
+            let resp = resp.await.unwrap();
             let status = resp.status().as_u16();
             let body: Value = resp.json().await.unwrap_or_else(|_| json!({"error": null}));
             let fallback = matches!(
@@ -265,21 +258,22 @@ impl Schemas {
     }
 }
 
-async fn call(
+/// Sends `method path` (with the key and multipart form when given) and checks the answer
+/// against the schema documented for `method documented` and its status; returns it.
+async fn checked(
     s: &TestServer,
-    method: Method,
-    path: &str,
+    schemas: &Schemas,
+    (method, documented, path): (Method, &str, &str),
     key: Option<&str>,
     form: Option<Form>,
 ) -> (u16, Value) {
-    let mut req = s.http.request(method, format!("{}{path}", s.base));
-    if let Some(k) = key {
-        req = req.header("X-API-Key", k);
-    }
+    let mut req = s.request(method.clone(), path, key);
     if let Some(f) = form {
         req = req.multipart(f);
     }
-    json(req.send().await.unwrap()).await
+    let got = json(req.send().await.unwrap()).await;
+    schemas.check(method.as_str(), documented, &got);
+    got
 }
 
 #[tokio::test]
@@ -288,7 +282,9 @@ async fn real_answers_match_the_documented_schemas() {
     let schemas = Schemas {
         doc: document(&s).await,
     };
+    let sc = &schemas;
     let key = s.key("schema", Some(1000)).await;
+    let k = Some(key.as_str());
 
     // Create, poll until exported, list, detail: the task in each of its views.
     let created = s
@@ -299,77 +295,35 @@ async fn real_answers_match_the_documented_schemas() {
     let exported = s.wait(&key, &id).await;
     assert_eq!(exported["status"], "exported");
     schemas.check("POST", "/v1/gettasks", &(200, exported));
-    schemas.check(
-        "GET",
-        "/v1/tasks",
-        &call(&s, Method::GET, "/v1/tasks?limit=5", Some(&key), None).await,
-    );
-    let detail = call(
-        &s,
-        Method::GET,
-        &format!("/v1/tasks/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let list = (Method::GET, "/v1/tasks", "/v1/tasks?limit=5");
+    checked(&s, sc, list, k, None).await;
+    let task = format!("/v1/tasks/{id}");
+    let detail = checked(&s, sc, (Method::GET, "/v1/tasks/{id}", &task), k, None).await;
     assert!(detail.1["summary"].is_object(), "{}", detail.1);
-    schemas.check("GET", "/v1/tasks/{id}", &detail);
 
     // A task that is still open, cancelled, then deleted.
-    let open = s
-        .create_form(
-            &key,
-            file_form(b"+14155552671\n").text("task_type", "number_info"),
-            None,
-        )
-        .await;
+    let number_info = file_form(b"+14155552671\n").text("task_type", "number_info");
+    let open = s.create_form(&key, number_info, None).await;
     schemas.check("POST", "/v1/tasks", &open);
     let open_id = open.1["task_id"].as_str().unwrap().to_owned();
-    let cancelled = call(
-        &s,
-        Method::POST,
-        &format!("/v1/tasks/{open_id}/cancel"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let cancel = format!("/v1/tasks/{open_id}/cancel");
+    let cancel = (Method::POST, "/v1/tasks/{id}/cancel", cancel.as_str());
+    let cancelled = checked(&s, sc, cancel, k, None).await;
     // It may have finished first: both answers are documented.
     assert!(matches!(cancelled.0, 200 | 409), "{}", cancelled.1);
-    schemas.check("POST", "/v1/tasks/{id}/cancel", &cancelled);
-    schemas.check(
-        "DELETE",
-        "/v1/tasks/{id}",
-        &call(
-            &s,
-            Method::DELETE,
-            &format!("/v1/tasks/{open_id}"),
-            Some(&key),
-            None,
-        )
-        .await,
-    );
+    let delete = format!("/v1/tasks/{open_id}");
+    checked(&s, sc, (Method::DELETE, "/v1/tasks/{id}", &delete), k, None).await;
 
     // The account.
-    let balance = call(&s, Method::GET, "/v1/balance", Some(&key), None).await;
+    let balance = (Method::GET, "/v1/balance", "/v1/balance");
+    let balance = checked(&s, sc, balance, k, None).await;
     assert!(!balance.1["ledger"].as_array().unwrap().is_empty());
-    schemas.check("GET", "/v1/balance", &balance);
-    schemas.check(
-        "GET",
-        "/v1/callback-secret",
-        &call(&s, Method::GET, "/v1/callback-secret", Some(&key), None).await,
-    );
-    schemas.check(
-        "POST",
-        "/v1/callback-secret/rotate",
-        &call(
-            &s,
-            Method::POST,
-            "/v1/callback-secret/rotate",
-            Some(&key),
-            None,
-        )
-        .await,
-    );
+    for (method, path) in [
+        (Method::GET, "/v1/callback-secret"),
+        (Method::POST, "/v1/callback-secret/rotate"),
+    ] {
+        checked(&s, sc, (method, path, path), k, None).await;
+    }
 
     // A preview of a text file and of a CSV.
     for (name, body) in [
@@ -377,100 +331,56 @@ async fn real_answers_match_the_documented_schemas() {
         ("leads.csv", &b"Name,Phone\nAnn,+44 7700 900123\n"[..]),
     ] {
         let form = Form::new().part("file", Part::bytes(body.to_vec()).file_name(name));
-        schemas.check(
-            "POST",
-            "/v1/tasks/preview",
-            &call(
-                &s,
-                Method::POST,
-                "/v1/tasks/preview",
-                Some(&key),
-                Some(form),
-            )
-            .await,
-        );
+        let preview = (Method::POST, "/v1/tasks/preview", "/v1/tasks/preview");
+        checked(&s, sc, preview, k, Some(form)).await;
     }
 
     // Evidence, with the admin key (it may ingest).
+    let evidence = "{\"number\":\"+14155552671\"}\n".to_owned();
     let evidence = s
-        .http
-        .post(format!("{}/v1/evidence", s.base))
-        .header("X-API-Key", &s.admin_key)
-        .header("Content-Type", "application/x-ndjson")
-        .body("{\"number\":\"+14155552671\"}\n")
-        .send()
-        .await
-        .unwrap();
-    schemas.check("POST", "/v1/evidence", &json(evidence).await);
+        .post_evidence(&s.admin_key, "application/x-ndjson", evidence)
+        .await;
+    schemas.check("POST", "/v1/evidence", &evidence);
 
     // Probes.
-    schemas.check(
-        "GET",
-        "/healthz",
-        &call(&s, Method::GET, "/healthz", None, None).await,
-    );
-    schemas.check(
-        "GET",
-        "/readyz",
-        &call(&s, Method::GET, "/readyz", None, None).await,
-    );
+    for path in ["/healthz", "/readyz"] {
+        checked(&s, sc, (Method::GET, path, path), None, None).await;
+    }
 
     // Error bodies, each under its documented status.
-    let errors = [
+    let no_file = Form::new().text("task_type", "active_check");
+    let unknown_id = Form::new().text("task_id", "dc65llqjueqqln83s25g");
+    for (method, documented, path, key, form, status) in [
+        (Method::POST, "/v1/tasks", "/v1/tasks", None, None, 401),
         (
-            "POST",
+            Method::POST,
             "/v1/tasks",
-            call(&s, Method::POST, "/v1/tasks", None, None).await,
-            401,
-        ),
-        (
-            "POST",
             "/v1/tasks",
-            call(
-                &s,
-                Method::POST,
-                "/v1/tasks",
-                Some(&key),
-                Some(Form::new().text("task_type", "active_check")),
-            )
-            .await,
+            k,
+            Some(no_file),
             400,
         ),
         (
-            "POST",
+            Method::POST,
             "/v1/gettasks",
-            call(
-                &s,
-                Method::POST,
-                "/v1/gettasks",
-                Some(&key),
-                Some(Form::new().text("task_id", "dc65llqjueqqln83s25g")),
-            )
-            .await,
+            "/v1/gettasks",
+            k,
+            Some(unknown_id),
             404,
         ),
+        (Method::GET, "/v1/tasks", "/v1/tasks?limit=0", k, None, 400),
+        (Method::POST, "/v1/evidence", "/v1/evidence", k, None, 403),
         (
-            "GET",
-            "/v1/tasks",
-            call(&s, Method::GET, "/v1/tasks?limit=0", Some(&key), None).await,
-            400,
-        ),
-        (
-            "POST",
-            "/v1/evidence",
-            call(&s, Method::POST, "/v1/evidence", Some(&key), None).await,
-            403,
-        ),
-        (
-            "GET",
+            Method::GET,
             "/v1/results/{file}",
-            call(&s, Method::GET, "/v1/results/x.zip", None, None).await,
+            "/v1/results/x.zip",
+            None,
+            None,
             403,
         ),
-    ];
-    for (method, path, got, status) in errors {
-        assert_eq!(got.0, status, "{method} {path}: {}", got.1);
-        schemas.check(method, path, &got);
+    ] {
+        let got = checked(&s, sc, (method.clone(), documented, path), key, form).await;
+        assert_eq!(got.0, status, "{method} {documented}: {}", got.1);
     }
     s.stop().await;
 }

@@ -1,29 +1,21 @@
 //! Request ids and the process metrics.
 
+use reqwest::Method;
+
 use crate::helpers::TestServer;
 
 #[tokio::test]
 async fn every_answer_carries_a_request_id_keeping_a_sane_client_one() {
     let s = TestServer::start().await;
-    let fresh = s
-        .http
-        .get(format!("{}/healthz", s.base))
-        .send()
-        .await
-        .unwrap();
+    let healthz = || s.request(Method::GET, "/healthz", None).send();
+    let fresh = healthz().await.unwrap();
     let id = fresh.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(!id.is_empty());
-    let other = s
-        .http
-        .get(format!("{}/healthz", s.base))
-        .send()
-        .await
-        .unwrap();
+    let other = healthz().await.unwrap();
     assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
 
     let kept = s
-        .http
-        .get(format!("{}/v1/balance", s.base))
+        .request(Method::GET, "/v1/balance", None)
         .header("X-Request-Id", "client-abc-123")
         .send()
         .await
@@ -41,8 +33,7 @@ async fn every_answer_carries_a_request_id_keeping_a_sane_client_one() {
     assert_eq!(kept.headers()["x-request-id"], "client-abc-123");
     let too_long = "x".repeat(200);
     let replaced = s
-        .http
-        .get(format!("{}/nowhere", s.base))
+        .request(Method::GET, "/nowhere", None)
         .header("X-Request-Id", &too_long)
         .send()
         .await
@@ -69,15 +60,7 @@ async fn metrics_count_tasks_uploads_verdicts_chunks_and_requests() {
     let body = b"+14155552671\n+33612345678\nnot a number\n";
     let (_, created) = s.create(&key, body).await;
     let view = s.wait(&key, created["task_id"].as_str().unwrap()).await;
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.text("/metrics").await;
     assert_eq!(value(&text, "numcheck_tasks{status=\"exported\"}"), 1.0);
     assert_eq!(value(&text, "numcheck_tasks{status=\"pending\"}"), 0.0);
     assert_eq!(value(&text, "numcheck_uploads_total"), 1.0);

@@ -1,5 +1,7 @@
 //! Processing at size, and persistence across restarts.
 
+use numcheck_testkit::wait_for;
+
 use crate::helpers::*;
 
 /// A deterministic mixed file: valid numbers of several countries, duplicates, blanks,
@@ -43,6 +45,9 @@ async fn a_100000_line_upload_is_exported_with_exact_counts() {
     let id = created["task_id"].as_str().unwrap();
     // Progress moves chunk by chunk and never backwards.
     let mut last = 0;
+    let ticker = wait_for(format!("task {id} to be exported"))
+        .every(std::time::Duration::from_millis(5))
+        .start();
     let v = loop {
         let (_, v) = s.poll(&s.admin_key, id).await;
         let done = v["success"].as_i64().unwrap() + v["failure"].as_i64().unwrap();
@@ -55,7 +60,7 @@ async fn a_100000_line_upload_is_exported_with_exact_counts() {
             v["status"] == "pending" || v["status"] == "processing",
             "{v}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        ticker.tick_seen(Some(v.to_string())).await;
     };
     assert_eq!(v["failure"].as_i64(), Some(failures));
     assert_eq!(v["success"].as_i64(), Some(total - failures));
@@ -91,16 +96,7 @@ async fn tasks_and_results_survive_a_restart() {
     );
     let (code, after) = s.poll(&key, &done_id).await;
     assert_eq!(code, 200);
-    for k in [
-        "created_at",
-        "updated_at",
-        "task_id",
-        "user_id",
-        "status",
-        "total",
-        "success",
-        "failure",
-    ] {
+    for k in GETTASKS_KEYS {
         assert_eq!(after[k], before[k], "{k}");
     }
     let (csv_after, _, _) = s.result(&after).await;

@@ -1,5 +1,6 @@
 //! Spreadsheet uploads (CSV, TSV, XLSX) and the column preview.
 
+use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
@@ -15,15 +16,18 @@ fn part(body: &[u8], name: &str, mime: Option<&str>) -> Part {
     }
 }
 
+/// A form with only the file, its type left to the server to find.
+fn file(body: &[u8], name: &str) -> Form {
+    Form::new().part("file", part(body, name, None))
+}
+
 fn sheet_form(body: &[u8], name: &str) -> Form {
-    Form::new()
-        .part("file", part(body, name, None))
-        .text("task_type", "active_check")
+    file(body, name).text("task_type", "active_check")
 }
 
 /// Creates a task and waits for it: (result rows as (Number, ActiveStatus, Line), rejected csv).
 async fn run(s: &TestServer, form: Form) -> (Value, Vec<(String, String, String)>, String) {
-    let (code, created) = s.create_form(&s.admin_key, form, None).await;
+    let (code, created) = create(s, form).await;
     assert_eq!(code, 200, "{created}");
     let v = s
         .wait(&s.admin_key, created["task_id"].as_str().unwrap())
@@ -45,16 +49,14 @@ async fn run(s: &TestServer, form: Form) -> (Value, Vec<(String, String, String)
     (created, rows, rejected)
 }
 
+/// Creates a task from `form` with the admin key.
+async fn create(s: &TestServer, form: Form) -> (u16, Value) {
+    s.create_form(&s.admin_key, form, None).await
+}
+
 async fn preview(s: &TestServer, form: Form) -> (u16, Value) {
-    let resp = s
-        .http
-        .post(format!("{}/v1/tasks/preview", s.base))
-        .header("X-API-Key", &s.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    json(resp).await
+    let req = s.request(Method::POST, "/v1/tasks/preview", Some(&s.admin_key));
+    json(req.multipart(form).send().await.unwrap()).await
 }
 
 fn stored_uploads(s: &TestServer) -> usize {
@@ -158,9 +160,8 @@ async fn semicolon_and_tab_separated_files_and_csv_by_content_type_are_read() {
 #[tokio::test]
 async fn unknown_or_missing_phone_columns_get_400_and_leave_nothing() {
     let s = TestServer::start().await;
-    let k = &s.admin_key;
     let form = sheet_form(LEADS_CSV.as_bytes(), "leads.csv").text("phone_column", "fax");
-    let got = s.create_form(k, form, None).await;
+    let got = create(&s, form).await;
     assert!(
         got.1["message"].as_str().unwrap().contains("\"phone\""),
         "lists the columns: {}",
@@ -168,21 +169,14 @@ async fn unknown_or_missing_phone_columns_get_400_and_leave_nothing() {
     );
     assert_error(got, 400, "unknown_phone_column");
     let form = sheet_form(LEADS_CSV.as_bytes(), "leads.csv").text("phone_column", "9");
-    assert_error(
-        s.create_form(k, form, None).await,
-        400,
-        "unknown_phone_column",
-    );
+    assert_error(create(&s, form).await, 400, "unknown_phone_column");
     let names = "name,city\nAnn,Leeds\nBob,Lyon\n";
-    let got = s
-        .create_form(k, sheet_form(names.as_bytes(), "names.csv"), None)
-        .await;
+    let got = create(&s, sheet_form(names.as_bytes(), "names.csv")).await;
     assert!(got.1["message"].as_str().unwrap().contains("phone_column"));
     assert_error(got, 400, "no_phone_column");
     // A header alone holds no numbers.
     assert_error(
-        s.create_form(k, sheet_form(b"phone\n", "empty.csv"), None)
-            .await,
+        create(&s, sheet_form(b"phone\n", "empty.csv")).await,
         400,
         "empty_file",
     );
@@ -232,25 +226,21 @@ async fn an_xlsx_sheet_is_read_with_numeric_cells_as_digits_and_rows_as_lines() 
         .text("task_type", "active_check")
         .text("sheet", "leads");
     assert_eq!(run(&s, form).await.0["total"], 4);
-    let form = Form::new()
-        .part("file", part(&book, "export.bin", None))
+    let form = file(&book, "export.bin")
         .text("task_type", "active_check")
         .text("sheet", "Leads");
     assert_eq!(run(&s, form).await.0["total"], 4);
     // The first sheet holds no numbers; an unknown sheet lists the sheets.
     assert_error(
-        s.create_form(&s.admin_key, sheet_form(&book, "leads.xlsx"), None)
-            .await,
+        create(&s, sheet_form(&book, "leads.xlsx")).await,
         400,
         "no_phone_column",
     );
-    let got = s
-        .create_form(
-            &s.admin_key,
-            sheet_form(&book, "leads.xlsx").text("sheet", "Customers"),
-            None,
-        )
-        .await;
+    let got = create(
+        &s,
+        sheet_form(&book, "leads.xlsx").text("sheet", "Customers"),
+    )
+    .await;
     assert!(got.1["message"].as_str().unwrap().contains("\"Leads\""));
     assert_error(got, 400, "unknown_sheet");
     assert_eq!(spooled_files(&s), 0);
@@ -260,22 +250,18 @@ async fn an_xlsx_sheet_is_read_with_numeric_cells_as_digits_and_rows_as_lines() 
 #[tokio::test]
 async fn old_xls_files_and_oversized_workbooks_are_refused() {
     let s = TestServer::start_with(|c| c.max_xlsx_bytes = 2000).await;
-    let k = &s.admin_key;
     let mut ole2 = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec();
     ole2.extend(std::iter::repeat_n(0u8, 600));
-    let got = s.create_form(k, sheet_form(&ole2, "old.xls"), None).await;
+    let got = create(&s, sheet_form(&ole2, "old.xls")).await;
     assert!(got.1["message"].as_str().unwrap().contains(".xlsx or .csv"));
     assert_error(got, 400, "unsupported_file_type");
     // Renamed, it is still refused for what it is.
     assert_error(
-        s.create_form(k, sheet_form(&ole2, "numbers.csv"), None)
-            .await,
+        create(&s, sheet_form(&ole2, "numbers.csv")).await,
         400,
         "unsupported_file_type",
     );
-    let got = s
-        .create_form(k, sheet_form(&workbook(), "big.xlsx"), None)
-        .await;
+    let got = create(&s, sheet_form(&workbook(), "big.xlsx")).await;
     assert!(
         got.1["message"].as_str().unwrap().contains("2000"),
         "{}",
@@ -283,8 +269,7 @@ async fn old_xls_files_and_oversized_workbooks_are_refused() {
     );
     assert_error(got, 413, "file_too_large");
     assert_error(
-        s.create_form(k, sheet_form(b"PK\x03\x04not a zip", "broken.xlsx"), None)
-            .await,
+        create(&s, sheet_form(b"PK\x03\x04not a zip", "broken.xlsx")).await,
         400,
         "invalid_xlsx",
     );
@@ -296,11 +281,7 @@ async fn old_xls_files_and_oversized_workbooks_are_refused() {
 #[tokio::test]
 async fn a_csv_preview_lists_the_columns_and_the_detected_one() {
     let s = TestServer::start().await;
-    let (code, v) = preview(
-        &s,
-        Form::new().part("file", part(LEADS_CSV.as_bytes(), "dir\\leads.csv", None)),
-    )
-    .await;
+    let (code, v) = preview(&s, file(LEADS_CSV.as_bytes(), "dir\\leads.csv")).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         keys_in_order(&v.to_string()),
@@ -347,26 +328,16 @@ async fn a_csv_preview_lists_the_columns_and_the_detected_one() {
     assert_eq!(v["phone_column"], 4);
     let got = preview(
         &s,
-        Form::new()
-            .part("file", part(LEADS_CSV.as_bytes(), "leads.csv", None))
-            .text("phone_column", "fax"),
+        file(LEADS_CSV.as_bytes(), "leads.csv").text("phone_column", "fax"),
     )
     .await;
     assert_error(got, 400, "unknown_phone_column");
     // No column of numbers: null, for the user to pick.
-    let (code, v) = preview(
-        &s,
-        Form::new().part("file", part(b"name,city\nAnn,Leeds\n", "n.csv", None)),
-    )
-    .await;
+    let (code, v) = preview(&s, file(b"name,city\nAnn,Leeds\n", "n.csv")).await;
     assert_eq!(code, 200);
     assert_eq!(v["phone_column"], Value::Null);
     // A text file is one column.
-    let (_, v) = preview(
-        &s,
-        Form::new().part("file", part(b"+14155552671\nhello\n", "n.txt", None)),
-    )
-    .await;
+    let (_, v) = preview(&s, file(b"+14155552671\nhello\n", "n.txt")).await;
     assert_eq!(v["kind"], "text");
     assert_eq!(v["columns"][0]["name"], "number");
     assert_eq!(v["phone_column"], 1);
@@ -383,13 +354,7 @@ async fn a_csv_preview_lists_the_columns_and_the_detected_one() {
 async fn an_xlsx_preview_lists_the_sheets_and_needs_a_key() {
     let s = TestServer::start().await;
     let book = workbook();
-    let (code, v) = preview(
-        &s,
-        Form::new()
-            .part("file", part(&book, "leads.xlsx", None))
-            .text("sheet", "Leads"),
-    )
-    .await;
+    let (code, v) = preview(&s, file(&book, "leads.xlsx").text("sheet", "Leads")).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["kind"], "xlsx");
     assert_eq!(v["sheets"], serde_json::json!(["Notes", "Leads"]));
@@ -407,18 +372,13 @@ async fn an_xlsx_preview_lists_the_sheets_and_needs_a_key() {
     );
     assert_eq!(v["columns"][1]["phone_share"], 0.75);
     assert_error(
-        preview(
-            &s,
-            Form::new().part("file", part(&[0xD0, 0xCF, 0x11, 0xE0], "a.xls", None)),
-        )
-        .await,
+        preview(&s, file(&[0xD0, 0xCF, 0x11, 0xE0], "a.xls")).await,
         400,
         "unsupported_file_type",
     );
     let resp = s
-        .http
-        .post(format!("{}/v1/tasks/preview", s.base))
-        .multipart(Form::new().part("file", part(&book, "leads.xlsx", None)))
+        .request(Method::POST, "/v1/tasks/preview", None)
+        .multipart(file(&book, "leads.xlsx"))
         .send()
         .await
         .unwrap();

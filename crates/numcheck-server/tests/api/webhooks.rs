@@ -12,6 +12,7 @@ use crate::helpers::*;
 
 const TOKEN: &str = "s3cret-token-0123456789";
 const TWILIO_AUTH: &str = "twilio-auth-token-abc";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 fn source(name: &str, format: &str) -> SourceConfig {
     SourceConfig {
@@ -74,6 +75,22 @@ async fn call(
     (code, resp.text().await.unwrap())
 }
 
+/// `GET path` (a webhook, its fields in the query).
+async fn hook_get(s: &TestServer, path: &str) -> (u16, String) {
+    call(s, Method::GET, path, &[], None).await
+}
+
+/// `POST path` (a webhook) with a body of `content_type`.
+async fn hook_post(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    call(s, Method::POST, path, &[], Some((content_type, body))).await
+}
+
+/// `POST path` (an evidence import) with the admin key and a body of `content_type`.
+async fn import(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    let key = [("X-API-Key", s.admin_key.as_str())];
+    call(s, Method::POST, path, &key, Some((content_type, body))).await
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -97,6 +114,25 @@ async fn verdicts(s: &TestServer, numbers: &[&str]) -> HashMap<String, (String, 
         .collect()
 }
 
+/// A verdict as [`verdicts`] gives it: (ActiveStatus, Reason).
+fn verdict(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
+
+/// An SMPP delivery receipt's text (one message, delivered when `stat` is DELIVRD), done
+/// at `date` (`YYMMDDhhmm`).
+fn receipt(id: &str, stat: &str, err: &str, date: &str) -> String {
+    let dlvrd = if stat == "DELIVRD" { "001" } else { "000" };
+    format!(
+        "id:{id} sub:001 dlvrd:{dlvrd} submit date:{date} done date:{date} stat:{stat} err:{err} text:Hi"
+    )
+}
+
+/// The Kannel webhook of the `smsc-map` source, with `query`.
+fn smsc_map(query: &str) -> String {
+    format!("/v1/webhooks/kannel/smsc-map?{query}")
+}
+
 fn kannel_query(to: &str, id: &str, dlr_type: &str, receipt: &str, at: &str) -> String {
     form(&[
         ("token", TOKEN),
@@ -117,16 +153,14 @@ fn parse(body: &str) -> Value {
 async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
     let s = server().await;
     let (at, d) = stamps(2);
-    let delivered = format!(
-        "id:0A1B2C sub:001 dlvrd:001 submit date:{d} done date:{d} stat:DELIVRD err:000 text:Hello"
-    );
+    let delivered = receipt("0A1B2C", "DELIVRD", "000", &d);
     let q = kannel_query("+14155550101", "0A1B2C", "1", &delivered, &at);
-    let url = format!("/v1/webhooks/kannel/smsc-map?{q}");
-    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    let url = smsc_map(&q);
+    let (code, body) = hook_get(&s, &url).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(parse(&body)["inserted"], 1);
     // Kannel retries a callback whose answer it did not get: the same receipt adds nothing.
-    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    let (code, body) = hook_get(&s, &url).await;
     assert_eq!(code, 200);
     let r = parse(&body);
     assert_eq!(
@@ -135,29 +169,13 @@ async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
     );
     // An SMSC acknowledgement (type 8) is not a final state.
     let q = kannel_query("+14155550102", "0A1B2D", "8", "ACK/", &at);
-    let (_, body) = call(
-        &s,
-        Method::GET,
-        &format!("/v1/webhooks/kannel/smsc-map?{q}"),
-        &[],
-        None,
-    )
-    .await;
+    let (_, body) = hook_get(&s, &smsc_map(&q)).await;
     assert_eq!(parse(&body)["not_final"], 1);
 
     // err:001 is "unknown subscriber" on a MAP route and "absent subscriber" on Twilio's.
-    let undeliv = format!(
-        "id:77 sub:001 dlvrd:000 submit date:{d} done date:{d} stat:UNDELIV err:001 text:Hi"
-    );
+    let undeliv = receipt("77", "UNDELIV", "001", &d);
     let q = kannel_query("+14155550103", "77", "2", &undeliv, &at);
-    let (code, _) = call(
-        &s,
-        Method::GET,
-        &format!("/v1/webhooks/kannel/smsc-map?{q}"),
-        &[],
-        None,
-    )
-    .await;
+    let (code, _) = hook_get(&s, &smsc_map(&q)).await;
     assert_eq!(code, 200);
     let q = kannel_query(
         "+14155550104",
@@ -168,12 +186,11 @@ async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
     )
     .replace(&format!("token={TOKEN}&"), "");
     // POSTed as a form this time, the token in the URL.
-    let (code, body) = call(
+    let (code, body) = hook_post(
         &s,
-        Method::POST,
         &format!("/v1/webhooks/kannel/smsc-twilio?token={TOKEN}"),
-        &[],
-        Some(("application/x-www-form-urlencoded", q.into_bytes())),
+        FORM,
+        q.into_bytes(),
     )
     .await;
     assert_eq!(code, 200, "{body}");
@@ -189,11 +206,8 @@ async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
     )
     .await;
     assert_eq!(v["+14155550101"].0, "active");
-    assert_eq!(v["+14155550102"], ("unknown".into(), "no_evidence".into()));
-    assert_eq!(
-        v["+14155550103"],
-        ("inactive".into(), "disconnected".into())
-    );
+    assert_eq!(v["+14155550102"], verdict("unknown", "no_evidence"));
+    assert_eq!(v["+14155550103"], verdict("inactive", "disconnected"));
     assert_eq!(
         v["+14155550104"].0, "unknown",
         "an absent subscriber is temporary"
@@ -209,11 +223,11 @@ async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() 
     let good = kannel_query("+14155550111", "9", "1", &receipt, &at);
     let wrong = good.replace(TOKEN, "not-the-token-at-all");
     for path in [
-        format!("/v1/webhooks/kannel/smsc-map?{wrong}"),
+        smsc_map(&wrong),
         format!("/v1/webhooks/kannel/nobody?{good}"),
         "/v1/webhooks/kannel/smsc-map".to_owned(),
     ] {
-        let (code, body) = call(&s, Method::GET, &path, &[], None).await;
+        let (code, body) = hook_get(&s, &path).await;
         assert_eq!(code, 401, "{path}: {body}");
         assert_eq!(parse(&body)["error"], "invalid_source_token");
     }
@@ -222,33 +236,16 @@ async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() 
     let (code, body) = call(
         &s,
         Method::GET,
-        &format!("/v1/webhooks/kannel/smsc-map?{no_token}"),
+        &smsc_map(&no_token),
         &[("X-Numcheck-Token", TOKEN)],
         None,
     )
     .await;
     assert_eq!(code, 200, "{body}");
     // A source answers on its own webhook only; unknown webhooks are 404.
-    let (code, body) = call(
-        &s,
-        Method::GET,
-        &format!("/v1/webhooks/jasmin/smsc-map?{good}"),
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(
-        (code, parse(&body)["error"].as_str()),
-        (404, Some("unknown_webhook"))
-    );
-    let (code, _) = call(
-        &s,
-        Method::GET,
-        &format!("/v1/webhooks/fax/smsc-map?{good}"),
-        &[],
-        None,
-    )
-    .await;
+    let (code, body) = hook_get(&s, &format!("/v1/webhooks/jasmin/smsc-map?{good}")).await;
+    assert_error((code, parse(&body)), 404, "unknown_webhook");
+    let (code, _) = hook_get(&s, &format!("/v1/webhooks/fax/smsc-map?{good}")).await;
     assert_eq!(code, 404);
     // Malformed callbacks: 400 with a stable code, and nothing stored.
     for bad in [
@@ -261,14 +258,7 @@ async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() 
         kannel_query("+14155550112", "11", "1", &receipt, "yesterday at noon"),
         kannel_query("not a number", "12", "1", &receipt, &at),
     ] {
-        let (code, body) = call(
-            &s,
-            Method::GET,
-            &format!("/v1/webhooks/kannel/smsc-map?{bad}"),
-            &[],
-            None,
-        )
-        .await;
+        let (code, body) = hook_get(&s, &smsc_map(&bad)).await;
         assert_eq!(code, 400, "{bad}: {body}");
         let e = parse(&body);
         assert!(e["error"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
@@ -279,7 +269,7 @@ async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() 
     }
     let v = verdicts(&s, &["+14155550111", "+14155550112"]).await;
     assert_eq!(v["+14155550111"].0, "active");
-    assert_eq!(v["+14155550112"], ("unknown".into(), "no_evidence".into()));
+    assert_eq!(v["+14155550112"], verdict("unknown", "no_evidence"));
     s.stop().await;
 }
 
@@ -296,14 +286,7 @@ async fn jasmin_gets_its_ack_and_level_one_reports_are_not_evidence() {
         ("message_status", "ESME_ROK"),
         ("level", "1"),
     ]);
-    let (code, body) = call(
-        &s,
-        Method::POST,
-        &path,
-        &[],
-        Some(("application/x-www-form-urlencoded", level1.into_bytes())),
-    )
-    .await;
+    let (code, body) = hook_post(&s, &path, FORM, level1.into_bytes()).await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
     let level2 = form(&[
         ("id", "5d3c-01"),
@@ -317,20 +300,10 @@ async fn jasmin_gets_its_ack_and_level_one_reports_are_not_evidence() {
         ("err", "001"),
         ("text", "Hello"),
     ]);
-    let (code, body) = call(
-        &s,
-        Method::POST,
-        &path,
-        &[],
-        Some(("application/x-www-form-urlencoded", level2.into_bytes())),
-    )
-    .await;
+    let (code, body) = hook_post(&s, &path, FORM, level2.into_bytes()).await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
     let v = verdicts(&s, &["+14155550121"]).await;
-    assert_eq!(
-        v["+14155550121"],
-        ("inactive".into(), "disconnected".into())
-    );
+    assert_eq!(v["+14155550121"], verdict("inactive", "disconnected"));
     s.stop().await;
 }
 
@@ -368,7 +341,7 @@ async fn twilio_callbacks_need_a_valid_signature() {
                 Method::POST,
                 &path,
                 &[("X-Twilio-Signature", &signature)],
-                Some(("application/x-www-form-urlencoded", body.into_bytes())),
+                Some((FORM, body.into_bytes())),
             )
             .await
         }
@@ -381,21 +354,8 @@ async fn twilio_callbacks_need_a_valid_signature() {
     // A forged or altered callback is refused.
     let delivered = fields("SM02", "+14155550132", "delivered", "");
     let (code, body) = send(delivered.clone(), sig).await;
-    assert_eq!(
-        (code, parse(&body)["error"].as_str()),
-        (401, Some("invalid_signature"))
-    );
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        &path,
-        &[],
-        Some((
-            "application/x-www-form-urlencoded",
-            b"To=%2B14155550132".to_vec(),
-        )),
-    )
-    .await;
+    assert_error((code, parse(&body)), 401, "invalid_signature");
+    let (code, _) = hook_post(&s, &path, FORM, b"To=%2B14155550132".to_vec()).await;
     assert_eq!(code, 401);
     let sig = numcheck_core::connectors::twilio::signature(TWILIO_AUTH, &url, &delivered);
     let (code, _) = send(delivered, sig).await;
@@ -406,10 +366,7 @@ async fn twilio_callbacks_need_a_valid_signature() {
     let (_, body) = send(sent, sig).await;
     assert_eq!(parse(&body)["not_final"], 1);
     let v = verdicts(&s, &["+14155550131", "+14155550132", "+14155550133"]).await;
-    assert_eq!(
-        v["+14155550131"],
-        ("inactive".into(), "disconnected".into())
-    );
+    assert_eq!(v["+14155550131"], verdict("inactive", "disconnected"));
     assert_eq!(v["+14155550132"].0, "active");
     assert_eq!(v["+14155550133"].1, "no_evidence");
     s.stop().await;
@@ -424,12 +381,11 @@ async fn vonage_and_infobip_receipts_as_json() {
         "messageId": "0A0000001234567B", "price": "0.03330000", "status": "delivered",
         "scts": d, "err-code": "0", "api-key": "abcd1234", "message-timestamp": at
     });
-    let (code, body) = call(
+    let (code, body) = hook_post(
         &s,
-        Method::POST,
         &format!("/v1/webhooks/vonage/vonage?token={TOKEN}"),
-        &[],
-        Some(("application/json", receipt.to_string().into_bytes())),
+        "application/json",
+        receipt.to_string().into_bytes(),
     )
     .await;
     assert_eq!(code, 200, "{body}");
@@ -444,14 +400,7 @@ async fn vonage_and_infobip_receipts_as_json() {
         ("err-code", "3"),
         ("message-timestamp", &at),
     ]);
-    let (code, body) = call(
-        &s,
-        Method::GET,
-        &format!("/v1/webhooks/vonage/vonage?{q}"),
-        &[],
-        None,
-    )
-    .await;
+    let (code, body) = hook_get(&s, &format!("/v1/webhooks/vonage/vonage?{q}")).await;
     assert_eq!(code, 200, "{body}");
 
     let done = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -465,12 +414,11 @@ async fn vonage_and_infobip_receipts_as_json() {
         {"bulkId": "b1", "messageId": "ib-2", "sentAt": done, "doneAt": done,
          "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"}}
     ]});
-    let (code, body) = call(
+    let (code, body) = hook_post(
         &s,
-        Method::POST,
         &format!("/v1/webhooks/infobip/infobip?token={TOKEN}"),
-        &[],
-        Some(("application/json", report.to_string().into_bytes())),
+        "application/json",
+        report.to_string().into_bytes(),
     )
     .await;
     assert_eq!(code, 200, "{body}");
@@ -481,18 +429,14 @@ async fn vonage_and_infobip_receipts_as_json() {
         "{body}"
     );
     assert_eq!(r["errors"][0]["index"], 1);
-    let (code, body) = call(
+    let (code, body) = hook_post(
         &s,
-        Method::POST,
         &format!("/v1/webhooks/infobip/infobip?token={TOKEN}"),
-        &[],
-        Some(("application/json", b"{not json".to_vec())),
+        "application/json",
+        b"{not json".to_vec(),
     )
     .await;
-    assert_eq!(
-        (code, parse(&body)["error"].as_str()),
-        (400, Some("invalid_json"))
-    );
+    assert_error((code, parse(&body)), 400, "invalid_json");
 
     let v = verdicts(&s, &["+14155550141", "+14155550142", "+14155550143"]).await;
     assert_eq!(v["+14155550141"].0, "active");
@@ -517,15 +461,7 @@ async fn connector_files_import_over_http_and_count_once() {
          garbage line without the columns\n"
     );
     let path = "/v1/evidence?format=freeswitch&source=pbx-1";
-    let key = &s.admin_key;
-    let (code, body) = call(
-        &s,
-        Method::POST,
-        path,
-        &[("X-API-Key", key)],
-        Some(("text/csv", cdrs.clone().into_bytes())),
-    )
-    .await;
+    let (code, body) = import(&s, path, "text/csv", cdrs.clone().into_bytes()).await;
     assert_eq!(code, 200, "{body}");
     let r = parse(&body);
     assert_eq!(
@@ -534,23 +470,15 @@ async fn connector_files_import_over_http_and_count_once() {
         "{body}"
     );
     assert_eq!(r["errors"][0]["line"], 3);
-    let (_, body) = call(
-        &s,
-        Method::POST,
-        path,
-        &[("X-API-Key", key)],
-        Some(("text/csv", cdrs.into_bytes())),
-    )
-    .await;
+    let (_, body) = import(&s, path, "text/csv", cdrs.into_bytes()).await;
     assert_eq!(parse(&body)["duplicates"], 2);
     // Deactivation list.
     let list = format!("number,date\n+14155550153,{day}\n");
-    let (code, body) = call(
+    let (code, body) = import(
         &s,
-        Method::POST,
         "/v1/evidence?format=deactivation&source=carrier-x",
-        &[("X-API-Key", key)],
-        Some(("text/csv", list.into_bytes())),
+        "text/csv",
+        list.into_bytes(),
     )
     .await;
     assert_eq!(
@@ -559,41 +487,25 @@ async fn connector_files_import_over_http_and_count_once() {
         "{body}"
     );
     // A connector format needs a source name.
-    let (code, body) = call(
+    let (code, body) = import(
         &s,
-        Method::POST,
         "/v1/evidence?format=asterisk",
-        &[("X-API-Key", key)],
-        Some(("text/csv", b"x".to_vec())),
+        "text/csv",
+        b"x".to_vec(),
     )
     .await;
-    assert_eq!(
-        (code, parse(&body)["error"].as_str()),
-        (400, Some("missing_source"))
-    );
+    assert_error((code, parse(&body)), 400, "missing_source");
     let v = verdicts(&s, &["+14155550151", "+14155550152", "+14155550153"]).await;
     assert_eq!(v["+14155550151"].0, "active");
-    assert_eq!(
-        v["+14155550152"],
-        ("inactive".into(), "disconnected".into())
-    );
-    assert_eq!(
-        v["+14155550153"],
-        ("inactive".into(), "disconnected".into())
-    );
+    assert_eq!(v["+14155550152"], verdict("inactive", "disconnected"));
+    assert_eq!(v["+14155550153"], verdict("inactive", "disconnected"));
     s.stop().await;
 }
 
 #[tokio::test]
 async fn long_log_lines_are_read_and_oversized_ones_refused_alone() {
     let s = server().await;
-    let (d, smpp) = {
-        let t = chrono::Utc::now() - chrono::Duration::days(1);
-        (
-            t.format("%Y-%m-%d %H:%M:%S").to_string(),
-            t.format("%y%m%d%H%M").to_string(),
-        )
-    };
+    let (d, smpp) = stamps(1);
     // A bearerbox access-log DLR line with a long message text (2 KiB): longer than an upload
     // line may be, well within an evidence line.
     let text = "x".repeat(2048);
@@ -615,12 +527,11 @@ async fn long_log_lines_are_read_and_oversized_ones_refused_alone() {
         "{d} Sent SMS [SMSC:smsc1] [SVC:web] [ACT:] [BINF:] [FID:4f2a] [from:Acme] [to:+14155550160] [flags:-1:0:-1:0:19] [msg:5:Hello] [udh:0:]\n{}{huge}",
         line("+14155550160", "4f2a")
     );
-    let (code, body) = call(
+    let (code, body) = import(
         &s,
-        Method::POST,
         "/v1/evidence?format=kannel&source=smsc1",
-        &[("X-API-Key", &s.admin_key)],
-        Some(("text/plain", body.into_bytes())),
+        "text/plain",
+        body.into_bytes(),
     )
     .await;
     assert_eq!(code, 200, "{body}");
@@ -643,17 +554,15 @@ async fn a_webhook_answers_get_and_post_and_refuses_other_methods_storing_nothin
     // receipt's fields was stored as evidence.
     let s = server().await;
     let (at, d) = stamps(1);
-    let delivered = format!(
-        "id:0A1B2D sub:001 dlvrd:001 submit date:{d} done date:{d} stat:DELIVRD err:000 text:Hi"
-    );
+    let delivered = receipt("0A1B2D", "DELIVRD", "000", &d);
     let q = kannel_query("+14155550102", "0A1B2D", "1", &delivered, &at);
-    let url = format!("/v1/webhooks/kannel/smsc-map?{q}");
+    let url = smsc_map(&q);
     for method in [Method::PUT, Method::PATCH, Method::DELETE, Method::TRACE] {
         let (code, body) = call(&s, method.clone(), &url, &[], None).await;
         assert_eq!(code, 405, "{method}: {body}");
         assert_eq!(parse(&body)["error"], "method_not_allowed", "{method}");
     }
-    let (code, body) = call(&s, Method::GET, &url, &[], None).await;
+    let (code, body) = hook_get(&s, &url).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         parse(&body)["inserted"],

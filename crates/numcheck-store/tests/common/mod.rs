@@ -4,11 +4,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use numcheck_core::{
-    E164, EvidenceClass, EvidenceKind, Observation, Policy, Profile, TaskId, TaskStatus, TaskType,
-    UserId,
+    E164, EvidenceClass, EvidenceKind, HalfLives, Observation, Policy, Profile, TaskId, TaskStatus,
+    TaskType, UserId,
 };
 use numcheck_store::prelude::*;
-use numcheck_store::{CallbackOutcome, ChunkSpec, Created, NewTask, StoreError, TaskCursor, Work};
+use numcheck_store::{
+    CallbackOutcome, ChunkSpec, Created, NewTask, StoreError, Task, TaskCursor, User, Work,
+};
 
 /// Declares one test per story, named as given, each on a fresh store from `$fresh` (an
 /// async function returning a guard that must outlive the store, such as its temporary
@@ -57,12 +59,33 @@ pub fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option
     }
 }
 
+/// A new user `uid(n)` named `name`; `credits: None` is unlimited.
+pub async fn user(store: &dyn Store, n: u8, name: &str, credits: Option<i64>) -> User {
+    store
+        .create_user(uid(n), name, credits, false, 1)
+        .await
+        .unwrap()
+}
+
+/// Creates `task`, which must be new (no idempotency key seen before), and returns it.
+pub async fn created(store: &dyn Store, task: NewTask) -> Task {
+    match store.create_task(task).await.unwrap() {
+        Created::New(t) => t,
+        Created::Existing(t) => panic!("expected a new task, got the existing {}", t.id),
+    }
+}
+
+/// The profile of `n` folded directly from `facts`: what the stored one must equal.
+pub fn folded(facts: &[Observation], n: E164, h: &HalfLives) -> Profile {
+    facts
+        .iter()
+        .filter(|o| o.number == n)
+        .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), h))
+}
+
 /// Users, keys and revocation.
 pub async fn keys_story(store: &dyn Store) {
-    let alice = store
-        .create_user(uid(1), "alice", Some(100), false, 1)
-        .await
-        .unwrap();
+    let alice = user(store, 1, "alice", Some(100)).await;
     assert!(matches!(
         store.create_user(uid(2), "alice", None, false, 1).await,
         Err(StoreError::Conflict(_))
@@ -113,14 +136,8 @@ pub async fn keys_story(store: &dyn Store) {
 
 /// A task's life: create, idempotency, credit holds, chunk leases, export and one charge.
 pub async fn task_story(store: &dyn Store) {
-    let bob = store
-        .create_user(uid(3), "bob", Some(25), false, 1)
-        .await
-        .unwrap();
-    let other = store
-        .create_user(uid(4), "carol", None, false, 1)
-        .await
-        .unwrap();
+    let bob = user(store, 3, "bob", Some(25)).await;
+    let other = user(store, 4, "carol", None).await;
 
     // More than the balance: refused, nothing stored.
     let err = store
@@ -135,13 +152,11 @@ pub async fn task_story(store: &dyn Store) {
         }
     ));
 
-    let Created::New(t) = store
-        .create_task(new_task("d4g8o46p2jvh04o9uol1", &bob.id, 2, 20, Some("k1")))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new task")
-    };
+    let t = created(
+        store,
+        new_task("d4g8o46p2jvh04o9uol1", &bob.id, 2, 20, Some("k1")),
+    )
+    .await;
     assert_eq!(t.status, TaskStatus::Pending);
     assert_eq!(t.reserved, 20);
     // The same idempotency key returns the first task and holds nothing more.
@@ -276,13 +291,7 @@ pub async fn task_story(store: &dyn Store) {
     assert_eq!(charges[0].amount, -18);
 
     // Failing a task releases its hold and charges nothing.
-    let Created::New(f) = store
-        .create_task(new_task("d4g8o46p2jvh04o9uol5", &bob.id, 1, 7, None))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let f = created(store, new_task("d4g8o46p2jvh04o9uol5", &bob.id, 1, 7, None)).await;
     assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(0));
     store.fail_task(&f.id, "input lost", 4000).await.unwrap();
     assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(7));
@@ -358,11 +367,7 @@ pub async fn evidence_story(store: &dyn Store) {
     assert_eq!(incremental.len(), 37);
     // The same profiles folded directly from the observations.
     for n in &numbers {
-        let expected = all
-            .iter()
-            .filter(|o| o.number == *n)
-            .fold(Profile::default(), |acc, o| acc.merge(&Profile::of(o), &h));
-        assert!(incremental[n].approx_eq(&expected, 1e-9), "{n}");
+        assert!(incremental[n].approx_eq(&folded(&all, *n, &h), 1e-9), "{n}");
     }
     let stats = store.evidence_stats().await.unwrap();
     assert_eq!((stats.observations, stats.numbers), (2_001, 38));
@@ -387,17 +392,12 @@ pub async fn evidence_story(store: &dyn Store) {
 
 /// Live lookups: a task's lookup budget, and the per-provider freshness cache.
 pub async fn lookups_story(store: &dyn Store) {
-    let user = store
-        .create_user(uid(5), "erin", None, false, 1)
-        .await
-        .unwrap();
-    let Created::New(t) = store
-        .create_task(new_task("d4g8o46p2jvh04o9uol6", &user.id, 1, 0, None))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new task")
-    };
+    let user = user(store, 5, "erin", None).await;
+    let t = created(
+        store,
+        new_task("d4g8o46p2jvh04o9uol6", &user.id, 1, 0, None),
+    )
+    .await;
     assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 5);
     assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 3);
     assert_eq!(store.reserve_lookups(&t.id, 5, 8).await.unwrap(), 0);
@@ -412,69 +412,31 @@ pub async fn lookups_story(store: &dyn Store) {
     let a = E164::from_u64(14_155_550_001).unwrap();
     let b = E164::from_u64(14_155_550_002).unwrap();
     let c = E164::from_u64(14_155_550_003).unwrap();
-    assert!(
-        store
-            .looked_up_since("hlr", &[a, b, c], 0)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let since = |provider: &'static str, t: i64| async move {
+        let found = store.looked_up_since(provider, &[a, b, c], t).await;
+        found.unwrap()
+    };
+    assert!(since("hlr", 0).await.is_empty());
     // A number given twice in one call is recorded once.
-    store
-        .record_lookups(
-            "hlr",
-            100,
-            &[(a, "x".into()), (b, String::new()), (a, "y".into())],
-        )
-        .await
-        .unwrap();
+    let answers = [(a, "x".into()), (b, String::new()), (a, "y".into())];
+    store.record_lookups("hlr", 100, &answers).await.unwrap();
     store.record_lookups("hlr", 100, &[]).await.unwrap();
-    let found = store.looked_up_since("hlr", &[a, b, c], 100).await.unwrap();
-    assert_eq!(found, [a, b].into_iter().collect());
-    assert!(
-        store
-            .looked_up_since("hlr", &[a, b, c], 101)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .looked_up_since("other", &[a, b, c], 0)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(since("hlr", 100).await, [a, b].into_iter().collect());
+    assert!(since("hlr", 101).await.is_empty());
+    assert!(since("other", 0).await.is_empty());
     // Asking again refreshes the time.
-    store
-        .record_lookups("hlr", 200, &[(a, "z".into())])
-        .await
-        .unwrap();
-    let found = store.looked_up_since("hlr", &[a, b, c], 150).await.unwrap();
-    assert_eq!(found, [a].into_iter().collect());
-    assert!(
-        store
-            .looked_up_since("hlr", &[], 0)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let again = [(a, "z".into())];
+    store.record_lookups("hlr", 200, &again).await.unwrap();
+    assert_eq!(since("hlr", 150).await, [a].into_iter().collect());
+    let nothing = store.looked_up_since("hlr", &[], 0).await.unwrap();
+    assert!(nothing.is_empty());
 }
 
 /// Releasing leases: one owner's (a worker shutting down), then everyone's (a single node
 /// restarting); released work is handed out again at once.
 pub async fn release_story(store: &dyn Store) {
-    let fay = store
-        .create_user(uid(10), "fay", None, false, 1)
-        .await
-        .unwrap();
-    let Created::New(t) = store
-        .create_task(new_task("d4g8o46p2jvh04o9ulv2", &fay.id, 3, 0, None))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new task")
-    };
+    let fay = user(store, 10, "fay", None).await;
+    let t = created(store, new_task("d4g8o46p2jvh04o9ulv2", &fay.id, 3, 0, None)).await;
     for owner in ["w1", "w1", "w2"] {
         assert!(matches!(
             store.claim_work(owner, 1_000, 10_000).await.unwrap(),
@@ -523,17 +485,12 @@ pub async fn release_story(store: &dyn Store) {
 /// Heartbeats: the holder of a lease extends it, nobody else can, and a finished chunk's or
 /// a lost lease cannot be renewed.
 pub async fn lease_story(store: &dyn Store) {
-    let dave = store
-        .create_user(uid(9), "dave", None, false, 1)
-        .await
-        .unwrap();
-    let Created::New(t) = store
-        .create_task(new_task("d4g8o46p2jvh04o9ulv1", &dave.id, 1, 0, None))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new task")
-    };
+    let dave = user(store, 9, "dave", None).await;
+    let t = created(
+        store,
+        new_task("d4g8o46p2jvh04o9ulv1", &dave.id, 1, 0, None),
+    )
+    .await;
     let Some(Work::Chunk { seq, .. }) = store.claim_work("w1", 1_000, 100).await.unwrap() else {
         panic!("expected a chunk")
     };
@@ -587,14 +544,8 @@ pub async fn lease_story(store: &dyn Store) {
 /// Fair share: a user's big task, created first, does not keep a later user's small task
 /// waiting once the first user holds more than one live lease.
 pub async fn fair_share_story(store: &dyn Store) {
-    let a = store
-        .create_user(uid(1), "alice", None, false, 1)
-        .await
-        .unwrap();
-    let b = store
-        .create_user(uid(2), "bob", None, false, 1)
-        .await
-        .unwrap();
+    let a = user(store, 1, "alice", None).await;
+    let b = user(store, 2, "bob", None).await;
     let mut big = new_task("d4g8o46p2jvh04o9uol1", &a.id, 20, 0, None);
     big.created_at_ns = 1_000_000_000;
     let mut small = new_task("d4g8o46p2jvh04o9uol2", &b.id, 2, 0, None);
@@ -622,14 +573,8 @@ pub async fn fair_share_story(store: &dyn Store) {
 /// Task controls: the list (paged, per user), cancel, delete, usage, and completion notices
 /// queued when a task ends and delivered under a lease.
 pub async fn controls_story(store: &dyn Store) {
-    let dana = store
-        .create_user(uid(21), "dana", Some(100), false, 1)
-        .await
-        .unwrap();
-    let erin = store
-        .create_user(uid(22), "erin", None, false, 1)
-        .await
-        .unwrap();
+    let dana = user(store, 21, "dana", Some(100)).await;
+    let erin = user(store, 22, "erin", None).await;
     let ids = [
         "d4g8o46p2jvh04o9ua00",
         "d4g8o46p2jvh04o9ua01",
@@ -667,6 +612,8 @@ pub async fn controls_story(store: &dyn Store) {
             id: last.id.clone(),
         });
         seen.extend(page.into_iter().map(|t| t.id.to_string()));
+        // Paging ends: it never lists more than there is.
+        assert!(seen.len() <= ids.len(), "{seen:?}");
     }
     let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     expected.reverse();
@@ -723,142 +670,65 @@ pub async fn controls_story(store: &dyn Store) {
     assert_eq!(store.task(&running).await.unwrap().unwrap().success, 10);
 
     // The cancelled tasks' notices: leased one at a time, retried, delivered once.
-    let first = store
-        .claim_callback("s1", 40, 30_000)
-        .await
-        .unwrap()
-        .unwrap();
+    let claim = |owner: &'static str, now: i64| async move {
+        store.claim_callback(owner, now, 30_000).await.unwrap()
+    };
+    let finish = |task: &TaskId, owner: &'static str, outcome: CallbackOutcome, now: i64| {
+        let task = task.clone();
+        async move {
+            let recorded = store.finish_callback(&task, owner, &outcome, now).await;
+            recorded.unwrap()
+        }
+    };
+    let first = claim("s1", 40).await.unwrap();
     assert_eq!(first.task.id, victim);
     assert_eq!(first.url, "https://example.com/hook/0");
     assert_eq!(first.attempts, 0);
-    let second = store
-        .claim_callback("s2", 40, 30_000)
-        .await
-        .unwrap()
-        .unwrap();
+    let second = claim("s2", 40).await.unwrap();
     assert_eq!(second.task.id, running);
-    assert!(
-        store
-            .claim_callback("s3", 40, 30_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .finish_callback(
-                &victim,
-                "s1",
-                &CallbackOutcome::Retry {
-                    next_at_ms: 1_000,
-                    status: Some(500),
-                    error: "HTTP 500".into()
-                },
-                41
-            )
-            .await
-            .unwrap()
-    );
+    assert!(claim("s3", 40).await.is_none());
+    let retry = CallbackOutcome::Retry {
+        next_at_ms: 1_000,
+        status: Some(500),
+        error: "HTTP 500".into(),
+    };
+    assert!(finish(&victim, "s1", retry, 41).await);
     // Not due yet.
-    assert!(
-        store
-            .claim_callback("s3", 999, 30_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let again = store
-        .claim_callback("s3", 1_000, 30_000)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(claim("s3", 999).await.is_none());
+    let again = claim("s3", 1_000).await.unwrap();
     assert_eq!(again.task.id, victim);
     assert_eq!(again.attempts, 1);
     // The old lease holder cannot record anything any more.
-    assert!(
-        !store
-            .finish_callback(
-                &victim,
-                "s1",
-                &CallbackOutcome::Delivered { status: 200 },
-                1_001
-            )
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .finish_callback(
-                &victim,
-                "s3",
-                &CallbackOutcome::Delivered { status: 204 },
-                1_002
-            )
-            .await
-            .unwrap()
-    );
+    let delivered = |status| CallbackOutcome::Delivered { status };
+    assert!(!finish(&victim, "s1", delivered(200), 1_001).await);
+    assert!(finish(&victim, "s3", delivered(204), 1_002).await);
     let state = store.callback_state(&victim).await.unwrap().unwrap();
     assert_eq!(state.state, "delivered");
     assert_eq!(state.attempts, 2);
     assert_eq!(state.last_status, Some(204));
     assert_eq!(state.delivered_at_ms, Some(1_002));
-    assert!(
-        store
-            .finish_callback(
-                &running,
-                "s2",
-                &CallbackOutcome::GaveUp {
-                    status: None,
-                    error: "refused".into()
-                },
-                1_003
-            )
-            .await
-            .unwrap()
-    );
+    let gave_up = CallbackOutcome::GaveUp {
+        status: None,
+        error: "refused".into(),
+    };
+    assert!(finish(&running, "s2", gave_up, 1_003).await);
     assert_eq!(
         store.callback_state(&running).await.unwrap().unwrap().state,
         "failed"
     );
-    assert!(
-        store
-            .claim_callback("s4", 10_000_000, 30_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim("s4", 10_000_000).await.is_none());
 
     // Each user's signing secret: made once, kept, replaced only on rotation.
-    let s1 = store
-        .callback_secret(&dana.id, "first", false)
-        .await
-        .unwrap();
-    assert_eq!(s1, "first");
-    assert_eq!(
-        store
-            .callback_secret(&dana.id, "second", false)
-            .await
-            .unwrap(),
-        "first"
-    );
-    assert_eq!(
-        store
-            .callback_secret(&erin.id, "erins", false)
-            .await
-            .unwrap(),
-        "erins"
-    );
-    assert_eq!(
-        store
-            .callback_secret(&dana.id, "third", true)
-            .await
-            .unwrap(),
-        "third"
-    );
-    assert_eq!(
-        store.callback_secret(&dana.id, "x", false).await.unwrap(),
-        "third"
-    );
+    for (user, offered, rotate, kept) in [
+        (&dana.id, "first", false, "first"),
+        (&dana.id, "second", false, "first"),
+        (&erin.id, "erins", false, "erins"),
+        (&dana.id, "third", true, "third"),
+        (&dana.id, "x", false, "third"),
+    ] {
+        let secret = store.callback_secret(user, offered, rotate).await.unwrap();
+        assert_eq!(secret, kept, "{offered}, rotate: {rotate}");
+    }
     assert!(matches!(
         store.callback_secret(&uid(99), "x", false).await,
         Err(StoreError::NotFound)

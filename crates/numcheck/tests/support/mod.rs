@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use numcheck_testkit::{PATIENCE as DEADLINE, ResultZip, wait_for};
 use serde_json::{Value, json};
-
-/// Every bounded wait in these tests gives up after this long, with a message.
-pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A `numcheck` command with a clean environment: no inherited `NUMCHECK_*` variable and a
 /// working directory (`cwd`) that holds no `numcheck.toml`.
@@ -168,12 +166,12 @@ impl Server {
 
     async fn wait_ready(&mut self) {
         let client = client();
-        let started = Instant::now();
+        let ticker = wait_for(format!("numcheck to be ready on {}", self.base)).start();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.exited = Some(status);
                 panic!(
-                    "numcheck serve exited during startup ({status}).\nstdout:\n{}\nlog:\n{}",
+                    "numcheck exited during startup ({status}).\nstdout:\n{}\nlog:\n{}",
                     self.stdout_lines().join("\n"),
                     self.log()
                 );
@@ -189,13 +187,17 @@ impl Server {
             {
                 return;
             }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "numcheck serve did not become ready within {DEADLINE:?}.\nlog:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // On a panic the guard's drop prints the tail of the log.
+            ticker.tick().await;
         }
+    }
+
+    /// The admin key the first start of a fresh data folder printed.
+    pub fn admin_key(&self) -> String {
+        self.stdout_lines()
+            .into_iter()
+            .find(|l| l.starts_with("nck_"))
+            .expect("the first start prints the admin key")
     }
 
     /// The lines the server printed on stdout so far.
@@ -238,18 +240,18 @@ impl Server {
             .status()
             .expect("run kill -TERM");
         assert!(sent.success(), "kill -TERM {} failed: {sent}", self.pid());
-        let started = Instant::now();
+        let ticker = wait_for(format!(
+            "numcheck (pid {}) to exit after SIGTERM",
+            self.pid()
+        ))
+        .start();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.exited = Some(status);
                 return status;
             }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "numcheck serve did not exit within {DEADLINE:?} of SIGTERM.\nlog:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // On a panic the guard's drop prints the tail of the log.
+            ticker.tick().await;
         }
     }
 }
@@ -294,7 +296,7 @@ pub async fn create_task(base: &str, key: &str, file: Vec<u8>) -> (u16, Value) {
         .send()
         .await
         .expect("POST /v1/tasks");
-    status_and_json(resp).await
+    numcheck_testkit::json(resp).await
 }
 
 /// `POST /v1/gettasks` with a JSON body.
@@ -306,15 +308,7 @@ pub async fn get_task(client: &reqwest::Client, base: &str, key: &str, id: &str)
         .send()
         .await
         .expect("POST /v1/gettasks");
-    status_and_json(resp).await
-}
-
-async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("response body");
-    let value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("HTTP {status}: body is not JSON ({e}): {text}"));
-    (status, value)
+    numcheck_testkit::json(resp).await
 }
 
 pub fn int(v: &Value, field: &str) -> i64 {
@@ -332,42 +326,24 @@ pub fn text<'a>(v: &'a Value, field: &str) -> &'a str {
 /// Polls until the task is exported; panics on a terminal failure or after [`DEADLINE`].
 pub async fn wait_exported(base: &str, key: &str, id: &str) -> Value {
     let client = client();
-    let started = Instant::now();
-    loop {
-        let (status, body) = get_task(&client, base, key, id).await;
-        assert_eq!(status, 200, "gettasks {id}: {body}");
-        match text(&body, "status") {
-            "exported" => return body,
-            "pending" | "processing" => {}
-            other => panic!("task {id} ended as {other}: {body}"),
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "task {id} was not exported within {DEADLINE:?}; last poll: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(format!("task {id} to be exported"))
+        .until(|| async {
+            let (status, body) = get_task(&client, base, key, id).await;
+            assert_eq!(status, 200, "gettasks {id}: {body}");
+            match text(&body, "status") {
+                "exported" => Ok(body),
+                "pending" | "processing" => Err(body),
+                other => panic!("task {id} ended as {other}: {body}"),
+            }
+        })
+        .await
 }
 
 /// Downloads a result zip and returns (`<task_id>.csv`, `rejected.csv`).
 pub async fn download_result(task: &Value) -> (Vec<u8>, Vec<u8>) {
     let id = text(task, "task_id");
-    let url = text(task, "result_url");
-    let resp = client().get(url).send().await.expect("GET result_url");
-    assert_eq!(resp.status(), 200, "downloading {url}");
-    let bytes = resp.bytes().await.expect("result body").to_vec();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("result is a zip");
-    let mut read = |name: &str| {
-        let mut file = zip
-            .by_name(name)
-            .unwrap_or_else(|e| panic!("the zip of {id} has no {name}: {e}"));
-        let mut out = Vec::new();
-        file.read_to_end(&mut out).expect("read a zip entry");
-        out
-    };
-    let csv = read(&format!("{id}.csv"));
-    let rejected = read("rejected.csv");
-    (csv, rejected)
+    let mut zip = ResultZip::download(&client(), text(task, "result_url")).await;
+    (zip.bytes(&format!("{id}.csv")), zip.bytes("rejected.csv"))
 }
 
 /// An upload whose outcome is known from how it was made.
