@@ -49,6 +49,15 @@ def wait_or_kill(proc, timeout):
         proc.kill()
 
 
+def finish(proc, timeout):
+    """Ends a measured server: its peak RSS in KiB, read before it is terminated and waited
+    for (at most `timeout` seconds)."""
+    peak = peak_rss_kib(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=timeout)
+    return peak
+
+
 def peak_rss_kib(pid):
     """VmHWM of a running process, in KiB."""
     with open(f"/proc/{pid}/status") as f:
