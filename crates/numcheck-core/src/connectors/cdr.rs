@@ -336,6 +336,7 @@ pub struct Layout {
 
 /// A PBX whose CSV call records [`CdrLines`] reads: [`Freeswitch`] or [`Asterisk`].
 pub trait Switch: std::fmt::Debug + Clone + Send {
+    /// Where this switch's columns are and how one of its records reads.
     const LAYOUT: Layout;
 }
 

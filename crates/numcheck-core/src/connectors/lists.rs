@@ -380,36 +380,48 @@ fn hlr_number(number: &str) -> Result<String, ParseError> {
     bounded("number", n)
 }
 
-/// An HLR result's time: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC) optionally followed by an
-/// offset like `+0300`, or Unix seconds / milliseconds.
+/// An HLR result's time in a file: see [`result_time`]; an offset needs its minutes.
 fn parse_checked_at(text: &str) -> Result<i64, ParseError> {
+    result_time(text, false).ok_or_else(|| bad_time(text.trim()))
+}
+
+/// Unix time as HLR providers write it: seconds below 10^11, milliseconds above.
+pub fn unix_ms(n: i64) -> Option<i64> {
+    if n < 100_000_000_000 {
+        n.checked_mul(1000)
+    } else {
+        Some(n)
+    }
+}
+
+/// An HLR result's time in Unix milliseconds: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (also with
+/// `T`) followed by an offset (`+0300`, `+03:00`; UTC without one), or Unix seconds /
+/// milliseconds ([`unix_ms`]). `hours_only_offset` also takes an offset of hours alone
+/// (`+03`), as live lookup answers may carry. `None` when it is none of these.
+pub fn result_time(text: &str, hours_only_offset: bool) -> Option<i64> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = t.parse::<i64>() {
-            // Below 10^11 it is seconds, above it milliseconds.
-            return if n < 100_000_000_000 {
-                n.checked_mul(1000)
-            } else {
-                Some(n)
-            }
-            .ok_or_else(|| bad_time(t));
-        }
-        return Err(bad_time(t));
+        return t.parse::<i64>().ok().and_then(unix_ms);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_millis());
+        return Some(dt.timestamp_millis());
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    let with_offset = if hours_only_offset {
+        ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+    } else {
+        ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"]
+    };
+    for f in with_offset {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
-            return Ok(dt.timestamp_millis());
+            return Some(dt.timestamp_millis());
         }
     }
     for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return Ok(Utc.from_utc_datetime(&n).timestamp_millis());
+            return Some(Utc.from_utc_datetime(&n).timestamp_millis());
         }
     }
-    Err(bad_time(t))
+    None
 }
 
 fn bad_time(t: &str) -> ParseError {
