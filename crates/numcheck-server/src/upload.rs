@@ -24,12 +24,9 @@ pub async fn intake(
     ticket: &Ticket,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Intake, ApiError> {
-    let mut multipart = accepted(
-        multipart,
-        "send the upload as multipart/form-data with fields file and task_type",
-    )?;
+    let hint = "send the upload as multipart/form-data with fields file and task_type";
+    let (mut multipart, mut fields) = open_form::<TaskForm>(multipart, hint)?;
     let engine = &state.engine;
-    let mut fields = TextFields::of::<TaskForm>();
     let mut file = None;
     let read: Result<(), ApiError> = async {
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -68,11 +65,8 @@ pub async fn preview_form(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<PreviewForm, ApiError> {
-    let mut multipart = accepted(
-        multipart,
-        "send the file as multipart/form-data with a field named file",
-    )?;
-    let mut fields = TextFields::of::<PreviewForm>();
+    let hint = "send the file as multipart/form-data with a field named file";
+    let (mut multipart, mut fields) = open_form::<PreviewForm>(multipart, hint)?;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() == Some("file") {
@@ -87,12 +81,15 @@ pub async fn preview_form(
     Ok(form)
 }
 
-/// The multipart body, or the one JSON rejection with `hint` on how to send it.
-fn accepted(
+/// The multipart body of a form of type `F` and the text fields to read from it, or the one
+/// JSON rejection with `hint` on how to send the form.
+fn open_form<F: utoipa::PartialSchema>(
     multipart: Result<Multipart, MultipartRejection>,
     hint: &str,
-) -> Result<Multipart, ApiError> {
-    multipart.map_err(|e| ApiError::bad_request("invalid_multipart", format!("{hint} ({e})")))
+) -> Result<(Multipart, TextFields), ApiError> {
+    let multipart = multipart
+        .map_err(|e| ApiError::bad_request("invalid_multipart", format!("{hint} ({e})")))?;
+    Ok((multipart, TextFields::of::<F>()))
 }
 
 /// A part's bytes as they arrive.
