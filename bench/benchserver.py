@@ -13,13 +13,7 @@ def start(binary, data_dir, env=None):
                                     # Benchmarks poll hard with one key: no per-key limits.
                                     NUMCHECK_LIMITS__REQUESTS_PER_SECOND="0",
                                     NUMCHECK_LIMITS__MAX_OPEN_TASKS="0", **(env or {})))
-    key = None
-    while key is None:
-        line = srv.stdout.readline()
-        if not line:
-            sys.exit("server exited")
-        if line.startswith("nck_"):
-            key = line.strip()
+    key = admin_key(srv, "server")
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -28,6 +22,40 @@ def start(binary, data_dir, env=None):
         except Exception:
             time.sleep(0.05)
     return srv, base, key
+
+
+def admin_key(proc, name):
+    """The first admin key a starting `numcheck serve` prints on its stdout (a pipe); exits
+    the script, naming the process, when it ends first."""
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            sys.exit(f"{name} exited")
+        if line.startswith("nck_"):
+            return line.strip()
+
+
+def stop(proc, timeout):
+    """Terminates a process, and kills it when it has not ended after `timeout` seconds."""
+    proc.terminate()
+    wait_or_kill(proc, timeout)
+
+
+def wait_or_kill(proc, timeout):
+    """Waits for a terminated process; kills it when it has not ended after `timeout` seconds."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def finish(proc, timeout):
+    """Ends a measured server: its peak RSS in KiB, read before it is terminated and waited
+    for (at most `timeout` seconds)."""
+    peak = peak_rss_kib(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=timeout)
+    return peak
 
 
 def peak_rss_kib(pid):

@@ -128,11 +128,7 @@ def run_case(name, file, lines, env, expect_status, expect_code=None):
         print(f"{'PASS' if ok else 'FAIL'}  {name}: " + ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("case", "ok")), flush=True)
         return result
     finally:
-        srv.terminate()
-        try:
-            srv.wait(30)
-        except subprocess.TimeoutExpired:
-            srv.kill()
+        benchserver.stop(srv, 30)
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -57,8 +57,7 @@ t_done = time.perf_counter() - t0
 zbytes = urllib.request.urlopen(v["result_url"]).read()
 t_all = time.perf_counter() - t0
 rows = sum(1 for _ in io.TextIOWrapper(zipfile.ZipFile(io.BytesIO(zbytes)).open(f"{tid}.csv"))) - 1
-peak = benchserver.peak_rss_kib(srv.pid)
-srv.terminate(); srv.wait(timeout=30)
+peak = benchserver.finish(srv, 30)
 
 print(f"lines in file          {args.lines:>12,}   ({len(data)/1e6:.1f} MB, generated in {gen:.1f}s)")
 print(f"total / success / fail {v['total']:>12,} / {v['success']:,} / {v['failure']:,}   (csv rows {rows:,})")

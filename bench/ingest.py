@@ -37,8 +37,7 @@ def post():
 
 t1, first = post()
 t2, second = post()
-peak = benchserver.peak_rss_kib(srv.pid)
-srv.terminate(); srv.wait(timeout=60)
+peak = benchserver.finish(srv, 60)
 print(f"rows                 {args.rows:>10,}  ({len(body)/1e6:.1f} MB CSV)")
 print(f"first post           {t1:>10.2f} s  {args.rows/t1:>10,.0f} rows/s  inserted {first['inserted']:,} rejected {first['rejected']:,}")
 print(f"same body again      {t2:>10.2f} s  {args.rows/t2:>10,.0f} rows/s  inserted {second['inserted']:,} duplicates {second['duplicates']:,}")

@@ -26,6 +26,9 @@ Uploads then wait for each task to be exported before the next, staying under th
 import argparse, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile
 import threading, time, http.client, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchserver  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -192,11 +195,7 @@ def main():
     try:
         return run(srv, port, poll_keys, up_keys, polite_key)
     finally:
-        srv.terminate()
-        try:
-            srv.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
+        benchserver.stop(srv, 10)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

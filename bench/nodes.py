@@ -11,6 +11,9 @@ not pass/fail.
 """
 import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchserver  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--lines", type=int, default=1_000_000)
 ap.add_argument("--profiles", type=int, default=1_000_000)
@@ -63,13 +66,7 @@ try:
     api = subprocess.Popen([numcheck, "serve", "--data-dir", os.path.join(work, "api"), "--listen",
                             f"127.0.0.1:{port}", "--workers", "0"], env=env, stdout=subprocess.PIPE, text=True)
     procs.append(api)
-    key = None
-    while key is None:
-        line = api.stdout.readline()
-        if not line:
-            sys.exit("the API node exited")
-        if line.startswith("nck_"):
-            key = line.strip()
+    key = benchserver.admin_key(api, "the API node")
     base = f"http://127.0.0.1:{port}"
 
     def run_task():
@@ -99,10 +96,7 @@ finally:
     for p in procs:
         p.terminate()
     for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        benchserver.wait_or_kill(p, 30)
     s3.terminate()
     psql(admin, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     shutil.rmtree(work, ignore_errors=True)

@@ -180,18 +180,14 @@ if not args.skip_reference:
     row("verdicts equal to the reference", f"{100.0 * same / max(len(ours), 1):.3f}", "%", f"{fmt(same)} of {fmt(len(ours))} rows ({fmt(len(theirs))} in reference)")
 
 # --- 4. polling under load ---------------------------------------------------------------------------
-task2 = create(upload)
-_, _, out = run([bench, "poll", "--url", base, "--key", key, "--task", task2["task_id"], "--concurrency", "200", "--seconds", "8", "--interval-ms", "100"])
-p = json.loads(out.strip().splitlines()[-1])
-results["poll"] = p
-row("gettasks p99, 200 pollers every 100 ms, task running", f"{p['p99_ms']:.2f}", "ms", f"p50 {p['p50_ms']:.2f} ms, {fmt(p['per_second'])} req/s, {p['errors']} errors")
-wait(task2["task_id"])
-task2b = create(upload)
-_, _, out = run([bench, "poll", "--url", base, "--key", key, "--task", task2b["task_id"], "--concurrency", "200", "--seconds", "8", "--interval-ms", "0"])
-p = json.loads(out.strip().splitlines()[-1])
-results["poll_saturated"] = p
-row("gettasks p99, 200 pollers back to back (saturation)", f"{p['p99_ms']:.2f}", "ms", f"p50 {p['p50_ms']:.2f} ms, {fmt(p['per_second'])} req/s, {p['errors']} errors")
-wait(task2b["task_id"])
+for name, interval_ms, what in [("poll", "100", "every 100 ms, task running"),
+                                 ("poll_saturated", "0", "back to back (saturation)")]:
+    task2 = create(upload)
+    _, _, out = run([bench, "poll", "--url", base, "--key", key, "--task", task2["task_id"], "--concurrency", "200", "--seconds", "8", "--interval-ms", interval_ms])
+    p = json.loads(out.strip().splitlines()[-1])
+    results[name] = p
+    row(f"gettasks p99, 200 pollers {what}", f"{p['p99_ms']:.2f}", "ms", f"p50 {p['p50_ms']:.2f} ms, {fmt(p['per_second'])} req/s, {p['errors']} errors")
+    wait(task2["task_id"])
 
 # --- 5. memory on a big upload -----------------------------------------------------------------------
 before = vm_hwm()

@@ -7,13 +7,9 @@ use numcheck_core::{Chunker, LineSplitter};
 
 fn lines(pieces: &[&[u8]]) -> Vec<(u64, u64, u64, Vec<u8>, bool)> {
     let mut out = Vec::new();
-    let mut s = LineSplitter::new();
-    for p in pieces {
-        s.push(p, |l| {
-            out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated))
-        });
-    }
-    s.finish(|l| out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated)));
+    LineSplitter::split_pieces(pieces, |l| {
+        out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated))
+    });
     out
 }
 
@@ -23,9 +19,7 @@ fuzz_target!(|input: (u8, Vec<u8>)| {
     assert_eq!(lines(&[&data]), lines(&[&data[..at], &data[at..]]));
 
     let mut chunker = Chunker::new(usize::from(cut % 7) + 1);
-    let mut s = LineSplitter::new();
-    s.push(&data, |l| chunker.line(&l));
-    s.finish(|l| chunker.line(&l));
+    LineSplitter::split_pieces(&[&data], |l| chunker.line(&l));
     let total = chunker.total();
     let mut seen = 0;
     for c in chunker.finish() {

@@ -370,10 +370,28 @@ impl BlobWriter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn streamed_writes_become_visible_only_when_finished() {
+    /// A store in a fresh folder, kept while the test holds it.
+    fn local_store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::local(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    /// A store holding these blobs.
+    async fn store_with(blobs: &[(&str, &'static str)]) -> (tempfile::TempDir, BlobStore) {
+        let (dir, store) = local_store();
+        for (key, text) in blobs {
+            store
+                .put(key, Bytes::from_static(text.as_bytes()))
+                .await
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn streamed_writes_become_visible_only_when_finished() {
+        let (_dir, store) = local_store();
         let mut w = store.writer("uploads/a.txt").await.unwrap();
         w.write(b"+1415").await.unwrap();
         assert_eq!(store.size("uploads/a.txt").await.unwrap(), None);
@@ -395,8 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn aborted_writes_leave_nothing_and_missing_blobs_are_not_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::local(dir.path()).unwrap();
+        let (_dir, store) = local_store();
         let mut w = store.writer("uploads/b.txt").await.unwrap();
         w.write(b"x").await.unwrap();
         w.abort().await.unwrap();
@@ -410,24 +427,13 @@ mod tests {
 
     #[tokio::test]
     async fn list_names_every_blob_under_a_prefix_with_its_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::local(dir.path()).unwrap();
-        store
-            .put("work/t/0.csv", Bytes::from_static(b"ab"))
-            .await
-            .unwrap();
-        store
-            .put("work/t/1.csv", Bytes::from_static(b"c"))
-            .await
-            .unwrap();
-        store
-            .put("work/tt/0.csv", Bytes::from_static(b"d"))
-            .await
-            .unwrap();
-        store
-            .put("uploads/x.txt", Bytes::from_static(b"e"))
-            .await
-            .unwrap();
+        let (_dir, store) = store_with(&[
+            ("work/t/0.csv", "ab"),
+            ("work/t/1.csv", "c"),
+            ("work/tt/0.csv", "d"),
+            ("uploads/x.txt", "e"),
+        ])
+        .await;
         let mut listed = store.list("work/t").await.unwrap();
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         let keys: Vec<(&str, u64)> = listed.iter().map(|m| (m.key.as_str(), m.size)).collect();
@@ -440,20 +446,12 @@ mod tests {
 
     #[tokio::test]
     async fn delete_prefix_removes_a_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::local(dir.path()).unwrap();
-        store
-            .put("work/t/0.csv", Bytes::from_static(b"a"))
-            .await
-            .unwrap();
-        store
-            .put("work/t/1.csv", Bytes::from_static(b"b"))
-            .await
-            .unwrap();
-        store
-            .put("work/u/0.csv", Bytes::from_static(b"c"))
-            .await
-            .unwrap();
+        let (_dir, store) = store_with(&[
+            ("work/t/0.csv", "a"),
+            ("work/t/1.csv", "b"),
+            ("work/u/0.csv", "c"),
+        ])
+        .await;
         store.delete_prefix("work/t").await.unwrap();
         assert_eq!(store.size("work/t/0.csv").await.unwrap(), None);
         assert_eq!(store.size("work/u/0.csv").await.unwrap(), Some(1));

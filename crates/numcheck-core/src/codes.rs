@@ -36,19 +36,7 @@ impl CodeTable {
     /// blank lines are skipped.
     pub fn parse(text: &str) -> Result<CodeTable, TableError> {
         let mut table = CodeTable::default();
-        let mut header_seen = false;
-        for (i, line) in text.lines().enumerate() {
-            let line_no = i + 1;
-            let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            if !header_seen {
-                header_seen = true;
-                if trimmed.starts_with("kind,") {
-                    continue;
-                }
-            }
+        for (line_no, trimmed) in table_rows(text, |first| first.starts_with("kind,")) {
             let mut fields = trimmed.splitn(4, ',');
             let (Some(kind), Some(code), Some(class)) =
                 (fields.next(), fields.next(), fields.next())
@@ -100,6 +88,25 @@ impl CodeTable {
     }
 }
 
+/// The rows of a table's CSV text, trimmed, with their 1-based line numbers: blank lines and
+/// `#` lines are skipped, and so is the first other line when `is_header` says it is one.
+pub(crate) fn table_rows<'a>(
+    text: &'a str,
+    is_header: impl Fn(&str) -> bool + 'a,
+) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+    let mut first = true;
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        if std::mem::take(&mut first) && is_header(trimmed) {
+            return None;
+        }
+        Some((i + 1, trimmed))
+    })
+}
+
 /// Whether a code is a final state. Non-final delivery states (`ACCEPTD`, `ENROUTE`, …)
 /// are not evidence: only the final receipt of a message counts.
 pub fn is_final(kind: EvidenceKind, raw_code: &str) -> bool {
@@ -123,29 +130,20 @@ mod tests {
 
     #[test]
     fn codes_are_case_insensitive_and_star_is_the_kinds_default() {
+        use EvidenceClass::{StrongActive, StrongInactive, WeakInactive};
+        use EvidenceKind::{Call, Deactivation, Hlr, SmsDlr};
         let t = CodeTable::generic();
-        assert_eq!(
-            t.classify(EvidenceKind::SmsDlr, "delivrd"),
-            Some(EvidenceClass::StrongActive)
-        );
-        assert_eq!(
-            t.classify(EvidenceKind::SmsDlr, " EXPIRED "),
-            Some(EvidenceClass::WeakInactive)
-        );
-        assert_eq!(
-            t.classify(EvidenceKind::Call, "404"),
-            Some(EvidenceClass::StrongInactive)
-        );
-        assert_eq!(
-            t.classify(EvidenceKind::Deactivation, "anything"),
-            Some(EvidenceClass::StrongInactive)
-        );
-        assert_eq!(t.classify(EvidenceKind::SmsDlr, "NOPE"), None);
-        assert_eq!(
-            t.classify(EvidenceKind::Hlr, "DELIVRD"),
-            None,
-            "codes are per kind"
-        );
+        for (kind, code, class) in [
+            (SmsDlr, "delivrd", Some(StrongActive)),
+            (SmsDlr, " EXPIRED ", Some(WeakInactive)),
+            (Call, "404", Some(StrongInactive)),
+            (Deactivation, "anything", Some(StrongInactive)),
+            (SmsDlr, "NOPE", None),
+            // Codes are per kind.
+            (Hlr, "DELIVRD", None),
+        ] {
+            assert_eq!(t.classify(kind, code), class, "{kind} {code:?}");
+        }
     }
 
     #[test]

@@ -7,29 +7,20 @@
 //! disconnect. [`Profile::merge`] is associative and commutative, so profiles can be built
 //! in batches, in parallel, in any order, and sharded by number.
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::e164::E164;
+use crate::vocabulary::vocabulary;
 
-macro_rules! vocabulary {
+/// A [`vocabulary!`] read back leniently: surrounding white space is ignored, and an
+/// unknown word's error lists the known ones.
+macro_rules! evidence_vocabulary {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
+        vocabulary!(
+            $(#[$meta])*
+            #[derive(PartialOrd, Ord)]
+            $name { $($variant => $text),+ }
+        );
 
         impl FromStr for $name {
             type Err = String;
@@ -47,7 +38,7 @@ macro_rules! vocabulary {
     };
 }
 
-vocabulary!(
+evidence_vocabulary!(
     /// How much an observation says about whether a number is in use.
     EvidenceClass, "class" {
         StrongActive => "strong_active",
@@ -58,7 +49,7 @@ vocabulary!(
     }
 );
 
-vocabulary!(
+evidence_vocabulary!(
     /// Where an observation comes from.
     EvidenceKind, "kind" {
         SmsDlr => "sms_dlr",

@@ -3,6 +3,36 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// What the two ids share: they are 20 bytes that each pass `$allowed`, read with `FromStr`
+/// (refused with `$bad`), shown as they are.
+macro_rules! twenty_byte_id {
+    ($id:ident, $bad:ident, $allowed:expr) => {
+        impl $id {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $id {
+            type Err = $bad;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let allowed: fn(u8) -> bool = $allowed;
+                if s.len() == 20 && s.bytes().all(allowed) {
+                    Ok($id(s.to_owned()))
+                } else {
+                    Err($bad)
+                }
+            }
+        }
+
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A task id: an xid, 20 characters of `0-9a-v` (base32hex of 12 bytes), time-sortable.
 /// Generating one needs the clock and randomness, so that happens outside this crate; here it
 /// is only validated.
@@ -14,29 +44,11 @@ pub struct TaskId(String);
 #[error("a task id is 20 characters of 0-9 and a-v")]
 pub struct BadTaskId;
 
-impl TaskId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for TaskId {
-    type Err = BadTaskId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = s.len() == 20 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'v'));
-        if ok {
-            Ok(TaskId(s.to_owned()))
-        } else {
-            Err(BadTaskId)
-        }
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+twenty_byte_id!(
+    TaskId,
+    BadTaskId,
+    |b| matches!(b, b'0'..=b'9' | b'a'..=b'v')
+);
 
 /// A user id: 20 ASCII letters and digits, as the original service shows (`wfi7wGPS4B4PdtTMox5Y`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,28 +71,9 @@ impl UserId {
                 .collect(),
         )
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl FromStr for UserId {
-    type Err = BadUserId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == 20 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            Ok(UserId(s.to_owned()))
-        } else {
-            Err(BadUserId)
-        }
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+twenty_byte_id!(UserId, BadUserId, |b| b.is_ascii_alphanumeric());
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod policy;
 pub mod task;
 pub mod verdict;
+mod vocabulary;
 
 pub use codes::CodeTable;
 pub use e164::E164;

@@ -55,6 +55,16 @@ impl Default for LineSplitter {
 }
 
 impl LineSplitter {
+    /// Splits an upload held in memory, in `pieces` cut anywhere, into its lines, the last
+    /// one included.
+    pub fn split_pieces(pieces: &[&[u8]], mut emit: impl FnMut(Line<'_>)) {
+        let mut s = LineSplitter::new();
+        for p in pieces {
+            s.push(p, &mut emit);
+        }
+        s.finish(emit);
+    }
+
     /// A splitter for a whole upload.
     pub fn new() -> Self {
         Self::starting_at(0, 1)
@@ -275,13 +285,9 @@ mod tests {
 
     fn split_all(pieces: &[&[u8]]) -> Vec<(u64, u64, u64, Vec<u8>, bool)> {
         let mut out = Vec::new();
-        let mut s = LineSplitter::new();
-        for p in pieces {
-            s.push(p, |l| {
-                out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated))
-            });
-        }
-        s.finish(|l| out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated)));
+        LineSplitter::split_pieces(pieces, |l| {
+            out.push((l.number, l.start, l.end, l.text.to_vec(), l.truncated))
+        });
         out
     }
 

@@ -531,24 +531,15 @@ mod tests {
     #[test]
     fn invalid_policies_are_refused() {
         assert!(Policy::default().validate().is_ok());
-        assert!(
-            Policy {
-                inactive_threshold: 0.8,
-                ..Policy::default()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            Policy {
-                prior_active: 0.0,
-                ..Policy::default()
-            }
-            .validate()
-            .is_err()
-        );
-        let mut p = Policy::default();
-        p.half_life_days.weak_active = 0.0;
-        assert!(p.validate().is_err());
+        let changed: [fn(&mut Policy); 3] = [
+            |p| p.inactive_threshold = 0.8,
+            |p| p.prior_active = 0.0,
+            |p| p.half_life_days.weak_active = 0.0,
+        ];
+        for (i, change) in changed.into_iter().enumerate() {
+            let mut p = Policy::default();
+            change(&mut p);
+            assert!(p.validate().is_err(), "change {i}");
+        }
     }
 }

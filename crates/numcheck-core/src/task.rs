@@ -4,27 +4,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::vocabulary::vocabulary;
+
+/// A [`vocabulary!`] read back strictly, with an error type of its own.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident, $err:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stable wire spelling.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
+        vocabulary!($(#[$meta])* $name { $($variant => $text),+ });
 
         #[doc = concat!("A string that is not a ", $what, ".")]
         #[derive(Debug, Clone, PartialEq, Eq)]

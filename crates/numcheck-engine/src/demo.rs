@@ -940,12 +940,32 @@ impl Story {
         });
     }
 
-    /// `count` events of one kind and class spread over `[lo, hi)` days ago.
-    fn spread(&mut self, count: usize, kind: EvidenceKind, class: EvidenceClass, lo: f64, hi: f64) {
+    /// Between `count.0` and `count.1` times (drawn first), `act` at an age drawn from
+    /// `[ages.0, ages.1)` days ago.
+    fn times(
+        &mut self,
+        (lo, hi): (usize, usize),
+        ages: (f64, f64),
+        mut act: impl FnMut(&mut Story, f64),
+    ) {
+        let count = self.count(lo, hi);
         for _ in 0..count {
-            let age = self.days(lo, hi);
-            self.add(kind, class, age);
+            let age = self.days(ages.0, ages.1);
+            act(self, age);
         }
+    }
+
+    /// Between `count.0` and `count.1` events of one kind and class spread over `[lo, hi)`
+    /// days ago.
+    fn spread(
+        &mut self,
+        count: (usize, usize),
+        kind: EvidenceKind,
+        class: EvidenceClass,
+        lo: f64,
+        hi: f64,
+    ) {
+        self.times(count, (lo, hi), |s, age| s.add(kind, class, age));
     }
 
     /// A temporary failure from any source.
@@ -1015,138 +1035,79 @@ fn story(n: &DemoNumber) -> Vec<Event> {
     match n.scenario {
         Scenario::FreshDeliveries => {
             // P ≥ 3·(3·2^(-14/180) + 10·2^(-365/180)) ≈ 15.9 > 3·2 + 2 ≥ 3N + 2.
-            let k = s.count(3, 6);
-            s.spread(k, SmsDlr, SA, 0.02, 14.0);
-            let k = s.count(10, 48);
-            s.spread(k, SmsDlr, SA, 14.0, HORIZON_DAYS);
-            let k = s.count(0, 2);
-            s.spread(k, SmsDlr, WI, 0.02, HORIZON_DAYS);
-            let k = s.count(0, 4);
-            s.spread(k, SmsDlr, N, 0.02, HORIZON_DAYS);
-            let k = s.count(0, 1);
-            s.spread(k, Hlr, SA, 0.02, HORIZON_DAYS);
+            s.spread((3, 6), SmsDlr, SA, 0.02, 14.0);
+            s.spread((10, 48), SmsDlr, SA, 14.0, HORIZON_DAYS);
+            s.spread((0, 2), SmsDlr, WI, 0.02, HORIZON_DAYS);
+            s.spread((0, 4), SmsDlr, N, 0.02, HORIZON_DAYS);
+            s.spread((0, 1), Hlr, SA, 0.02, HORIZON_DAYS);
         }
         Scenario::RegularCaller => {
             // P ≥ 3·3·2^(-21/180) ≈ 8.3 > 3·1 + 2 ≥ 3N + 2.
-            let k = s.count(3, 6);
-            s.spread(k, Call, SA, 0.02, 21.0);
-            let k = s.count(8, 35);
-            for _ in 0..k {
-                let age = s.days(21.0, HORIZON_DAYS);
+            s.spread((3, 6), Call, SA, 0.02, 21.0);
+            s.times((8, 35), (21.0, HORIZON_DAYS), |s, age| {
                 let class = s.rng.pick(&[SA, SA, SA, SA, SA, SA, WA, WA, WA, N]);
                 s.add(Call, class, age);
-            }
-            let k = s.count(0, 1);
-            s.spread(k, Call, WI, 0.02, HORIZON_DAYS);
-            let k = s.count(0, 1);
-            s.spread(k, Hlr, SA, 0.02, HORIZON_DAYS);
+            });
+            s.spread((0, 1), Call, WI, 0.02, HORIZON_DAYS);
+            s.spread((0, 1), Hlr, SA, 0.02, HORIZON_DAYS);
         }
         Scenario::AppUser => {
             // No failures: N = 0, P ≥ 3·2·2^(-7/180) ≈ 5.8 > 2.
-            let k = s.count(2, 5);
-            s.spread(k, AppEvent, SA, 0.02, 7.0);
-            let k = s.count(6, 30);
-            s.spread(k, AppEvent, SA, 7.0, HORIZON_DAYS);
-            let k = s.count(2, 10);
-            s.spread(k, CoreNetwork, SA, 0.02, HORIZON_DAYS);
-            let k = s.count(0, 4);
-            s.spread(k, CoreNetwork, N, 0.02, HORIZON_DAYS);
-            let k = s.count(0, 4);
-            s.spread(k, SmsDlr, SA, 0.02, HORIZON_DAYS);
+            s.spread((2, 5), AppEvent, SA, 0.02, 7.0);
+            s.spread((6, 30), AppEvent, SA, 7.0, HORIZON_DAYS);
+            s.spread((2, 10), CoreNetwork, SA, 0.02, HORIZON_DAYS);
+            s.spread((0, 4), CoreNetwork, N, 0.02, HORIZON_DAYS);
+            s.spread((0, 4), SmsDlr, SA, 0.02, HORIZON_DAYS);
         }
         Scenario::UnknownSubscriberAfterDelivery => {
             // Every strong activity is at least a day older than the first disconnect.
             let d = s.days(1.0, 60.0);
-            let k = s.count(4, 25);
-            for _ in 0..k {
-                let age = s.days(d + 1.0, HORIZON_DAYS);
-                s.activity(age);
-            }
-            let k = s.count(0, 3);
-            for _ in 0..k {
-                let age = s.days(d + 0.5, d + 30.0);
-                s.failure(age);
-            }
+            s.times((4, 25), (d + 1.0, HORIZON_DAYS), |s, age| s.activity(age));
+            s.times((0, 3), (d + 0.5, d + 30.0), |s, age| s.failure(age));
             s.disconnect(d);
             // Afterwards: failures, refusals and repeated disconnects, never activity.
-            let k = s.count(0, 4);
-            for _ in 0..k {
-                let age = s.days(0.02, d - 0.1);
-                match s.rng.below(3) {
-                    0 => s.add(SmsDlr, WI, age),
-                    1 => s.add(SmsDlr, N, age),
-                    _ => s.disconnect(age),
-                }
-            }
+            s.times((0, 4), (0.02, d - 0.1), |s, age| match s.rng.below(3) {
+                0 => s.add(SmsDlr, WI, age),
+                1 => s.add(SmsDlr, N, age),
+                _ => s.disconnect(age),
+            });
         }
         Scenario::CarrierDeactivated => {
             let d = s.days(3.0, 150.0);
-            let k = s.count(3, 20);
-            for _ in 0..k {
-                let age = s.days(d + 20.0, HORIZON_DAYS);
-                s.activity(age);
-            }
-            let k = s.count(1, 4);
-            for _ in 0..k {
-                let age = s.days(d + 0.5, d + 20.0);
-                s.failure(age);
-            }
+            s.times((3, 20), (d + 20.0, HORIZON_DAYS), |s, age| s.activity(age));
+            s.times((1, 4), (d + 0.5, d + 20.0), |s, age| s.failure(age));
             s.add(Deactivation, SI, d);
-            let k = s.count(0, 3);
-            for _ in 0..k {
-                let age = s.days(0.02, d - 0.5);
-                match s.rng.below(3) {
-                    0 => s.add(SmsDlr, WI, age),
-                    1 => s.add(Hlr, SI, age),
-                    _ => s.add(Reassigned, N, age),
-                }
-            }
+            s.times((0, 3), (0.02, d - 0.5), |s, age| match s.rng.below(3) {
+                0 => s.add(SmsDlr, WI, age),
+                1 => s.add(Hlr, SI, age),
+                _ => s.add(Reassigned, N, age),
+            });
         }
         Scenario::ReassignedAfterDeactivation => {
             // Old subscriber's failures are ≥ 61 days old: N ≤ 3·2^(-61/60) ≈ 1.5; the new
             // subscriber's P ≥ 4·3·2^(-45/180) ≈ 10.1 > 3N + 2 ≈ 6.4.
             let d = s.days(60.0, 200.0);
-            let k = s.count(3, 15);
-            for _ in 0..k {
-                let age = s.days(d + 30.0, HORIZON_DAYS);
-                s.activity(age);
-            }
-            let k = s.count(1, 3);
-            for _ in 0..k {
-                let age = s.days(d + 1.0, d + 30.0);
-                s.add(SmsDlr, WI, age);
-            }
+            s.times((3, 15), (d + 30.0, HORIZON_DAYS), |s, age| s.activity(age));
+            s.times((1, 3), (d + 1.0, d + 30.0), |s, age| s.add(SmsDlr, WI, age));
             s.add(Deactivation, SI, d);
             if s.rng.chance(0.3) {
                 s.add(Reassigned, SI, d - 5.0);
             }
             // The new subscriber, strictly after every disconnect.
-            let k = s.count(4, 10);
-            for _ in 0..k {
-                let age = s.days(0.02, 45.0);
+            s.times((4, 10), (0.02, 45.0), |s, age| {
                 let kind = s.rng.pick(&[SmsDlr, SmsDlr, AppEvent, Call]);
                 s.add(kind, SA, age);
-            }
-            let k = s.count(2, 15);
-            for _ in 0..k {
-                let age = s.days(45.0, d - 6.0);
+            });
+            s.times((2, 15), (45.0, d - 6.0), |s, age| {
                 let kind = s.rng.pick(&[SmsDlr, SmsDlr, AppEvent, Call]);
                 s.add(kind, SA, age);
-            }
+            });
         }
         Scenario::AbsentOnly => {
             // No activity, failures within 6.5 days of each other: never "spread".
             let w = s.days(0.5, 300.0);
-            let k = s.count(1, 6);
-            for _ in 0..k {
-                let age = s.days(w, w + 6.5);
-                s.failure(age);
-            }
-            let k = s.count(2, 12);
-            for _ in 0..k {
-                let age = s.days(0.02, HORIZON_DAYS);
-                s.noise(age);
-            }
+            s.times((1, 6), (w, w + 6.5), |s, age| s.failure(age));
+            s.times((2, 12), (0.02, HORIZON_DAYS), |s, age| s.noise(age));
         }
         Scenario::RepeatedFailuresSpread => {
             // 8–14 failures within 30 days, the first ≥ 10 days before the last:
@@ -1155,20 +1116,12 @@ fn story(n: &DemoNumber) -> Vec<Event> {
             let last = s.days(0.02, 2.0);
             s.failure(first);
             s.failure(last);
-            let k = s.count(6, 12);
-            for _ in 0..k {
-                let age = s.days(last, first);
-                s.failure(age);
-            }
+            s.times((6, 12), (last, first), |s, age| s.failure(age));
             if s.rng.chance(0.5) {
                 let age = s.days(355.0, HORIZON_DAYS);
                 s.add(SmsDlr, SA, age);
             }
-            let k = s.count(0, 5);
-            for _ in 0..k {
-                let age = s.days(0.02, HORIZON_DAYS);
-                s.noise(age);
-            }
+            s.times((0, 5), (0.02, HORIZON_DAYS), |s, age| s.noise(age));
         }
         Scenario::StaleActivity => {
             // P ≤ 3·2^(-320/180) + 2^(-300/90) ≈ 0.97 < min_mass, N = 0.
@@ -1178,34 +1131,20 @@ fn story(n: &DemoNumber) -> Vec<Event> {
                 let age = s.days(300.0, HORIZON_DAYS - 1.0);
                 s.add(Call, WA, age);
             }
-            let k = s.count(2, 8);
-            for _ in 0..k {
-                let age = s.days(0.02, HORIZON_DAYS);
-                s.noise(age);
-            }
+            s.times((2, 8), (0.02, HORIZON_DAYS), |s, age| s.noise(age));
         }
         Scenario::Mixed => {
             // P ∈ [2.57, 4.79], N ∈ [2.12, 5]: s ∈ [0.37, 0.65].
             let age = s.days(20.0, 40.0);
             s.add(SmsDlr, SA, age);
-            let k = s.count(3, 5);
-            for _ in 0..k {
-                let age = s.days(0.02, 30.0);
-                s.failure(age);
-            }
-            let k = s.count(0, 2);
-            s.spread(k, Call, WA, 0.02, 60.0);
-            let k = s.count(1, 6);
-            for _ in 0..k {
-                let age = s.days(0.02, HORIZON_DAYS);
-                s.noise(age);
-            }
+            s.times((3, 5), (0.02, 30.0), |s, age| s.failure(age));
+            s.spread((0, 2), Call, WA, 0.02, 60.0);
+            s.times((1, 6), (0.02, HORIZON_DAYS), |s, age| s.noise(age));
         }
         Scenario::NoEvidence => {}
         Scenario::InvalidNumber => {
             // SMSCs refuse the destination; a lookup says there is no such subscriber.
-            let k = s.count(0, 3);
-            s.spread(k, SmsDlr, N, 0.02, HORIZON_DAYS);
+            s.spread((0, 3), SmsDlr, N, 0.02, HORIZON_DAYS);
             if s.rng.chance(0.3) {
                 let age = s.days(0.02, HORIZON_DAYS);
                 s.add(Hlr, SI, age);

@@ -68,6 +68,19 @@ pub struct LookupTotals {
     pub failed: AtomicU64,
 }
 
+impl LookupTotals {
+    /// Each counter with the name `/metrics` labels it by.
+    pub fn by_outcome(&self) -> [(&'static str, &AtomicU64); 5] {
+        [
+            ("made", &self.made),
+            ("answered", &self.answered),
+            ("from_cache", &self.from_cache),
+            ("skipped_budget", &self.skipped_budget),
+            ("failed", &self.failed),
+        ]
+    }
+}
+
 /// The configured providers behind their limits.
 #[derive(Debug, Default)]
 pub struct LookupService {

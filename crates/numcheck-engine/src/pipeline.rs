@@ -420,24 +420,20 @@ mod tests {
         };
         let profiles = HashMap::from([(n, Profile::of(&delivered))]);
         let items = parse(&NumberingPlan, b"+1 415 555 2671\n", 0, 1, None);
-        let out = render(
-            &items,
-            &profiles,
-            spec(&policy, TaskType::ActiveCheck, Columns::Full),
-        );
-        assert_eq!(
-            String::from_utf8(out.rows).unwrap(),
-            "+14155552671,active,recent_activity,0.800,2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n"
-        );
-        let basic = render(
-            &items,
-            &profiles,
-            spec(&policy, TaskType::ActiveCheck, Columns::Basic),
-        );
-        assert_eq!(
-            String::from_utf8(basic.rows).unwrap(),
-            "+14155552671,active\n"
-        );
+        for (columns, want) in [
+            (
+                Columns::Full,
+                "+14155552671,active,recent_activity,0.800,2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n",
+            ),
+            (Columns::Basic, "+14155552671,active\n"),
+        ] {
+            let out = render(
+                &items,
+                &profiles,
+                spec(&policy, TaskType::ActiveCheck, columns),
+            );
+            assert_eq!(String::from_utf8(out.rows).unwrap(), want);
+        }
     }
 
     #[test]

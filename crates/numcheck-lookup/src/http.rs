@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use numcheck_core::connectors::lists::{connectivity_event, live_event};
+use chrono::{DateTime, Utc};
+use numcheck_core::connectors::lists::{connectivity_event, live_event, result_time, unix_ms};
 use numcheck_core::{E164, LineType, RegionCode};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
@@ -868,41 +868,15 @@ fn text_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Unix seconds (below 10^11) or milliseconds.
-fn unix_ms(n: i64) -> Option<i64> {
-    if n < 100_000_000_000 {
-        n.checked_mul(1000)
-    } else {
-        Some(n)
-    }
-}
-
-/// A result's time in Unix milliseconds: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` followed by an
-/// optional offset (`+0300`, `+03:00`, `+00`; UTC without one), or Unix seconds /
-/// milliseconds. An unreadable time is left out (the lookup time is used).
+/// A result's time in Unix milliseconds, read as HLR files are ([`result_time`]) but also
+/// with an offset of hours alone (`+00`). An unreadable time is left out (the lookup time is
+/// used).
 fn parse_time(v: &Value) -> Option<i64> {
-    let t = match v {
-        Value::Number(n) => return n.as_i64().and_then(unix_ms),
-        Value::String(s) => s.trim(),
-        _ => return None,
-    };
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse::<i64>().ok().and_then(unix_ms);
+    match v {
+        Value::Number(n) => n.as_i64().and_then(unix_ms),
+        Value::String(s) => result_time(s, true),
+        _ => None,
     }
-    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return Some(dt.timestamp_millis());
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(dt) = DateTime::parse_from_str(t, f) {
-            return Some(dt.timestamp_millis());
-        }
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return Some(Utc.from_utc_datetime(&n).timestamp_millis());
-        }
-    }
-    None
 }
 
 /// `Retry-After`: delay seconds or an HTTP date (RFC 9110 §10.2.3).

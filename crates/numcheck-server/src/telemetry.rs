@@ -27,6 +27,17 @@ pub struct Telemetry {
     pub callbacks_failed: AtomicU64,
 }
 
+impl Telemetry {
+    /// The completion-notice counters with the names `/metrics` labels them by.
+    fn callbacks_by_outcome(&self) -> [(&'static str, &AtomicU64); 3] {
+        [
+            ("delivered", &self.callbacks_delivered),
+            ("retried", &self.callbacks_retried),
+            ("failed", &self.callbacks_failed),
+        ]
+    }
+}
+
 /// Writes metric families in the exposition format.
 #[derive(Debug, Default)]
 pub struct Exposition {
@@ -54,6 +65,19 @@ impl Exposition {
     /// A family of one unlabelled counter.
     pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
         self.family(name, "counter", help).sample(name, "", value)
+    }
+
+    /// A counter family with one sample per outcome (label `outcome`).
+    pub fn outcomes(&mut self, name: &str, help: &str, counts: &[(&str, &AtomicU64)]) -> &mut Self {
+        self.family(name, "counter", help);
+        for (outcome, v) in counts {
+            self.sample(
+                name,
+                &format!("outcome=\"{outcome}\""),
+                v.load(Ordering::Relaxed),
+            );
+        }
+        self
     }
 
     /// A family of one histogram.
@@ -174,21 +198,10 @@ impl Telemetry {
                 &format!("route=\"{route}\","),
             );
         }
-        out.family(
+        out.outcomes(
             "numcheck_callbacks_total",
-            "counter",
             "Completion notice attempts by outcome since start.",
+            &self.callbacks_by_outcome(),
         );
-        for (outcome, v) in [
-            ("delivered", &self.callbacks_delivered),
-            ("retried", &self.callbacks_retried),
-            ("failed", &self.callbacks_failed),
-        ] {
-            out.sample(
-                "numcheck_callbacks_total",
-                &format!("outcome=\"{outcome}\""),
-                v.load(Ordering::Relaxed),
-            );
-        }
     }
 }

@@ -24,26 +24,18 @@ pub async fn intake(
     ticket: &Ticket,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Intake, ApiError> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_multipart",
-            format!("send the upload as multipart/form-data with fields file and task_type ({e})"),
-        )
-    })?;
+    let hint = "send the upload as multipart/form-data with fields file and task_type";
+    let (mut multipart, mut fields) = open_form::<TaskForm>(multipart, hint)?;
     let engine = &state.engine;
-    let mut fields = TextFields::of::<TaskForm>();
     let mut file = None;
     let read: Result<(), ApiError> = async {
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             if field.name() == Some("file") {
-                if file.is_some() {
-                    return Err(ApiError::bad_request(
-                        "duplicate_file",
-                        "send exactly one file field per task",
-                    ));
-                }
-                let meta = file_meta(&field);
-                let stream = field.map_err(multipart_error);
+                let (meta, stream) = file_part(
+                    field,
+                    file.is_some(),
+                    "send exactly one file field per task",
+                )?;
                 file = Some(intake::receive(engine, &ticket.id, meta, stream).await?);
             } else if let Some((name, value)) = fields.read(field).await?
                 && name == "task_type"
@@ -73,24 +65,12 @@ pub async fn preview_form(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<PreviewForm, ApiError> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_multipart",
-            format!("send the file as multipart/form-data with a field named file ({e})"),
-        )
-    })?;
-    let mut fields = TextFields::of::<PreviewForm>();
+    let hint = "send the file as multipart/form-data with a field named file";
+    let (mut multipart, mut fields) = open_form::<PreviewForm>(multipart, hint)?;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() == Some("file") {
-            if file.is_some() {
-                return Err(ApiError::bad_request(
-                    "duplicate_file",
-                    "send exactly one file field",
-                ));
-            }
-            let meta = file_meta(&field);
-            let stream = field.map_err(multipart_error);
+            let (meta, stream) = file_part(field, file.is_some(), "send exactly one file field")?;
             file = Some(intake::receive_preview(&state.engine, meta, stream).await?);
         } else {
             fields.read(field).await?;
@@ -101,11 +81,35 @@ pub async fn preview_form(
     Ok(form)
 }
 
-fn file_meta(field: &Field<'_>) -> FileMeta {
-    FileMeta {
+/// The multipart body of a form of type `F` and the text fields to read from it, or the one
+/// JSON rejection with `hint` on how to send the form.
+fn open_form<F: utoipa::PartialSchema>(
+    multipart: Result<Multipart, MultipartRejection>,
+    hint: &str,
+) -> Result<(Multipart, TextFields), ApiError> {
+    let multipart = multipart
+        .map_err(|e| ApiError::bad_request("invalid_multipart", format!("{hint} ({e})")))?;
+    Ok((multipart, TextFields::of::<F>()))
+}
+
+/// A part's bytes as they arrive.
+type PartStream<'a> = futures::stream::MapErr<Field<'a>, fn(MultipartError) -> ApiError>;
+
+/// The `file` field's name and type, and its bytes as they arrive; a second file field (one
+/// came already: `received`) is refused (`duplicate_file`, with `hint`).
+fn file_part<'a>(
+    field: Field<'a>,
+    received: bool,
+    hint: &'static str,
+) -> Result<(FileMeta, PartStream<'a>), ApiError> {
+    if received {
+        return Err(ApiError::bad_request("duplicate_file", hint));
+    }
+    let meta = FileMeta {
         file_name: field.file_name().map(str::to_owned),
         content_type: field.content_type().map(str::to_owned),
-    }
+    };
+    Ok((meta, field.map_err(multipart_error as fn(_) -> _)))
 }
 
 /// The text fields of a form, read as they come; a field sent twice keeps its last value.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
 use serde_json::Value;
 
 /// Where the server is and who we are.
@@ -30,6 +31,26 @@ impl Remote {
             server: server.trim_end_matches('/').to_owned(),
             api_key: api_key.trim().to_owned(),
         })
+    }
+
+    /// A request to `path` (`/v1/…`) on the server, with the API key.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        Ok(http()?
+            .request(method, format!("{}{path}", self.server))
+            .header("X-API-Key", &self.api_key))
+    }
+
+    /// Sends a request: its JSON answer, or an error that says `what` failed and why.
+    async fn call(&self, request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+        let resp = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.server))?;
+        answer(resp, what).await
     }
 }
 
@@ -92,14 +113,8 @@ pub async fn submit(
     }
     // The file goes last, so the server has every option before the bytes arrive.
     form = form.part("file", part);
-    let resp = http()?
-        .post(format!("{}/v1/tasks", remote.server))
-        .header("X-API-Key", &remote.api_key)
-        .multipart(form)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.server))?;
-    answer(resp, "upload refused").await
+    let request = remote.request(Method::POST, "/v1/tasks")?.multipart(form);
+    remote.call(request, "upload refused").await
 }
 
 /// Lists tasks, newest first, following pages until `limit` (0: all).
@@ -123,14 +138,8 @@ pub async fn list(
         if let Some(c) = &cursor {
             query.push(("cursor", c.clone()));
         }
-        let resp = http()?
-            .get(format!("{}/v1/tasks", remote.server))
-            .header("X-API-Key", &remote.api_key)
-            .query(&query)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", remote.server))?;
-        let page = answer(resp, "task list").await?;
+        let request = remote.request(Method::GET, "/v1/tasks")?.query(&query);
+        let page = remote.call(request, "task list").await?;
         out.extend(page["tasks"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
             Some(c) if limit == 0 || out.len() < limit => cursor = Some(c.to_owned()),
@@ -141,43 +150,25 @@ pub async fn list(
 
 /// Cancels a task.
 pub async fn cancel(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
-    let resp = http()?
-        .post(format!(
-            "{}/v1/tasks/{}/cancel",
-            remote.server,
-            path_segment(task_id)
-        ))
-        .header("X-API-Key", &remote.api_key)
-        .send()
+    let path = format!("/v1/tasks/{}/cancel", path_segment(task_id));
+    remote
+        .call(remote.request(Method::POST, &path)?, "cancel refused")
         .await
-        .with_context(|| format!("cannot reach {}", remote.server))?;
-    answer(resp, "cancel refused").await
 }
 
 /// Deletes a task.
 pub async fn delete(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
-    let resp = http()?
-        .delete(format!(
-            "{}/v1/tasks/{}",
-            remote.server,
-            path_segment(task_id)
-        ))
-        .header("X-API-Key", &remote.api_key)
-        .send()
+    let path = format!("/v1/tasks/{}", path_segment(task_id));
+    remote
+        .call(remote.request(Method::DELETE, &path)?, "delete refused")
         .await
-        .with_context(|| format!("cannot reach {}", remote.server))?;
-    answer(resp, "delete refused").await
 }
 
 /// The caller's balance.
 pub async fn balance(remote: &Remote) -> anyhow::Result<Value> {
-    let resp = http()?
-        .get(format!("{}/v1/balance", remote.server))
-        .header("X-API-Key", &remote.api_key)
-        .send()
+    remote
+        .call(remote.request(Method::GET, "/v1/balance")?, "balance")
         .await
-        .with_context(|| format!("cannot reach {}", remote.server))?;
-    answer(resp, "balance").await
 }
 
 /// A task id as a URL path segment (ids are alphanumeric; anything else is escaped).
@@ -241,14 +232,10 @@ pub fn describe_balance(v: &Value) -> String {
 
 /// Polls a task once.
 pub async fn status(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
-    let resp = http()?
-        .post(format!("{}/v1/gettasks", remote.server))
-        .header("X-API-Key", &remote.api_key)
-        .form(&[("task_id", task_id)])
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.server))?;
-    answer(resp, "gettasks").await
+    let request = remote
+        .request(Method::POST, "/v1/gettasks")?
+        .form(&[("task_id", task_id)]);
+    remote.call(request, "gettasks").await
 }
 
 /// Polls until the task ends, with a progress bar on a terminal.

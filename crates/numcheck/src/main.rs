@@ -328,18 +328,9 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(mut args) => {
-            args.worker.concurrency = args.workers;
-            let loaded = Config::load(args.common.config.as_deref(), &args)?;
-            init_logging(loaded.config.log_format);
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            serve(loaded.config).await
-        }
+        Command::Serve(args) => serve(args.node_config()?).await,
         Command::Submit(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             let created = client::submit(
                 &remote,
                 &args.file,
@@ -365,8 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             print!(
                 "{}",
                 client::describe(&client::status(&remote, &args.task_id).await?)
@@ -374,15 +364,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tasks(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             let tasks = client::list(&remote, args.limit, args.status.as_deref()).await?;
             print!("{}", client::task_table(&tasks));
             Ok(())
         }
         Command::Cancel(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             let v = client::cancel(&remote, &args.task_id).await?;
             println!(
                 "task {} {}",
@@ -392,29 +380,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Delete(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             client::delete(&remote, &args.task_id).await?;
             println!("task {} deleted", args.task_id);
             Ok(())
         }
         Command::Balance(args) => {
-            init_logging(LogFormat::Text);
-            let remote = client::Remote::new(args.remote.server, args.remote.api_key)?;
+            let remote = args.remote.connect()?;
             print!(
                 "{}",
                 client::describe_balance(&client::balance(&remote).await?)
             );
             Ok(())
         }
-        Command::Worker(mut args) => {
-            args.worker.concurrency = args.workers;
-            let loaded = Config::load(args.common.config.as_deref(), &args)?;
-            init_logging(loaded.config.log_format);
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            let app = Application::build_worker(loaded.config).await?;
+        Command::Worker(args) => {
+            let app = Application::build_worker(args.node_config()?).await?;
             println!("numcheck: worker node running");
             app.run_until(shutdown_signal()).await
         }
@@ -434,6 +414,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             demo_command(args).await
         }
+    }
+}
+
+impl ServeArgs {
+    /// For `serve` and `worker`: the layered config, with logging set up as it says and its
+    /// warnings logged.
+    fn node_config(mut self) -> anyhow::Result<Config> {
+        self.worker.concurrency = self.workers;
+        let loaded = Config::load(self.common.config.as_deref(), &self)?;
+        init_logging(loaded.config.log_format);
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(loaded.config)
+    }
+}
+
+impl RemoteArgs {
+    /// For a client command: text logs, and the server to talk to.
+    fn connect(self) -> anyhow::Result<client::Remote> {
+        init_logging(LogFormat::Text);
+        client::Remote::new(self.server, self.api_key)
     }
 }
 

@@ -36,6 +36,8 @@
 //! fixed UTC offset. RFC 3339 times with their own offset are read as written. The event's
 //! time is the answer time, else the end time, else the start time.
 
+use std::marker::PhantomData;
+
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
 
 use super::record::{excerpt, split_record};
@@ -314,357 +316,388 @@ fn bounded_raw(raw: String) -> Result<String, ParseError> {
     Ok(raw)
 }
 
-/// FreeSWITCH `mod_cdr_csv` lines. Without a header the columns are those of the shipped
-/// `example` template ([`FREESWITCH_DEFAULT_COLUMNS`]); a line naming `destination_number`
-/// is a header and names the columns of the lines after it.
+/// How one switch writes its CSV call records: the default columns, what a header needs,
+/// and how a record becomes an event.
+#[derive(Debug)]
+pub struct Layout {
+    /// The columns of a line when no header came.
+    default_columns: &'static [&'static str],
+    /// A line naming this column is a header.
+    header_key: &'static str,
+    /// Lines read by the default columns need at least this many fields.
+    min_fields: usize,
+    /// Says which column `min_fields` reaches: "{template} in field {min_fields}".
+    template: &'static str,
+    /// Refuses a header (lower-cased names) that lacks the columns a record needs.
+    check_header: fn(&[String]) -> Result<(), ParseError>,
+    /// Reads one record; times are local at the offset.
+    event: fn(&Record<'_>, FixedOffset) -> Result<Event, ParseError>,
+}
+
+/// A PBX whose CSV call records [`CdrLines`] reads: [`Freeswitch`] or [`Asterisk`].
+pub trait Switch: std::fmt::Debug + Clone + Send {
+    /// Where this switch's columns are and how one of its records reads.
+    const LAYOUT: Layout;
+}
+
+/// Call detail record lines of one switch. FreeSWITCH and Asterisk share the reading: the
+/// switch's UTC offset, and where the columns are (the default order until a header line
+/// names them); [`Switch::LAYOUT`] holds what differs.
 #[derive(Debug, Clone)]
-pub struct FreeswitchCdr {
+pub struct CdrLines<S: Switch> {
     offset: FixedOffset,
     columns: Columns,
+    switch: PhantomData<S>,
 }
 
-impl Default for FreeswitchCdr {
+impl<S: Switch> Default for CdrLines<S> {
     fn default() -> Self {
-        FreeswitchCdr::new(utc())
+        CdrLines::new(utc())
     }
 }
 
-impl FreeswitchCdr {
-    /// A reader whose `*_stamp` times are local times at `offset` east of UTC (the switch's
-    /// time zone; FreeSWITCH writes local time).
+impl<S: Switch> CdrLines<S> {
+    /// A reader whose times are local times at `offset` east of UTC, the switch's time zone:
+    /// FreeSWITCH writes local `*_stamp` times, and so does Asterisk's `cdr_csv` unless
+    /// `usegmtime=yes` (then pass UTC).
     pub fn new(offset: FixedOffset) -> Self {
-        FreeswitchCdr {
+        CdrLines {
             offset,
-            columns: Columns::Default(FREESWITCH_DEFAULT_COLUMNS),
+            columns: Columns::Default(S::LAYOUT.default_columns),
+            switch: PhantomData,
         }
-    }
-
-    fn take_header(&mut self, fields: &[String]) -> Result<(), ParseError> {
-        let names = header_names(fields);
-        let has = |n: &str| names.iter().any(|h| h == n);
-        if !has("destination_number") {
-            return Err(ParseError::new(
-                "invalid_header",
-                "the header needs a destination_number column",
-            ));
-        }
-        let causes = [
-            "hangup_cause",
-            "hangup_cause_q850",
-            "sip_term_status",
-            "sip_term_cause",
-            "proto_specific_hangup_cause",
-            "last_bridge_proto_specific_hangup_cause",
-        ];
-        if !causes.iter().any(|c| has(c)) {
-            return Err(ParseError::new(
-                "invalid_header",
-                format!("the header needs one of the columns {}", causes.join(", ")),
-            ));
-        }
-        self.columns = Columns::Named(names);
-        Ok(())
     }
 }
 
-impl LineFormat for FreeswitchCdr {
+impl<S: Switch> LineFormat for CdrLines<S> {
+    /// A header line is checked and taken, and gives `None`.
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
+        let layout = &S::LAYOUT;
         let fields = split_record(line, ',')?;
-        if is_header(&fields, "destination_number") {
-            self.take_header(&fields)?;
+        if is_header(&fields, layout.header_key) {
+            let names = header_names(&fields);
+            (layout.check_header)(&names)?;
+            self.columns = Columns::Named(names);
             return Ok(None);
         }
-        if matches!(self.columns, Columns::Default(_)) && fields.len() < FREESWITCH_MIN_FIELDS {
+        let min = layout.min_fields;
+        if matches!(self.columns, Columns::Default(_)) && fields.len() < min {
             return Err(ParseError::new(
                 "missing_field",
                 format!(
-                    "the line has {} fields; the default template has hangup_cause in field {FREESWITCH_MIN_FIELDS}",
-                    fields.len()
+                    "the line has {} fields; {} in field {min}",
+                    fields.len(),
+                    layout.template
                 ),
             ));
         }
-        let r = Record {
+        let record = Record {
             columns: &self.columns,
             fields,
         };
-        let number = bounded(
-            "destination_number",
-            r.get("destination_number")
-                .ok_or_else(|| missing("destination_number"))?,
-        )?;
-        let answer = parse_stamp(r.get("answer_stamp").unwrap_or(""), self.offset)?;
-        let billsec = parse_billsec(r.get("billsec"))?;
-        let answered = answer.is_some() || billsec.is_some_and(|b| b > 0.0);
-        let observed_at_ms = event_time(
-            answer,
-            r.get("end_stamp"),
-            r.get("start_stamp"),
-            self.offset,
-        )?;
-
-        let reason = r
-            .first(&["sip_reason", "reason"])
-            .and_then(reason_cause)
-            .or_else(|| {
-                [
-                    "proto_specific_hangup_cause",
-                    "last_bridge_proto_specific_hangup_cause",
-                ]
-                .iter()
-                .find_map(|n| r.get(n).and_then(reason_cause))
-            });
-        let sips: Vec<u16> = [
-            "sip_term_status",
-            "proto_specific_hangup_cause",
-            "last_bridge_proto_specific_hangup_cause",
-            "sip_invite_failure_status",
-        ]
-        .iter()
-        .filter_map(|n| r.get(n).and_then(sip_status))
-        .collect();
-        let causes: Vec<&str> = [
-            "hangup_cause",
-            "hangup_cause_q850",
-            "sip_term_cause",
-            "bridge_hangup_cause",
-            "last_bridge_hangup_cause",
-        ]
-        .iter()
-        .filter_map(|n| r.get(n))
-        .collect();
-        if causes.is_empty() && sips.is_empty() && reason.is_none() {
-            return Err(missing("hangup_cause"));
-        }
-
-        let mut raw = causes
-            .first()
-            .copied()
-            .unwrap_or("NONE")
-            .to_ascii_uppercase();
-        if let Some(s) = sips.first() {
-            raw.push_str(&format!(";sip={s}"));
-        }
-        if let Some(c) = reason {
-            raw.push_str(&format!(";q850={c}"));
-        }
-        let raw_code = bounded_raw(raw)?;
-
-        let mut codes = Vec::new();
-        if answered {
-            codes.push(Code::Table("sip", "200".into()));
-        } else {
-            let mut cleared_unanswered = false;
-            if let Some(c) = reason {
-                if c == 16 {
-                    cleared_unanswered = true;
-                } else {
-                    push_unique(&mut codes, Code::Table("q850", c.to_string()));
-                }
-            }
-            for s in &sips {
-                // A 200 on a call with no answer time and no billable seconds is a
-                // contradiction; it is not taken as an answer.
-                if *s != 200 {
-                    push_unique(&mut codes, Code::Table("sip", s.to_string()));
-                }
-            }
-            for c in &causes {
-                if is_normal_clearing(c) {
-                    cleared_unanswered = true;
-                } else {
-                    push_unique(
-                        &mut codes,
-                        Code::Table("q850", bounded("hangup_cause", c)?.to_ascii_uppercase()),
-                    );
-                }
-            }
-            if cleared_unanswered {
-                codes.push(Code::Table("q850", "NORMAL_CLEARING_UNANSWERED".into()));
-            }
-        }
-        if codes.is_empty() {
-            // Only a SIP 200 with no answer time and no billable seconds: the contradiction
-            // is not taken as an answer, and nothing else says how the call ended. A final
-            // event without codes would reach the code book as an `unknown_code` that no
-            // table can ever know.
-            return Err(ParseError::new(
-                "missing_field",
-                "the record has no hangup cause: a SIP 200 without an answer time or billable \
-                 seconds is not an answer",
-            ));
-        }
-        Ok(Some(Event {
-            number,
-            observed_at_ms,
-            kind: EvidenceKind::Call,
-            raw_code,
-            codes,
-            message_id: optional_id(r.get("uuid"), "uuid")?,
-            final_state: true,
-        }))
+        (layout.event)(&record, self.offset).map(Some)
     }
+}
+
+fn require_any(
+    names: &[String],
+    any_of: &[&str],
+    message: impl Into<String>,
+) -> Result<(), ParseError> {
+    if any_of.iter().any(|c| names.iter().any(|h| h == c)) {
+        Ok(())
+    } else {
+        Err(ParseError::new("invalid_header", message))
+    }
+}
+
+/// Refuses a record that gave no codes: a final event without codes would reach the code
+/// book as an `unknown_code` that no table can ever know.
+fn some_codes(codes: Vec<Code>, why: &'static str) -> Result<Vec<Code>, ParseError> {
+    if codes.is_empty() {
+        return Err(ParseError::new("missing_field", why));
+    }
+    Ok(codes)
+}
+
+fn call_event(
+    number: String,
+    observed_at_ms: Option<i64>,
+    raw_code: String,
+    codes: Vec<Code>,
+    message_id: Option<String>,
+) -> Event {
+    Event {
+        number,
+        observed_at_ms,
+        kind: EvidenceKind::Call,
+        raw_code,
+        codes,
+        message_id,
+        final_state: true,
+    }
+}
+
+/// FreeSWITCH `mod_cdr_csv` lines. Without a header the columns are those of the shipped
+/// `example` template ([`FREESWITCH_DEFAULT_COLUMNS`]); a line naming `destination_number`
+/// is a header and names the columns of the lines after it.
+pub type FreeswitchCdr = CdrLines<Freeswitch>;
+
+/// FreeSWITCH, as a [`Switch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Freeswitch;
+
+impl Switch for Freeswitch {
+    const LAYOUT: Layout = Layout {
+        default_columns: FREESWITCH_DEFAULT_COLUMNS,
+        header_key: "destination_number",
+        min_fields: FREESWITCH_MIN_FIELDS,
+        template: "the default template has hangup_cause",
+        event: freeswitch_event,
+        check_header: |names| {
+            require_any(
+                names,
+                &["destination_number"],
+                "the header needs a destination_number column",
+            )?;
+            let causes = [
+                "hangup_cause",
+                "hangup_cause_q850",
+                "sip_term_status",
+                "sip_term_cause",
+                "proto_specific_hangup_cause",
+                "last_bridge_proto_specific_hangup_cause",
+            ];
+            require_any(
+                names,
+                &causes,
+                format!("the header needs one of the columns {}", causes.join(", ")),
+            )
+        },
+    };
+}
+
+fn freeswitch_event(r: &Record<'_>, offset: FixedOffset) -> Result<Event, ParseError> {
+    let number = bounded(
+        "destination_number",
+        r.get("destination_number")
+            .ok_or_else(|| missing("destination_number"))?,
+    )?;
+    let answer = parse_stamp(r.get("answer_stamp").unwrap_or(""), offset)?;
+    let billsec = parse_billsec(r.get("billsec"))?;
+    let answered = answer.is_some() || billsec.is_some_and(|b| b > 0.0);
+    let observed_at_ms = event_time(answer, r.get("end_stamp"), r.get("start_stamp"), offset)?;
+
+    let reason = r
+        .first(&["sip_reason", "reason"])
+        .and_then(reason_cause)
+        .or_else(|| {
+            [
+                "proto_specific_hangup_cause",
+                "last_bridge_proto_specific_hangup_cause",
+            ]
+            .iter()
+            .find_map(|n| r.get(n).and_then(reason_cause))
+        });
+    let sips: Vec<u16> = [
+        "sip_term_status",
+        "proto_specific_hangup_cause",
+        "last_bridge_proto_specific_hangup_cause",
+        "sip_invite_failure_status",
+    ]
+    .iter()
+    .filter_map(|n| r.get(n).and_then(sip_status))
+    .collect();
+    let causes: Vec<&str> = [
+        "hangup_cause",
+        "hangup_cause_q850",
+        "sip_term_cause",
+        "bridge_hangup_cause",
+        "last_bridge_hangup_cause",
+    ]
+    .iter()
+    .filter_map(|n| r.get(n))
+    .collect();
+    if causes.is_empty() && sips.is_empty() && reason.is_none() {
+        return Err(missing("hangup_cause"));
+    }
+
+    let mut raw = causes
+        .first()
+        .copied()
+        .unwrap_or("NONE")
+        .to_ascii_uppercase();
+    if let Some(s) = sips.first() {
+        raw.push_str(&format!(";sip={s}"));
+    }
+    if let Some(c) = reason {
+        raw.push_str(&format!(";q850={c}"));
+    }
+    let raw_code = bounded_raw(raw)?;
+
+    let mut codes = Vec::new();
+    if answered {
+        codes.push(Code::Table("sip", "200".into()));
+    } else {
+        let mut cleared_unanswered = false;
+        if let Some(c) = reason {
+            if c == 16 {
+                cleared_unanswered = true;
+            } else {
+                push_unique(&mut codes, Code::Table("q850", c.to_string()));
+            }
+        }
+        for s in &sips {
+            // A 200 on a call with no answer time and no billable seconds is a
+            // contradiction; it is not taken as an answer.
+            if *s != 200 {
+                push_unique(&mut codes, Code::Table("sip", s.to_string()));
+            }
+        }
+        for c in &causes {
+            if is_normal_clearing(c) {
+                cleared_unanswered = true;
+            } else {
+                push_unique(
+                    &mut codes,
+                    Code::Table("q850", bounded("hangup_cause", c)?.to_ascii_uppercase()),
+                );
+            }
+        }
+        if cleared_unanswered {
+            codes.push(Code::Table("q850", "NORMAL_CLEARING_UNANSWERED".into()));
+        }
+    }
+    // Only a SIP 200 with no answer time and no billable seconds: the contradiction is
+    // not taken as an answer, and nothing else says how the call ended.
+    let codes = some_codes(
+        codes,
+        "the record has no hangup cause: a SIP 200 without an answer time or billable \
+             seconds is not an answer",
+    )?;
+    let message_id = optional_id(r.get("uuid"), "uuid")?;
+    Ok(call_event(
+        number,
+        observed_at_ms,
+        raw_code,
+        codes,
+        message_id,
+    ))
 }
 
 /// Asterisk CDR lines: `cdr_csv`'s `Master.csv` (no header; [`ASTERISK_DEFAULT_COLUMNS`]), or
 /// a CSV export with a header naming `dst` (`cdr_adaptive_odbc` tables, `cdr_custom`
 /// mappings) with any of `disposition`, `HANGUPCAUSE`, `DIALSTATUS`, `uniqueid`, `linkedid`,
 /// `start` (or `calldate`), `answer`, `end`, `billsec`; names compare case-insensitively.
-#[derive(Debug, Clone)]
-pub struct AsteriskCdr {
-    offset: FixedOffset,
-    columns: Columns,
-}
+pub type AsteriskCdr = CdrLines<Asterisk>;
 
-impl Default for AsteriskCdr {
-    fn default() -> Self {
-        AsteriskCdr::new(utc())
-    }
-}
+/// Asterisk, as a [`Switch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Asterisk;
 
-impl AsteriskCdr {
-    /// A reader whose times are local times at `offset` east of UTC (`cdr_csv` writes local
-    /// time unless `usegmtime=yes`, then pass UTC).
-    pub fn new(offset: FixedOffset) -> Self {
-        AsteriskCdr {
-            offset,
-            columns: Columns::Default(ASTERISK_DEFAULT_COLUMNS),
-        }
-    }
-
-    fn take_header(&mut self, fields: &[String]) -> Result<(), ParseError> {
-        let names = header_names(fields);
-        let has = |n: &str| names.iter().any(|h| h == n);
-        if !["disposition", "hangupcause", "dialstatus"]
-            .iter()
-            .any(|c| has(c))
-        {
-            return Err(ParseError::new(
-                "invalid_header",
+impl Switch for Asterisk {
+    const LAYOUT: Layout = Layout {
+        default_columns: ASTERISK_DEFAULT_COLUMNS,
+        header_key: "dst",
+        min_fields: ASTERISK_MIN_FIELDS,
+        template: "Master.csv has disposition",
+        event: asterisk_event,
+        check_header: |names| {
+            require_any(
+                names,
+                &["disposition", "hangupcause", "dialstatus"],
                 "the header needs one of the columns disposition, HANGUPCAUSE, DIALSTATUS",
-            ));
-        }
-        self.columns = Columns::Named(names);
-        Ok(())
-    }
+            )
+        },
+    };
 }
 
-impl LineFormat for AsteriskCdr {
-    fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
-        let fields = split_record(line, ',')?;
-        if is_header(&fields, "dst") {
-            self.take_header(&fields)?;
-            return Ok(None);
-        }
-        if matches!(self.columns, Columns::Default(_)) && fields.len() < ASTERISK_MIN_FIELDS {
-            return Err(ParseError::new(
-                "missing_field",
-                format!(
-                    "the line has {} fields; Master.csv has disposition in field {ASTERISK_MIN_FIELDS}",
-                    fields.len()
-                ),
-            ));
-        }
-        let r = Record {
-            columns: &self.columns,
-            fields,
-        };
-        let number = bounded("dst", r.get("dst").ok_or_else(|| missing("dst"))?)?;
-        let disposition = r.get("disposition").map(str::to_ascii_uppercase);
-        let dialstatus = r.get("dialstatus").map(str::to_ascii_uppercase);
-        let cause = r.get("hangupcause").map(str::to_ascii_uppercase);
-        if disposition.is_none() && dialstatus.is_none() && cause.is_none() {
-            return Err(missing("disposition"));
-        }
-        let answer = parse_stamp(r.get("answer").unwrap_or(""), self.offset)?;
-        let billsec = parse_billsec(r.get("billsec"))?;
-        let answered = billsec.is_some_and(|b| b > 0.0)
-            || disposition.as_deref() == Some("ANSWERED")
-            || dialstatus.as_deref() == Some("ANSWER");
-        // Asterisk's answer column is only trusted as the time of an answered call: some
-        // versions fill it with the start time (AMI `Cdr` event: "the earliest of either the
-        // time when Party A answered, or the start time").
-        let observed_at_ms = event_time(
-            answer.filter(|_| answered),
-            r.get("end"),
-            r.first(&["start", "calldate"]),
-            self.offset,
-        )?;
-
-        let mut parts: Vec<String> = Vec::new();
-        if let Some(d) = &disposition {
-            parts.push(d.clone());
-        }
-        if let Some(d) = &dialstatus {
-            parts.push(format!("dialstatus={d}"));
-        }
-        if let Some(c) = &cause {
-            parts.push(format!("cause={c}"));
-        }
-        let raw_code = bounded_raw(parts.join(";"))?;
-
-        let mut codes = Vec::new();
-        if answered {
-            codes.push(Code::Table("asterisk_disposition", "ANSWERED".into()));
-        } else {
-            // Cause 0 is "not defined"; cause 16 without answer is the caller's clearing.
-            if let Some(c) = cause
-                .as_deref()
-                .filter(|c| *c != "0" && !is_normal_clearing(c))
-            {
-                codes.push(Code::Table("q850", bounded("HANGUPCAUSE", c)?));
-            }
-            if let Some(d) = dialstatus {
-                codes.push(Code::Table(
-                    "asterisk_dialstatus",
-                    bounded("DIALSTATUS", &d)?,
-                ));
-            }
-            if let Some(d) = disposition {
-                codes.push(Code::Table(
-                    "asterisk_disposition",
-                    bounded("disposition", &d)?,
-                ));
-            }
-        }
-        if codes.is_empty() {
-            // Unanswered with only HANGUPCAUSE 0 ("not defined") or 16 (the caller's own
-            // clearing), which are skipped above: nothing says how the call ended, and a final
-            // event without codes would reach the code book as an unknowable `unknown_code`.
-            return Err(ParseError::new(
-                "missing_field",
-                "the record has no disposition or DIALSTATUS, and its HANGUPCAUSE says nothing \
-                 about the number",
-            ));
-        }
-        let message_id = optional_id(r.first(&["uniqueid", "linkedid"]), "uniqueid")?;
-        Ok(Some(Event {
-            number,
-            observed_at_ms,
-            kind: EvidenceKind::Call,
-            raw_code,
-            codes,
-            message_id,
-            final_state: true,
-        }))
+fn asterisk_event(r: &Record<'_>, offset: FixedOffset) -> Result<Event, ParseError> {
+    let number = bounded("dst", r.get("dst").ok_or_else(|| missing("dst"))?)?;
+    let disposition = r.get("disposition").map(str::to_ascii_uppercase);
+    let dialstatus = r.get("dialstatus").map(str::to_ascii_uppercase);
+    let cause = r.get("hangupcause").map(str::to_ascii_uppercase);
+    if disposition.is_none() && dialstatus.is_none() && cause.is_none() {
+        return Err(missing("disposition"));
     }
+    let answer = parse_stamp(r.get("answer").unwrap_or(""), offset)?;
+    let billsec = parse_billsec(r.get("billsec"))?;
+    let answered = billsec.is_some_and(|b| b > 0.0)
+        || disposition.as_deref() == Some("ANSWERED")
+        || dialstatus.as_deref() == Some("ANSWER");
+    // Asterisk's answer column is only trusted as the time of an answered call: some
+    // versions fill it with the start time (AMI `Cdr` event: "the earliest of either the
+    // time when Party A answered, or the start time").
+    let observed_at_ms = event_time(
+        answer.filter(|_| answered),
+        r.get("end"),
+        r.first(&["start", "calldate"]),
+        offset,
+    )?;
+
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(d) = &disposition {
+        parts.push(d.clone());
+    }
+    if let Some(d) = &dialstatus {
+        parts.push(format!("dialstatus={d}"));
+    }
+    if let Some(c) = &cause {
+        parts.push(format!("cause={c}"));
+    }
+    let raw_code = bounded_raw(parts.join(";"))?;
+
+    let mut codes = Vec::new();
+    if answered {
+        codes.push(Code::Table("asterisk_disposition", "ANSWERED".into()));
+    } else {
+        // Cause 0 is "not defined"; cause 16 without answer is the caller's clearing.
+        if let Some(c) = cause
+            .as_deref()
+            .filter(|c| *c != "0" && !is_normal_clearing(c))
+        {
+            codes.push(Code::Table("q850", bounded("HANGUPCAUSE", c)?));
+        }
+        if let Some(d) = dialstatus {
+            codes.push(Code::Table(
+                "asterisk_dialstatus",
+                bounded("DIALSTATUS", &d)?,
+            ));
+        }
+        if let Some(d) = disposition {
+            codes.push(Code::Table(
+                "asterisk_disposition",
+                bounded("disposition", &d)?,
+            ));
+        }
+    }
+    // Unanswered with only HANGUPCAUSE 0 ("not defined") or 16 (the caller's own
+    // clearing), which are skipped above: nothing says how the call ended.
+    let codes = some_codes(
+        codes,
+        "the record has no disposition or DIALSTATUS, and its HANGUPCAUSE says nothing \
+             about the number",
+    )?;
+    let message_id = optional_id(r.first(&["uniqueid", "linkedid"]), "uniqueid")?;
+    Ok(call_event(
+        number,
+        observed_at_ms,
+        raw_code,
+        codes,
+        message_id,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::codebook::{CodeBook, shipped_class};
+    use crate::connectors::event::{arbitrary_line, assert_codes, read_one};
     use crate::evidence::EvidenceClass;
-    use crate::evidence_rows::Row;
     use proptest::prelude::*;
 
-    const NOW: i64 = 1_800_000_000_000;
-
     fn class_of(event: Event) -> EvidenceClass {
-        let book = CodeBook::shipped();
-        match observe(&book, &SourceSpec::new("pbx"), event, NOW) {
-            Ok(Row::Observation(o)) => o.class,
-            other => panic!("not an observation: {other:?}"),
-        }
+        shipped_class("pbx", event)
     }
 
     fn fs_line(cause: &str, answer: &str, billsec: &str) -> String {
@@ -673,11 +706,21 @@ mod tests {
         )
     }
 
+    /// Milliseconds of a UTC wall-clock time.
+    fn utc_ms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+        chrono::Utc
+            .with_ymd_and_hms(y, mo, d, h, mi, s)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    /// The event a fresh reader makes of one line.
+    fn read<F: LineFormat + Default>(line: &str) -> Event {
+        F::default().line(line.as_bytes()).unwrap().unwrap()
+    }
+
     fn fs(line: &str) -> Event {
-        FreeswitchCdr::default()
-            .line(line.as_bytes())
-            .unwrap()
-            .unwrap()
+        read::<FreeswitchCdr>(line)
     }
 
     #[test]
@@ -692,11 +735,7 @@ mod tests {
             Some("3f1c2a9e-55b1-4a8e-9d2c-1b7e2f0a6c11")
         );
         // Unanswered: the end time, read as UTC by default.
-        let end = chrono::Utc
-            .with_ymd_and_hms(2026, 3, 1, 14, 5, 31)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(e.observed_at_ms, Some(end));
+        assert_eq!(e.observed_at_ms, Some(utc_ms(2026, 3, 1, 14, 5, 31)));
         assert!(e.final_state);
         assert_eq!(class_of(e), EvidenceClass::WeakActive);
     }
@@ -705,11 +744,7 @@ mod tests {
     fn answered_calls_are_strong_active_and_dated_at_answer() {
         let e = fs(&fs_line("NORMAL_CLEARING", "2026-03-01 14:05:15", "16"));
         assert_eq!(e.codes, vec![Code::Table("sip", "200".into())]);
-        let answer = chrono::Utc
-            .with_ymd_and_hms(2026, 3, 1, 14, 5, 15)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(e.observed_at_ms, Some(answer));
+        assert_eq!(e.observed_at_ms, Some(utc_ms(2026, 3, 1, 14, 5, 15)));
         assert_eq!(class_of(e), EvidenceClass::StrongActive);
         // Billable seconds alone mark an answer, whatever the cause says.
         let e = fs(&fs_line("USER_BUSY", "", "3"));
@@ -770,15 +805,11 @@ mod tests {
         let e = fs_named_one(
             "a1,0015551230001,2026-03-01 09:00:00,,2026-03-01 09:00:04,0,USER_BUSY,486,\"Q.850;cause=1;text=\"\"Unallocated (unassigned) number\"\"\",sip:486,recv_refuse",
         );
-        assert_eq!(
-            e.codes,
-            vec![
-                Code::Table("q850", "1".into()),
-                Code::Table("sip", "486".into()),
-                Code::Table("q850", "USER_BUSY".into()),
-            ]
+        assert_codes(
+            &e,
+            "USER_BUSY;sip=486;q850=1",
+            &[("q850", "1"), ("sip", "486"), ("q850", "USER_BUSY")],
         );
-        assert_eq!(e.raw_code, "USER_BUSY;sip=486;q850=1");
         assert_eq!(class_of(e), EvidenceClass::StrongInactive);
         // Without the Reason, the SIP status decides.
         let e = fs_named_one(
@@ -845,15 +876,8 @@ mod tests {
     fn the_utc_offset_moves_local_stamps() {
         let off = parse_utc_offset("+02:00").unwrap();
         let mut r = FreeswitchCdr::new(off);
-        let e = r
-            .line(fs_line("USER_BUSY", "", "0").as_bytes())
-            .unwrap()
-            .unwrap();
-        let end = chrono::Utc
-            .with_ymd_and_hms(2026, 3, 1, 12, 5, 31)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(e.observed_at_ms, Some(end));
+        let e = read_one(&mut r, fs_line("USER_BUSY", "", "0").as_bytes());
+        assert_eq!(e.observed_at_ms, Some(utc_ms(2026, 3, 1, 12, 5, 31)));
         assert_eq!(
             parse_utc_offset("-0530").unwrap().local_minus_utc(),
             -19_800
@@ -876,10 +900,7 @@ mod tests {
     }
 
     fn ast(line: &str) -> Event {
-        AsteriskCdr::default()
-            .line(line.as_bytes())
-            .unwrap()
-            .unwrap()
+        read::<AsteriskCdr>(line)
     }
 
     #[test]
@@ -900,11 +921,7 @@ mod tests {
             "24",
             "ANSWERED",
         ));
-        let answer = chrono::Utc
-            .with_ymd_and_hms(2026, 3, 2, 10, 0, 6)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(e.observed_at_ms, Some(answer));
+        assert_eq!(e.observed_at_ms, Some(utc_ms(2026, 3, 2, 10, 0, 6)));
         assert_eq!(class_of(e), EvidenceClass::StrongActive);
 
         for (disposition, class) in [
@@ -928,7 +945,7 @@ mod tests {
     fn ast_named(line: &str) -> Event {
         let mut r = AsteriskCdr::default();
         assert_eq!(r.line(AST_HEADER.as_bytes()), Ok(None));
-        r.line(line.as_bytes()).unwrap().unwrap()
+        read_one(&mut r, line.as_bytes())
     }
 
     #[test]
@@ -936,15 +953,15 @@ mod tests {
         let e = ast_named(
             "2026-03-02 10:00:00,1001,+442071838750,NO ANSWER,0,1772445600.9,1772445600.8,20,CHANUNAVAIL",
         );
-        assert_eq!(
-            e.codes,
-            vec![
-                Code::Table("q850", "20".into()),
-                Code::Table("asterisk_dialstatus", "CHANUNAVAIL".into()),
-                Code::Table("asterisk_disposition", "NO ANSWER".into()),
-            ]
+        assert_codes(
+            &e,
+            "NO ANSWER;dialstatus=CHANUNAVAIL;cause=20",
+            &[
+                ("q850", "20"),
+                ("asterisk_dialstatus", "CHANUNAVAIL"),
+                ("asterisk_disposition", "NO ANSWER"),
+            ],
         );
-        assert_eq!(e.raw_code, "NO ANSWER;dialstatus=CHANUNAVAIL;cause=20");
         assert_eq!(class_of(e), EvidenceClass::WeakInactive);
 
         // No cause: the dial status decides.
@@ -969,26 +986,32 @@ mod tests {
         assert_eq!(class_of(e), EvidenceClass::WeakActive);
     }
 
+    /// Checks the class of each `(code, class)` row in a shipped table.
+    fn assert_rows(book: &CodeBook, table: &str, rows: &[(&str, EvidenceClass)]) {
+        for (code, class) in rows {
+            assert_eq!(book.lookup(table, code), Some(*class), "{table} {code}");
+        }
+    }
+
     #[test]
     fn every_dialstatus_has_a_class_and_none_temporary_is_strong_inactive() {
+        use EvidenceClass::*;
         let book = CodeBook::shipped();
-        for (status, class) in [
-            ("ANSWER", EvidenceClass::StrongActive),
-            ("BUSY", EvidenceClass::WeakActive),
-            ("NOANSWER", EvidenceClass::WeakActive),
-            ("CANCEL", EvidenceClass::Neutral),
-            ("CONGESTION", EvidenceClass::Neutral),
-            ("CHANUNAVAIL", EvidenceClass::WeakInactive),
-            ("DONTCALL", EvidenceClass::WeakActive),
-            ("TORTURE", EvidenceClass::WeakActive),
-            ("INVALIDARGS", EvidenceClass::Neutral),
-        ] {
-            assert_eq!(
-                book.lookup("asterisk_dialstatus", status),
-                Some(class),
-                "{status}"
-            );
-        }
+        assert_rows(
+            &book,
+            "asterisk_dialstatus",
+            &[
+                ("ANSWER", StrongActive),
+                ("BUSY", WeakActive),
+                ("NOANSWER", WeakActive),
+                ("CANCEL", Neutral),
+                ("CONGESTION", Neutral),
+                ("CHANUNAVAIL", WeakInactive),
+                ("DONTCALL", WeakActive),
+                ("TORTURE", WeakActive),
+                ("INVALIDARGS", Neutral),
+            ],
+        );
         // Temporary states are never hard disconnects.
         for (table, code) in [
             ("q850", "17"),
@@ -1016,30 +1039,39 @@ mod tests {
 
     #[test]
     fn sip_and_q850_tables_hold_the_documented_rows() {
+        use EvidenceClass::*;
         let book = CodeBook::shipped();
-        for (table, code, class) in [
-            ("sip", "200", EvidenceClass::StrongActive),
-            ("sip", "404", EvidenceClass::StrongInactive),
-            ("sip", "410", EvidenceClass::StrongInactive),
-            ("sip", "604", EvidenceClass::StrongInactive),
-            ("sip", "486", EvidenceClass::WeakActive),
-            ("sip", "600", EvidenceClass::WeakActive),
-            ("sip", "603", EvidenceClass::WeakActive),
-            ("sip", "480", EvidenceClass::WeakInactive),
-            ("sip", "484", EvidenceClass::Neutral),
-            ("sip", "408", EvidenceClass::Neutral),
-            ("sip", "403", EvidenceClass::Neutral),
-            ("sip", "500", EvidenceClass::Neutral),
-            ("q850", "1", EvidenceClass::StrongInactive),
-            ("q850", "UNALLOCATED_NUMBER", EvidenceClass::StrongInactive),
-            ("q850", "16", EvidenceClass::StrongActive),
-            ("q850", "NORMAL_CLEARING", EvidenceClass::StrongActive),
-            ("q850", "22", EvidenceClass::StrongInactive),
-            ("q850", "487", EvidenceClass::Neutral),
-            ("q850", "ORIGINATOR_CANCEL", EvidenceClass::Neutral),
-        ] {
-            assert_eq!(book.lookup(table, code), Some(class), "{table} {code}");
-        }
+        assert_rows(
+            &book,
+            "sip",
+            &[
+                ("200", StrongActive),
+                ("404", StrongInactive),
+                ("410", StrongInactive),
+                ("604", StrongInactive),
+                ("486", WeakActive),
+                ("600", WeakActive),
+                ("603", WeakActive),
+                ("480", WeakInactive),
+                ("484", Neutral),
+                ("408", Neutral),
+                ("403", Neutral),
+                ("500", Neutral),
+            ],
+        );
+        assert_rows(
+            &book,
+            "q850",
+            &[
+                ("1", StrongInactive),
+                ("UNALLOCATED_NUMBER", StrongInactive),
+                ("16", StrongActive),
+                ("NORMAL_CLEARING", StrongActive),
+                ("22", StrongInactive),
+                ("487", Neutral),
+                ("ORIGINATOR_CANCEL", Neutral),
+            ],
+        );
         // No default rows: an unknown code must fall through to the next table in order.
         for table in ["sip", "q850", "asterisk_dialstatus", "asterisk_disposition"] {
             assert_eq!(book.lookup(table, "NO_SUCH_CODE"), None, "{table}");
@@ -1074,10 +1106,10 @@ mod tests {
         // With a cause beside it the record still reads.
         let mut r = FreeswitchCdr::default();
         let _ = r.line(FS_HEADER.as_bytes());
-        let e = r
-            .line(b"a5,+442071838750,2026-03-01 09:00:00,,2026-03-01 09:00:31,0,USER_BUSY,200,,,")
-            .unwrap()
-            .unwrap();
+        let e = read_one(
+            &mut r,
+            b"a5,+442071838750,2026-03-01 09:00:00,,2026-03-01 09:00:31,0,USER_BUSY,200,,,",
+        );
         assert_eq!(e.codes, vec![Code::Table("q850", "USER_BUSY".into())]);
 
         // Asterisk: unanswered, with nothing but HANGUPCAUSE 0 or 16.
@@ -1091,20 +1123,13 @@ mod tests {
         }
         let mut a = AsteriskCdr::default();
         let _ = a.line(header.as_bytes());
-        let e = a
-            .line(b"2026-03-02 10:00:00,+442071838750,0,u1,17")
-            .unwrap()
-            .unwrap();
+        let e = read_one(&mut a, b"2026-03-02 10:00:00,+442071838750,0,u1,17");
         assert_eq!(e.codes, vec![Code::Table("q850", "17".into())]);
-    }
-
-    fn byte_lines() -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(any::<u8>(), 0..300)
     }
 
     proptest! {
         #[test]
-        fn random_lines_never_panic(bytes in byte_lines()) {
+        fn random_lines_never_panic(bytes in arbitrary_line(300)) {
             let _ = FreeswitchCdr::default().line(&bytes);
             let _ = AsteriskCdr::default().line(&bytes);
             let mut f = FreeswitchCdr::default();

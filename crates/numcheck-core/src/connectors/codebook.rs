@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::{Code, Event};
-use crate::codes::TableError;
+use crate::codes::{TableError, table_rows};
 use crate::evidence::{EvidenceClass, Observation};
 use crate::evidence_rows::{Row, RowError};
 use crate::plan::{NumberingPlan, RegionCode};
@@ -57,16 +57,8 @@ pub struct CodeBook {
 /// lines are skipped; a meaning may contain commas.
 pub fn parse_table(text: &str) -> Result<Table, TableError> {
     let mut table = Table::new();
-    let mut first = true;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if std::mem::take(&mut first) && trimmed.to_ascii_lowercase().starts_with("code,") {
-            continue;
-        }
+    let is_header = |first: &str| first.to_ascii_lowercase().starts_with("code,");
+    for (line_no, trimmed) in table_rows(text, is_header) {
         let err = |reason: String| TableError {
             line: line_no,
             reason,
@@ -223,8 +215,38 @@ fn table_list(codes: &[Code], err_table: &str) -> String {
 /// Test support for the connectors' table tests: the shipped table `name` names its source in
 /// a `Built from` comment, has rows, gives every row a meaning, and has no `*` default (so an
 /// unlisted code falls through to the next table).
+/// The clock the connectors' tests classify at.
 #[cfg(test)]
-pub(crate) fn assert_documented_table(name: &str) {
+pub(crate) const TEST_NOW: i64 = 1_800_000_000_000;
+
+/// For tests: what the shipped code book makes of `event` from a source named `source`.
+#[cfg(test)]
+pub(crate) fn observe_shipped(source: &str, event: Event) -> Result<Row, RowError> {
+    observe(
+        &CodeBook::shipped(),
+        &SourceSpec::new(source),
+        event,
+        TEST_NOW,
+    )
+}
+
+/// For tests: the row the shipped code book makes of `event`, which must be readable.
+#[cfg(test)]
+pub(crate) fn shipped_row(source: &str, event: Event) -> Row {
+    observe_shipped(source, event).unwrap()
+}
+
+/// For tests: the class of the observation the shipped code book makes of `event`.
+#[cfg(test)]
+pub(crate) fn shipped_class(source: &str, event: Event) -> EvidenceClass {
+    match observe_shipped(source, event) {
+        Ok(Row::Observation(o)) => o.class,
+        other => panic!("expected an observation, got {other:?}"),
+    }
+}
+
+#[cfg(test)]
+fn assert_documented_table(name: &str) {
     let (_, text) = SHIPPED.iter().find(|(n, _)| *n == name).unwrap();
     assert!(
         text.lines()
@@ -253,6 +275,21 @@ pub(crate) fn assert_documented_table(name: &str) {
 mod tests {
     use super::*;
     use crate::evidence::EvidenceKind;
+
+    #[test]
+    fn callback_tables_have_a_meaning_on_every_row_and_name_their_source() {
+        use crate::connectors::{infobip, twilio, vonage};
+        for name in [
+            twilio::STATUS_TABLE,
+            twilio::ERROR_TABLE,
+            vonage::STATUS_TABLE,
+            vonage::ERROR_TABLE,
+            infobip::STATUS_TABLE,
+            infobip::ERROR_TABLE,
+        ] {
+            assert_documented_table(name);
+        }
+    }
 
     #[test]
     fn every_shipped_table_parses_and_is_not_empty() {

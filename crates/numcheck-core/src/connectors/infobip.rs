@@ -38,8 +38,7 @@
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-use super::{Code, Event, LineFormat, ParseError, bounded};
-use crate::evidence::EvidenceKind;
+use super::{Code, Event, LineFormat, ParseError, bounded, international, json_object, json_text};
 
 /// Code table for status groups (`codes/infobip_status.csv`).
 pub const STATUS_TABLE: &str = "infobip_status";
@@ -61,14 +60,7 @@ pub const MAX_RESULTS: usize = 10_000;
 /// raw code = `GROUP:STATUS_NAME`, plus `:ERROR_NAME` when there is an error other than
 /// `NO_ERROR`; codes and finality as described in the module documentation.
 pub fn callback_events(body: &[u8]) -> Result<Vec<Result<Event, ParseError>>, ParseError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError::new("invalid_json", format!("not JSON: {e}")))?;
-    let Value::Object(obj) = value else {
-        return Err(ParseError::new(
-            "invalid_json",
-            "a delivery report body is a JSON object",
-        ));
-    };
+    let obj = json_object(body, "a delivery report body is a JSON object")?;
     let results = results_of(&obj)?;
     Ok(results.iter().map(result_event).collect())
 }
@@ -96,11 +88,14 @@ pub fn result_event(result: &Value) -> Result<Event, ParseError> {
             "a result is not an object",
         ));
     };
+    // Infobip writes `to` in international format without `+` (the API reference's
+    // examples, e.g. `41793026727`).
     let number = international(bounded(
         "to",
-        &text(r, "to")?.ok_or_else(|| ParseError::new("missing_field", "no to in the result"))?,
+        &json_text(r, "to")?
+            .ok_or_else(|| ParseError::new("missing_field", "no to in the result"))?,
     )?);
-    let message_id = text(r, "messageId")?
+    let message_id = json_text(r, "messageId")?
         .map(|v| bounded("messageId", &v))
         .transpose()?;
 
@@ -113,17 +108,17 @@ pub fn result_event(result: &Value) -> Result<Event, ParseError> {
     };
     let group = word(
         "status.groupName",
-        text(status, "groupName")?
+        json_text(status, "groupName")?
             .ok_or_else(|| ParseError::new("missing_field", "no status.groupName"))?,
     )?;
-    let status_name = text(status, "name")?
+    let status_name = json_text(status, "name")?
         .map(|n| word("status.name", n))
         .transpose()?;
 
     let (error_name, permanent) = match r.get("error") {
         None | Some(Value::Null) => (None, false),
         Some(Value::Object(e)) => {
-            let name = text(e, "name")?
+            let name = json_text(e, "name")?
                 .map(|n| word("error.name", n))
                 .transpose()?;
             let permanent = match e.get("permanent") {
@@ -141,7 +136,7 @@ pub fn result_event(result: &Value) -> Result<Event, ParseError> {
         Some(_) => return Err(ParseError::new("invalid_field", "error is not an object")),
     };
 
-    let observed_at_ms = match (text(r, "doneAt")?, text(r, "sentAt")?) {
+    let observed_at_ms = match (json_text(r, "doneAt")?, json_text(r, "sentAt")?) {
         (Some(t), _) => Some(parse_time("doneAt", &t)?),
         (None, Some(t)) => Some(parse_time("sentAt", &t)?),
         (None, None) => None,
@@ -171,43 +166,13 @@ pub fn result_event(result: &Value) -> Result<Event, ParseError> {
     }
     codes.push(Code::Table(STATUS_TABLE, group));
 
-    Ok(Event {
+    Ok(Event::sms_dlr(
         number,
         observed_at_ms,
-        kind: EvidenceKind::SmsDlr,
-        raw_code,
-        codes,
         message_id,
+        (raw_code, codes),
         final_state,
-    })
-}
-
-/// Infobip writes `to` in international format without `+` (the API reference's examples,
-/// e.g. `41793026727`); the `+` is added so the numbering plan reads it as international.
-/// Anything else is passed on as written.
-fn international(number: String) -> String {
-    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && !number.starts_with('0')
-    {
-        format!("+{number}")
-    } else {
-        number
-    }
-}
-
-/// A string (or number) field, trimmed; `None` when absent, null or empty.
-fn text(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, ParseError> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            Ok((!s.is_empty()).then(|| s.to_owned()))
-        }
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(ParseError::new(
-            "invalid_field",
-            format!("{name} is neither a string nor a number"),
-        )),
-    }
+    ))
 }
 
 /// An Infobip code word (`DELIVERED`, `EC_ABSENT_SUBSCRIBER`), upper-cased.
@@ -255,13 +220,9 @@ impl InfobipLines {
 
 impl LineFormat for InfobipLines {
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
-        let value: Value = serde_json::from_slice(line.trim_ascii())
-            .map_err(|e| ParseError::new("invalid_json", format!("not JSON: {e}")))?;
-        let Value::Object(obj) = &value else {
-            return Err(ParseError::new("invalid_json", "a line is a JSON object"));
-        };
+        let obj = json_object(line.trim_ascii(), "a line is a JSON object")?;
         if obj.contains_key("results") {
-            return match results_of(obj)?.as_slice() {
+            return match results_of(&obj)?.as_slice() {
                 [one] => result_event(one).map(Some),
                 [] => Ok(None),
                 _ => Err(ParseError::new(
@@ -270,18 +231,17 @@ impl LineFormat for InfobipLines {
                 )),
             };
         }
-        result_event(&value).map(Some)
+        result_event(&Value::Object(obj)).map(Some)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::codebook::{CodeBook, shipped_class, shipped_row};
+    use crate::connectors::event::{assert_codes, read_one};
     use crate::evidence::EvidenceClass;
     use crate::evidence_rows::Row;
-
-    const NOW: i64 = 1_800_000_000_000;
 
     /// One result shaped like the "Receive outbound SMS message report" reference (values
     /// made up here).
@@ -312,14 +272,11 @@ mod tests {
     }
 
     fn row(ev: Event) -> Row {
-        observe(&CodeBook::shipped(), &SourceSpec::new("infobip"), ev, NOW).unwrap()
+        shipped_row("infobip", ev)
     }
 
     fn class(group: &str, status: &str, error: Option<(&str, bool)>) -> EvidenceClass {
-        match row(one(group, status, error)) {
-            Row::Observation(o) => o.class,
-            other => panic!("expected an observation, got {other:?}"),
-        }
+        shipped_class("infobip", one(group, status, error))
     }
 
     #[test]
@@ -349,87 +306,44 @@ mod tests {
             "UNDELIVERABLE_NOT_DELIVERED",
             Some(("EC_UNKNOWN_SUBSCRIBER", true)),
         );
-        assert_eq!(
-            ev.raw_code,
-            "UNDELIVERABLE:UNDELIVERABLE_NOT_DELIVERED:EC_UNKNOWN_SUBSCRIBER"
+        assert_codes(
+            &ev,
+            "UNDELIVERABLE:UNDELIVERABLE_NOT_DELIVERED:EC_UNKNOWN_SUBSCRIBER",
+            &[
+                (ERROR_TABLE, "EC_UNKNOWN_SUBSCRIBER:PERMANENT"),
+                (STATUS_TABLE, "UNDELIVERABLE:PERMANENT"),
+                (STATUS_TABLE, "UNDELIVERABLE"),
+            ],
         );
-        assert_eq!(
-            ev.codes,
-            vec![
-                Code::Table(ERROR_TABLE, "EC_UNKNOWN_SUBSCRIBER:PERMANENT".into()),
-                Code::Table(STATUS_TABLE, "UNDELIVERABLE:PERMANENT".into()),
-                Code::Table(STATUS_TABLE, "UNDELIVERABLE".into()),
-            ]
-        );
-        let u = "UNDELIVERABLE_NOT_DELIVERED";
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_UNKNOWN_SUBSCRIBER", true))),
-            EvidenceClass::StrongInactive
-        );
-        // The same name reported as temporary never counts as a hard disconnect.
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_UNKNOWN_SUBSCRIBER", false))),
-            EvidenceClass::WeakInactive
-        );
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_ABSENT_SUBSCRIBER", false))),
-            EvidenceClass::WeakInactive
-        );
-        assert_eq!(
-            class(
-                "UNDELIVERABLE",
-                u,
-                Some(("EC_TELESERVICE_NOT_PROVISIONED", true))
-            ),
-            EvidenceClass::WeakInactive
-        );
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_CALL_BARRED", false))),
-            EvidenceClass::Neutral
-        );
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_ILLEGAL_EQUIPMENT", true))),
-            EvidenceClass::Neutral
-        );
-        assert_eq!(
-            class(
-                "EXPIRED",
-                "EXPIRED_EXPIRED",
-                Some(("EC_ABSENT_SUBSCRIBER_SM", false))
-            ),
-            EvidenceClass::WeakInactive
-        );
-        // Unknown error names fall back on the group and the flag: never strong.
-        assert_eq!(
-            class("UNDELIVERABLE", u, Some(("EC_SOMETHING_NEW", true))),
-            EvidenceClass::WeakInactive
-        );
-        assert_eq!(
-            class(
-                "REJECTED",
-                "REJECTED_NETWORK",
-                Some(("EC_SOMETHING_NEW", true))
-            ),
-            EvidenceClass::Neutral
-        );
-        assert_eq!(
-            class("EXPIRED", "EXPIRED_EXPIRED", None),
-            EvidenceClass::Neutral
-        );
+        use EvidenceClass::{Neutral as N, StrongInactive as SI, WeakInactive as WI};
+        let (ud, u) = ("UNDELIVERABLE", "UNDELIVERABLE_NOT_DELIVERED");
+        let x = "EXPIRED_EXPIRED";
+        for (group, status, name, permanent, want) in [
+            (ud, u, "EC_UNKNOWN_SUBSCRIBER", true, SI),
+            // The same name reported as temporary never counts as a hard disconnect.
+            (ud, u, "EC_UNKNOWN_SUBSCRIBER", false, WI),
+            (ud, u, "EC_ABSENT_SUBSCRIBER", false, WI),
+            (ud, u, "EC_TELESERVICE_NOT_PROVISIONED", true, WI),
+            (ud, u, "EC_CALL_BARRED", false, N),
+            (ud, u, "EC_ILLEGAL_EQUIPMENT", true, N),
+            ("EXPIRED", x, "EC_ABSENT_SUBSCRIBER_SM", false, WI),
+            // Unknown error names fall back on the group and the flag: never strong.
+            (ud, u, "EC_SOMETHING_NEW", true, WI),
+            ("REJECTED", "REJECTED_NETWORK", "EC_SOMETHING_NEW", true, N),
+        ] {
+            let got = class(group, status, Some((name, permanent)));
+            assert_eq!(got, want, "{group} {name} {permanent}");
+        }
+        assert_eq!(class("EXPIRED", x, None), N);
     }
 
     #[test]
     fn a_delivered_report_ignores_its_error_object() {
-        let ev = one(
-            "DELIVERED",
-            "DELIVERED_TO_HANDSET",
-            Some(("EC_ABSENT_SUBSCRIBER", false)),
-        );
-        assert_eq!(
-            ev.codes,
-            vec![Code::Table(STATUS_TABLE, "DELIVERED".into())]
-        );
-        assert_eq!(row(ev), row(one("DELIVERED", "DELIVERED_TO_HANDSET", None)));
+        let plain = one("DELIVERED", "DELIVERED_TO_HANDSET", None);
+        let error = Some(("EC_ABSENT_SUBSCRIBER", false));
+        let with_error = one("DELIVERED", "DELIVERED_TO_HANDSET", error);
+        assert_eq!(with_error.codes, plain.codes);
+        assert_eq!(row(with_error), row(plain));
     }
 
     #[test]
@@ -525,11 +439,11 @@ mod tests {
             "UNDELIVERABLE_NOT_DELIVERED",
             Some(("EC_ABSENT_SUBSCRIBER", false)),
         );
-        let a = f.line(r.replace('\n', " ").as_bytes()).unwrap().unwrap();
-        let b = f
-            .line(body(std::slice::from_ref(&r)).replace('\n', " ").as_bytes())
-            .unwrap()
-            .unwrap();
+        let a = read_one(&mut f, r.replace('\n', " ").as_bytes());
+        let b = read_one(
+            &mut f,
+            body(std::slice::from_ref(&r)).replace('\n', " ").as_bytes(),
+        );
         assert_eq!(a, b);
         assert_eq!(
             a.raw_code,
@@ -567,13 +481,6 @@ mod tests {
         }
         for (code, class) in book.table(STATUS_TABLE).unwrap() {
             assert_ne!(*class, EvidenceClass::StrongInactive, "{code}");
-        }
-    }
-
-    #[test]
-    fn shipped_tables_have_a_meaning_on_every_row_and_name_their_source() {
-        for name in [STATUS_TABLE, ERROR_TABLE] {
-            crate::connectors::codebook::assert_documented_table(name);
         }
     }
 

@@ -275,8 +275,8 @@ impl LineFormat for JasminLogLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::Code;
     use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::event::read_one;
     use crate::evidence::EvidenceClass;
     use crate::evidence_rows::Row;
     use chrono::NaiveDate;
@@ -306,14 +306,7 @@ mod tests {
         p.extend(form_pairs(level2_body().as_bytes()));
         let e = callback_event(&p, None).unwrap();
         assert_eq!(e.number, "+14155552671");
-        assert_eq!(e.raw_code, "UNDELIV:001");
-        assert_eq!(
-            e.codes,
-            vec![
-                Code::SmppErr("1".into()),
-                Code::Table("smpp_stat", "UNDELIV".into())
-            ]
-        );
+        crate::connectors::smpp::assert_undeliv_001(&e);
         assert_eq!(e.observed_at_ms, Some(ms(2024, 5, 1, 10, 0)));
         assert_eq!(e.message_id.as_deref(), Some(UUID));
         assert!(e.final_state);
@@ -347,27 +340,23 @@ mod tests {
     fn callback_errors() {
         let p = form_pairs(level2_body().as_bytes());
         assert_eq!(callback_event(&p, None).unwrap_err().code, "missing_field");
-        let q = format!("to=1&id={UUID}&message_status=DELIVRD&level=7");
-        assert_eq!(
-            callback_event(&form_pairs(q.as_bytes()), None)
-                .unwrap_err()
-                .code,
-            "invalid_field"
-        );
-        let q = format!("to=1&id={UUID}&message_status=DELIVRD&level=2&donedate=24");
-        assert_eq!(
-            callback_event(&form_pairs(q.as_bytes()), None)
-                .unwrap_err()
-                .code,
-            "invalid_date"
-        );
-        let q = "to=1&message_status=DELIVRD&level=2";
-        assert_eq!(
-            callback_event(&form_pairs(q.as_bytes()), None)
-                .unwrap_err()
-                .code,
-            "missing_field"
-        );
+        for (query, code) in [
+            (
+                format!("to=1&id={UUID}&message_status=DELIVRD&level=7"),
+                "invalid_field",
+            ),
+            (
+                format!("to=1&id={UUID}&message_status=DELIVRD&level=2&donedate=24"),
+                "invalid_date",
+            ),
+            (
+                "to=1&message_status=DELIVRD&level=2".to_owned(),
+                "missing_field",
+            ),
+        ] {
+            let e = callback_event(&form_pairs(query.as_bytes()), None).unwrap_err();
+            assert_eq!(e.code, code, "{query}");
+        }
     }
 
     #[test]
@@ -400,7 +389,7 @@ mod tests {
         let mut f = JasminLogLines::new();
         assert_eq!(f.line(DLR.as_bytes()).unwrap_err().code, "unknown_message");
         assert_eq!(f.line(MT.as_bytes()).unwrap(), None);
-        let e = f.line(DLR.as_bytes()).unwrap().unwrap();
+        let e = read_one(&mut f, DLR.as_bytes());
         assert_eq!(e.number, "14155552671");
         assert_eq!(e.raw_code, "EXPIRED:027");
         assert_eq!(e.message_id.as_deref(), Some(UUID));

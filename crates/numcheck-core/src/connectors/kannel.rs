@@ -238,6 +238,7 @@ impl LineFormat for KannelLogLines {
 mod tests {
     use super::*;
     use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::event::read_one;
     use crate::connectors::form_pairs;
     use crate::evidence::EvidenceClass;
     use crate::evidence_rows::Row;
@@ -277,14 +278,7 @@ mod tests {
                  +done+date%3A2405011000+stat%3AUNDELIV+err%3A001+text%3AHello";
         let e = callback_event(&pairs(q)).unwrap();
         assert_eq!(e.number, "+14155552671");
-        assert_eq!(e.raw_code, "UNDELIV:001");
-        assert_eq!(
-            e.codes,
-            vec![
-                Code::SmppErr("1".into()),
-                Code::Table("smpp_stat", "UNDELIV".into())
-            ]
-        );
+        crate::connectors::smpp::assert_undeliv_001(&e);
         assert_eq!(e.observed_at_ms, Some(T0));
         assert_eq!(e.message_id.as_deref(), Some("4f2a9c"));
         assert!(e.final_state);
@@ -364,7 +358,7 @@ mod tests {
     #[test]
     fn access_log_dlr_lines() {
         let mut f = KannelLogLines::new();
-        let e = f.line(DLR_LINE.as_bytes()).unwrap().unwrap();
+        let e = read_one(&mut f, DLR_LINE.as_bytes());
         assert_eq!(e.number, "+14155552671");
         assert_eq!(e.raw_code, "EXPIRED:027");
         assert_eq!(e.message_id.as_deref(), Some("4f2a9c"));
@@ -373,7 +367,7 @@ mod tests {
         // Older releases: "DLR SMS" label, no META, no FID; the type alone decides.
         let old = "2009-02-11 08:00:00 DLR SMS [SMSC:old] [SVC:] [ACT:] [BINF:] \
                    [from:1234] [to:0447700900123] [flags:-1:0:-1:0:1] [msg:0:] [udh:0:]";
-        let e = f.line(old.as_bytes()).unwrap().unwrap();
+        let e = read_one(&mut f, old.as_bytes());
         assert_eq!(e.number, "0447700900123");
         assert_eq!(e.raw_code, "1");
         assert_eq!(e.message_id, None);

@@ -93,23 +93,65 @@ impl DeactivationList {
 
 impl LineFormat for DeactivationList {
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
+        let Some(l) = DatedLine::read(line, |_| false)? else {
+            return Ok(None);
+        };
+        let message_id = format!("deactivated:{}", l.day);
+        Ok(Some(l.event(
+            EvidenceKind::Deactivation,
+            "deactivation",
+            "DEACTIVATED",
+            message_id,
+        )))
+    }
+}
+
+/// A `number,date,…` line of a list, read up to its date.
+struct DatedLine {
+    fields: Vec<String>,
+    number: String,
+    at: i64,
+    /// The UTC calendar date of `at`.
+    day: String,
+}
+
+impl DatedLine {
+    /// `None` for a header: a line `is_header` says is one, or whose number and date fields
+    /// hold no digit.
+    fn read(line: &[u8], is_header: fn(&[String]) -> bool) -> Result<Option<Self>, ParseError> {
         let fields = split_record(line, separator(line))?;
         let first = fields.first().map(|f| f.trim()).unwrap_or("");
         let second = fields.get(1).map(|f| f.trim()).unwrap_or("");
-        if looks_like_header(first, second) {
+        if is_header(&fields) || looks_like_header(first, second) {
             return Ok(None);
         }
         let number = bounded("number", &field(&fields, 0, "number")?)?;
         let (at, day) = parse_day(&field(&fields, 1, "date")?)?;
-        Ok(Some(Event {
+        Ok(Some(DatedLine {
+            fields,
             number,
-            observed_at_ms: Some(at),
-            kind: EvidenceKind::Deactivation,
-            raw_code: "DEACTIVATED".into(),
-            codes: vec![Code::Table("deactivation", "DEACTIVATED".into())],
-            message_id: Some(format!("deactivated:{day}")),
-            final_state: true,
+            at,
+            day,
         }))
+    }
+
+    /// The line's final event, dated at its date, with one code.
+    fn event(
+        self,
+        kind: EvidenceKind,
+        table: &'static str,
+        code: &str,
+        message_id: String,
+    ) -> Event {
+        Event {
+            number: self.number,
+            observed_at_ms: Some(self.at),
+            kind,
+            raw_code: code.into(),
+            codes: vec![Code::Table(table, code.into())],
+            message_id: Some(message_id),
+            final_state: true,
+        }
     }
 }
 
@@ -174,29 +216,23 @@ impl ReassignedAnswers {
 
 impl LineFormat for ReassignedAnswers {
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
-        let fields = split_record(line, separator(line))?;
-        let first = fields.first().map(|f| f.trim()).unwrap_or("");
-        let second = fields.get(1).map(|f| f.trim()).unwrap_or("");
-        let third = fields
-            .get(2)
-            .map(|f| f.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        let header_answer = matches!(third.as_str(), "answer" | "result" | "response" | "status");
-        if header_answer || looks_like_header(first, second) {
+        let header_answer = |fields: &[String]| {
+            fields.get(2).is_some_and(|f| {
+                let third = f.trim().to_ascii_lowercase();
+                matches!(third.as_str(), "answer" | "result" | "response" | "status")
+            })
+        };
+        let Some(l) = DatedLine::read(line, header_answer)? else {
             return Ok(None);
-        }
-        let number = bounded("number", &field(&fields, 0, "number")?)?;
-        let (at, day) = parse_day(&field(&fields, 1, "date")?)?;
-        let answer = ReassignedAnswer::parse(&field(&fields, 2, "answer")?)?;
-        Ok(Some(Event {
-            number,
-            observed_at_ms: Some(at),
-            kind: EvidenceKind::Reassigned,
-            raw_code: answer.as_str().into(),
-            codes: vec![Code::Table("reassigned", answer.as_str().into())],
-            message_id: Some(format!("reassigned:{day}:{}", answer.as_str())),
-            final_state: true,
-        }))
+        };
+        let answer = ReassignedAnswer::parse(&field(&l.fields, 2, "answer")?)?.as_str();
+        let message_id = format!("reassigned:{}:{answer}", l.day);
+        Ok(Some(l.event(
+            EvidenceKind::Reassigned,
+            "reassigned",
+            answer,
+            message_id,
+        )))
     }
 }
 
@@ -344,36 +380,48 @@ fn hlr_number(number: &str) -> Result<String, ParseError> {
     bounded("number", n)
 }
 
-/// An HLR result's time: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC) optionally followed by an
-/// offset like `+0300`, or Unix seconds / milliseconds.
+/// An HLR result's time in a file: see [`result_time`]; an offset needs its minutes.
 fn parse_checked_at(text: &str) -> Result<i64, ParseError> {
+    result_time(text, false).ok_or_else(|| bad_time(text.trim()))
+}
+
+/// Unix time as HLR providers write it: seconds below 10^11, milliseconds above.
+pub fn unix_ms(n: i64) -> Option<i64> {
+    if n < 100_000_000_000 {
+        n.checked_mul(1000)
+    } else {
+        Some(n)
+    }
+}
+
+/// An HLR result's time in Unix milliseconds: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (also with
+/// `T`) followed by an offset (`+0300`, `+03:00`; UTC without one), or Unix seconds /
+/// milliseconds ([`unix_ms`]). `hours_only_offset` also takes an offset of hours alone
+/// (`+03`), as live lookup answers may carry. `None` when it is none of these.
+pub fn result_time(text: &str, hours_only_offset: bool) -> Option<i64> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = t.parse::<i64>() {
-            // Below 10^11 it is seconds, above it milliseconds.
-            return if n < 100_000_000_000 {
-                n.checked_mul(1000)
-            } else {
-                Some(n)
-            }
-            .ok_or_else(|| bad_time(t));
-        }
-        return Err(bad_time(t));
+        return t.parse::<i64>().ok().and_then(unix_ms);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_millis());
+        return Some(dt.timestamp_millis());
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    let with_offset = if hours_only_offset {
+        ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+    } else {
+        ["%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"]
+    };
+    for f in with_offset {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
-            return Ok(dt.timestamp_millis());
+            return Some(dt.timestamp_millis());
         }
     }
     for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return Ok(Utc.from_utc_datetime(&n).timestamp_millis());
+            return Some(Utc.from_utc_datetime(&n).timestamp_millis());
         }
     }
-    Err(bad_time(t))
+    None
 }
 
 fn bad_time(t: &str) -> ParseError {
@@ -558,19 +606,13 @@ impl LineFormat for HlrLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::codebook::{observe_shipped, shipped_class};
+    use crate::connectors::event::{arbitrary_line, read_one};
     use crate::evidence::EvidenceClass;
-    use crate::evidence_rows::Row;
     use proptest::prelude::*;
 
-    const NOW: i64 = 1_800_000_000_000;
-
     fn class_of(event: Event) -> EvidenceClass {
-        let book = CodeBook::shipped();
-        match observe(&book, &SourceSpec::new("pbx"), event, NOW) {
-            Ok(Row::Observation(o)) => o.class,
-            other => panic!("not an observation: {other:?}"),
-        }
+        shipped_class("pbx", event)
     }
 
     fn day_ms(y: i32, m: u32, d: u32) -> i64 {
@@ -590,7 +632,7 @@ mod tests {
             "+14155552671;2026-02-14",
             "\"+1 415 555 2671\",2026-02-14,extra",
         ] {
-            let e = r.line(line.as_bytes()).unwrap().unwrap();
+            let e = read_one(&mut r, line.as_bytes());
             assert!(e.number.ends_with("2671"), "{line}");
             assert_eq!(e.kind, EvidenceKind::Deactivation);
             assert_eq!(e.observed_at_ms, Some(day_ms(2026, 2, 14)));
@@ -598,10 +640,7 @@ mod tests {
             assert_eq!(e.raw_code, "DEACTIVATED");
             assert_eq!(class_of(e), EvidenceClass::StrongInactive);
         }
-        let e = r
-            .line(b"+14155552671,2026-02-14T09:30:00+02:00")
-            .unwrap()
-            .unwrap();
+        let e = read_one(&mut r, b"+14155552671,2026-02-14T09:30:00+02:00");
         assert_eq!(
             e.observed_at_ms,
             Some(day_ms(2026, 2, 14) + 7 * 3_600_000 + 30 * 60_000)
@@ -611,36 +650,26 @@ mod tests {
 
     #[test]
     fn malformed_list_lines_get_stable_codes() {
-        let mut r = DeactivationList::new();
-        assert_eq!(r.line(b"+14155552671").unwrap_err().code, "missing_field");
-        assert_eq!(r.line(b",2026-02-14").unwrap_err().code, "missing_field");
-        assert_eq!(
-            r.line(b"+14155552671,14/02/2026").unwrap_err().code,
-            "invalid_date"
-        );
-        assert_eq!(
-            r.line(b"+14155552671,2026-02-30").unwrap_err().code,
-            "invalid_date"
-        );
-        assert_eq!(
-            r.line(b"\"+1415,2026-02-14").unwrap_err().code,
-            "invalid_csv"
-        );
         let long = format!("{},2026-02-14", "1".repeat(300));
-        assert_eq!(r.line(long.as_bytes()).unwrap_err().code, "field_too_long");
+        let mut r = DeactivationList::new();
+        for (line, code) in [
+            ("+14155552671", "missing_field"),
+            (",2026-02-14", "missing_field"),
+            ("+14155552671,14/02/2026", "invalid_date"),
+            ("+14155552671,2026-02-30", "invalid_date"),
+            ("\"+1415,2026-02-14", "invalid_csv"),
+            (long.as_str(), "field_too_long"),
+        ] {
+            assert_eq!(r.line(line.as_bytes()).unwrap_err().code, code, "{line}");
+        }
         let mut a = ReassignedAnswers::new();
-        assert_eq!(
-            a.line(b"+14155552671,2026-01-01,maybe").unwrap_err().code,
-            "invalid_answer"
-        );
-        assert_eq!(
-            a.line(b"+14155552671,2026-01-01").unwrap_err().code,
-            "missing_field"
-        );
-        assert_eq!(
-            a.line(b"+14155552671,someday,yes").unwrap_err().code,
-            "invalid_date"
-        );
+        for (line, code) in [
+            ("+14155552671,2026-01-01,maybe", "invalid_answer"),
+            ("+14155552671,2026-01-01", "missing_field"),
+            ("+14155552671,someday,yes", "invalid_date"),
+        ] {
+            assert_eq!(a.line(line.as_bytes()).unwrap_err().code, code, "{line}");
+        }
     }
 
     #[test]
@@ -660,7 +689,7 @@ mod tests {
             ("NO-DATA", "NO_DATA", EvidenceClass::Neutral),
         ] {
             let line = format!("+14155552671,2025-11-30,{answer}");
-            let e = r.line(line.as_bytes()).unwrap().unwrap();
+            let e = read_one(&mut r, line.as_bytes());
             assert_eq!(e.kind, EvidenceKind::Reassigned);
             assert_eq!(e.raw_code, code, "{answer}");
             assert_eq!(e.codes, vec![Code::Table("reassigned", code.into())]);
@@ -676,10 +705,7 @@ mod tests {
     #[test]
     fn hlr_connectivity_is_strong_only_from_a_live_hlr() {
         let mut r = HlrLines::new();
-        let live = r
-            .line(br#"{"id":"f94ef092cb53","msisdn":"+14156226819","connectivity_status":"CONNECTED","data_source":"LIVE_HLR"}"#)
-            .unwrap()
-            .unwrap();
+        let live = read_one(&mut r, br#"{"id":"f94ef092cb53","msisdn":"+14156226819","connectivity_status":"CONNECTED","data_source":"LIVE_HLR"}"#);
         assert_eq!(live.kind, EvidenceKind::Hlr);
         assert_eq!(live.raw_code, "CONNECTED;LIVE_HLR");
         assert_eq!(live.message_id.as_deref(), Some("f94ef092cb53"));
@@ -691,7 +717,7 @@ mod tests {
         ] {
             let line =
                 format!(r#"{{"msisdn":"+14156226819","connectivity_status":"CONNECTED"{source}}}"#);
-            let e = r.line(line.as_bytes()).unwrap().unwrap();
+            let e = read_one(&mut r, line.as_bytes());
             assert_eq!(
                 e.codes,
                 vec![Code::Table("hlr_connectivity", "CONNECTED_CACHED".into())]
@@ -712,10 +738,7 @@ mod tests {
     #[test]
     fn hlr_live_status_results() {
         let mut r = HlrLines::new();
-        let e = r
-            .line(br#"{"error":"NONE","uuid":"f066f711-4043-4d54-847d-c273e6491881","request_parameters":{"telephone_number":"+44(7790) 60 60 23"},"detected_telephone_number":"447790606023","live_status":"LIVE","timestamp":"2022-09-08T10:56:03Z"}"#)
-            .unwrap()
-            .unwrap();
+        let e = read_one(&mut r, br#"{"error":"NONE","uuid":"f066f711-4043-4d54-847d-c273e6491881","request_parameters":{"telephone_number":"+44(7790) 60 60 23"},"detected_telephone_number":"447790606023","live_status":"LIVE","timestamp":"2022-09-08T10:56:03Z"}"#);
         assert_eq!(e.number, "+447790606023");
         assert_eq!(
             e.observed_at_ms,
@@ -747,22 +770,21 @@ mod tests {
     fn hlr_csv_with_and_without_a_header() {
         let mut r = HlrLines::new();
         // No header: number,status,data_source,checked_at,id.
-        let e = r
-            .line(b"+14156226819,CONNECTED,LIVE_HLR,2026-03-01 08:00:00,h1")
-            .unwrap()
-            .unwrap();
+        let e = read_one(
+            &mut r,
+            b"+14156226819,CONNECTED,LIVE_HLR,2026-03-01 08:00:00,h1",
+        );
         assert_eq!(e.message_id.as_deref(), Some("h1"));
         assert_eq!(class_of(e), EvidenceClass::StrongActive);
         assert_eq!(r.line(b"msisdn,checked_at,status"), Ok(None));
-        let e = r.line(b"+14156226819,1772352000,dead").unwrap().unwrap();
+        let e = read_one(&mut r, b"+14156226819,1772352000,dead");
         assert_eq!(e.observed_at_ms, Some(1_772_352_000_000));
         assert_eq!(e.message_id.as_deref(), Some("hlr:DEAD:1772352000000"));
         assert_eq!(class_of(e), EvidenceClass::StrongInactive);
         // An unknown status is looked up in both tables and refused by the code book.
-        let e = r.line(b"+14156226819,,ROAMING").unwrap().unwrap();
+        let e = read_one(&mut r, b"+14156226819,,ROAMING");
         assert_eq!(e.codes.len(), 2);
-        let book = CodeBook::shipped();
-        let err = observe(&book, &SourceSpec::new("hlr"), e, NOW).unwrap_err();
+        let err = observe_shipped("hlr", e).unwrap_err();
         assert_eq!(err.code, "unknown_code");
     }
 
@@ -801,13 +823,9 @@ mod tests {
         assert_eq!(e.raw_code.len(), MAX_FIELD);
     }
 
-    fn byte_lines() -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(any::<u8>(), 0..200)
-    }
-
     proptest! {
         #[test]
-        fn random_lines_never_panic(bytes in byte_lines()) {
+        fn random_lines_never_panic(bytes in arbitrary_line(200)) {
             let _ = DeactivationList::new().line(&bytes);
             let _ = ReassignedAnswers::new().line(&bytes);
             let _ = HlrLines::new().line(&bytes);

@@ -20,5 +20,6 @@ pub mod twilio;
 pub mod vonage;
 
 pub use event::{Code, Event, LineFormat, MAX_FIELD, ParseError, bounded, field, form_pairs};
+pub(crate) use event::{error_code, international, json_object, json_text, status_codes};
 pub use format::ConnectorFormat;
 pub(crate) use record::split_record;

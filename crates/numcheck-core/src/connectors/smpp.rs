@@ -363,10 +363,25 @@ impl LineFormat for SmppReceiptLines {
     }
 }
 
+/// For tests: the event of a receipt `stat:UNDELIV err:001`, as every SMPP-carrying
+/// connector reads it (the err normalised, before the stat).
+#[cfg(test)]
+pub(crate) fn assert_undeliv_001(e: &Event) {
+    assert_eq!(e.raw_code, "UNDELIV:001");
+    assert_eq!(
+        e.codes,
+        vec![
+            Code::SmppErr("1".into()),
+            Code::Table(STAT_TABLE, "UNDELIV".into())
+        ]
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use crate::connectors::event::read_one;
     use crate::evidence::EvidenceClass;
     use crate::evidence_rows::Row;
     use proptest::prelude::*;
@@ -481,14 +496,7 @@ mod tests {
         )
         .unwrap();
         let e = receipt_event("+14155552671", &r, Some("fallback"));
-        assert_eq!(e.raw_code, "UNDELIV:001");
-        assert_eq!(
-            e.codes,
-            vec![
-                Code::SmppErr("1".into()),
-                Code::Table(STAT_TABLE, "UNDELIV".into())
-            ]
-        );
+        assert_undeliv_001(&e);
         assert_eq!(e.observed_at_ms, Some(ms(2024, 5, 1, 10, 5, 0)));
         assert_eq!(e.message_id.as_deref(), Some("abc"));
         assert!(e.final_state);
@@ -516,16 +524,13 @@ mod tests {
     #[test]
     fn import_lines_take_tab_or_comma() {
         let mut f = SmppReceiptLines::new();
-        let e = f
-            .line(b"+14155552671\tid:9 stat:UNDELIV err:001 text:a, b\r")
-            .unwrap()
-            .unwrap();
+        let e = read_one(
+            &mut f,
+            b"+14155552671\tid:9 stat:UNDELIV err:001 text:a, b\r",
+        );
         assert_eq!(e.number, "+14155552671");
         assert_eq!(e.raw_code, "UNDELIV:001");
-        let e = f
-            .line(b"14155552672,stat:DELIVRD text:hi, there")
-            .unwrap()
-            .unwrap();
+        let e = read_one(&mut f, b"14155552672,stat:DELIVRD text:hi, there");
         assert_eq!(e.number, "14155552672");
         assert_eq!(e.raw_code, "DELIVRD");
         assert_eq!(f.line(b"number,receipt").unwrap(), None);
@@ -549,21 +554,28 @@ mod tests {
         }
     }
 
+    /// Checks the class of each case's receipt line, read on a route with the `map` table.
+    fn assert_classes(line_of: impl Fn(&str) -> String, cases: &[(&str, EvidenceClass)]) {
+        for (value, class) in cases {
+            let line = line_of(value);
+            assert_eq!(class_of(&line, "map"), *class, "{line}");
+        }
+    }
+
     #[test]
     fn stat_table_rows_map_as_documented() {
         use EvidenceClass::*;
-        let cases = [
-            ("DELIVRD", StrongActive),
-            ("UNDELIV", WeakInactive),
-            ("EXPIRED", WeakInactive),
-            ("DELETED", Neutral),
-            ("REJECTD", Neutral),
-            ("UNKNOWN", Neutral),
-        ];
-        for (stat, class) in cases {
-            let line = format!("+14155552671\tid:1 stat:{stat} err:000");
-            assert_eq!(class_of(&line, "map"), class, "{stat}");
-        }
+        assert_classes(
+            |stat| format!("+14155552671\tid:1 stat:{stat} err:000"),
+            &[
+                ("DELIVRD", StrongActive),
+                ("UNDELIV", WeakInactive),
+                ("EXPIRED", WeakInactive),
+                ("DELETED", Neutral),
+                ("REJECTD", Neutral),
+                ("UNKNOWN", Neutral),
+            ],
+        );
         let book = CodeBook::shipped();
         for stat in ["ACCEPTD", "ENROUTE"] {
             assert_eq!(book.lookup(STAT_TABLE, stat), Some(Neutral), "{stat}");
@@ -582,24 +594,23 @@ mod tests {
     #[test]
     fn map_table_rows_map_as_documented() {
         use EvidenceClass::*;
-        let cases = [
-            ("001", StrongInactive),
-            ("5", StrongInactive),
-            ("006", WeakInactive),
-            ("009", WeakInactive),
-            ("011", WeakInactive),
-            ("013", Neutral),
-            ("021", Neutral),
-            ("027", WeakInactive),
-            ("031", WeakActive),
-            ("032", Neutral),
-            ("034", Neutral),
-            ("044", StrongInactive),
-        ];
-        for (err, class) in cases {
-            let line = format!("+14155552671\tstat:UNDELIV err:{err}");
-            assert_eq!(class_of(&line, "map"), class, "err {err}");
-        }
+        assert_classes(
+            |err| format!("+14155552671\tstat:UNDELIV err:{err}"),
+            &[
+                ("001", StrongInactive),
+                ("5", StrongInactive),
+                ("006", WeakInactive),
+                ("009", WeakInactive),
+                ("011", WeakInactive),
+                ("013", Neutral),
+                ("021", Neutral),
+                ("027", WeakInactive),
+                ("031", WeakActive),
+                ("032", Neutral),
+                ("034", Neutral),
+                ("044", StrongInactive),
+            ],
+        );
         // Every row of the table parses to a class the lookup returns for 1, 01 and 001.
         let book = CodeBook::shipped();
         let map = book.table("map").unwrap();

@@ -29,8 +29,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::{Code, Event, LineFormat, ParseError, bounded, field, form_pairs};
-use crate::evidence::EvidenceKind;
+use super::{Event, LineFormat, ParseError, bounded, error_code, field, form_pairs, status_codes};
 
 /// Code table for `MessageStatus` values (`codes/twilio_status.csv`).
 pub const STATUS_TABLE: &str = "twilio_status";
@@ -89,40 +88,11 @@ pub fn callback_event(pairs: &[(String, String)]) -> Result<Event, ParseError> {
         Some(v) => Some(bounded("MessageSid", v)?),
         None => None,
     };
-    let error = match field(pairs, "ErrorCode") {
-        Some(v) => {
-            let v = bounded("ErrorCode", v)?;
-            if !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ParseError::new(
-                    "invalid_field",
-                    format!("ErrorCode {v:?} is not a number"),
-                ));
-            }
-            // `0` (or `00…`) means no error.
-            (!v.bytes().all(|b| b == b'0')).then_some(v)
-        }
-        None => None,
-    };
+    let error = error_code("ErrorCode", field(pairs, "ErrorCode"))?;
 
     let final_state = !NOT_FINAL.contains(&status.as_str());
-    let mut codes = Vec::with_capacity(2);
-    let raw_code = match &error {
-        Some(e) => {
-            codes.push(Code::Table(ERROR_TABLE, e.clone()));
-            format!("{status}:{e}")
-        }
-        None => status.clone(),
-    };
-    codes.push(Code::Table(STATUS_TABLE, status));
-    Ok(Event {
-        number,
-        observed_at_ms: None,
-        kind: EvidenceKind::SmsDlr,
-        raw_code,
-        codes,
-        message_id,
-        final_state,
-    })
+    let codes = status_codes(status, error, STATUS_TABLE, ERROR_TABLE);
+    Ok(Event::sms_dlr(number, None, message_id, codes, final_state))
 }
 
 fn required<'a>(pairs: &'a [(String, String)], names: &[&str]) -> Result<&'a str, ParseError> {
@@ -203,8 +173,10 @@ impl LineFormat for TwilioLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
-    use crate::evidence::EvidenceClass;
+    use crate::connectors::Code;
+    use crate::connectors::codebook::{TEST_NOW, observe_shipped, shipped_class, shipped_row};
+    use crate::connectors::event::{arbitrary_form_pairs, arbitrary_line, assert_codes, read_one};
+    use crate::evidence::{EvidenceClass, EvidenceKind};
     use crate::evidence_rows::Row;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -233,21 +205,11 @@ mod tests {
     }
 
     fn class_of(p: &[(String, String)]) -> Row {
-        let ev = callback_event(p).unwrap();
-        observe(
-            &CodeBook::shipped(),
-            &SourceSpec::new("twilio"),
-            ev,
-            1_700_000_000_000,
-        )
-        .unwrap()
+        shipped_row("twilio", callback_event(p).unwrap())
     }
 
     fn obs_class(p: &[(String, String)]) -> EvidenceClass {
-        match class_of(p) {
-            Row::Observation(o) => o.class,
-            other => panic!("expected an observation, got {other:?}"),
-        }
+        shipped_class("twilio", callback_event(p).unwrap())
     }
 
     #[test]
@@ -272,7 +234,7 @@ mod tests {
         };
         assert_eq!(o.class, EvidenceClass::StrongActive);
         assert_eq!(o.source, "twilio");
-        assert_eq!(o.observed_at_ms, 1_700_000_000_000);
+        assert_eq!(o.observed_at_ms, TEST_NOW);
         assert_eq!(o.number.as_u64(), 14155552671);
     }
 
@@ -280,41 +242,25 @@ mod tests {
     fn error_codes_come_first_and_decide() {
         let p = callback("undelivered", Some("30003"));
         let ev = callback_event(&p).unwrap();
-        assert_eq!(ev.raw_code, "undelivered:30003");
-        assert_eq!(
-            ev.codes,
-            vec![
-                Code::Table(ERROR_TABLE, "30003".into()),
-                Code::Table(STATUS_TABLE, "undelivered".into())
-            ]
+        assert_codes(
+            &ev,
+            "undelivered:30003",
+            &[(ERROR_TABLE, "30003"), (STATUS_TABLE, "undelivered")],
         );
         assert_eq!(obs_class(&p), EvidenceClass::WeakInactive);
-        assert_eq!(
-            obs_class(&callback("undelivered", Some("30005"))),
-            EvidenceClass::StrongInactive
-        );
-        // A landline or unreachable carrier: the number cannot take SMS, it is not dead.
-        assert_eq!(
-            obs_class(&callback("undelivered", Some("30006"))),
-            EvidenceClass::Neutral
-        );
-        assert_eq!(
-            obs_class(&callback("undelivered", Some("30007"))),
-            EvidenceClass::Neutral
-        );
-        assert_eq!(
-            obs_class(&callback("failed", Some("30002"))),
-            EvidenceClass::Neutral
-        );
-        // An error code no table lists falls through to the status.
-        assert_eq!(
-            obs_class(&callback("undelivered", Some("39999"))),
-            EvidenceClass::WeakInactive
-        );
-        assert_eq!(
-            obs_class(&callback("failed", Some("39999"))),
-            EvidenceClass::Neutral
-        );
+        for (status, error, class) in [
+            ("undelivered", "30005", EvidenceClass::StrongInactive),
+            // A landline or unreachable carrier: the number cannot take SMS, it is not dead.
+            ("undelivered", "30006", EvidenceClass::Neutral),
+            ("undelivered", "30007", EvidenceClass::Neutral),
+            ("failed", "30002", EvidenceClass::Neutral),
+            // An error code no table lists falls through to the status.
+            ("undelivered", "39999", EvidenceClass::WeakInactive),
+            ("failed", "39999", EvidenceClass::Neutral),
+        ] {
+            let got = obs_class(&callback(status, Some(error)));
+            assert_eq!(got, class, "{status} {error}");
+        }
     }
 
     #[test]
@@ -333,16 +279,7 @@ mod tests {
 
     #[test]
     fn intermediate_and_canceled_states_are_not_final() {
-        for s in [
-            "queued",
-            "sending",
-            "sent",
-            "accepted",
-            "scheduled",
-            "canceled",
-            "receiving",
-            "received",
-        ] {
+        for s in NOT_FINAL {
             let p = callback(s, None);
             assert!(!callback_event(&p).unwrap().final_state, "{s}");
             assert_eq!(class_of(&p), Row::NotFinal, "{s}");
@@ -355,13 +292,7 @@ mod tests {
     fn an_unknown_final_status_is_refused_by_the_code_book() {
         let ev = callback_event(&callback("vanished", None)).unwrap();
         assert!(ev.final_state);
-        let err = observe(
-            &CodeBook::shipped(),
-            &SourceSpec::new("twilio"),
-            ev,
-            1_700_000_000_000,
-        )
-        .unwrap_err();
+        let err = observe_shipped("twilio", ev).unwrap_err();
         assert_eq!(err.code, "unknown_code");
     }
 
@@ -495,10 +426,7 @@ mod tests {
     #[test]
     fn import_lines_are_form_encoded_callbacks() {
         let mut f = TwilioLines::new();
-        let ev = f
-            .line(b"MessageSid=SM9&MessageStatus=undelivered&ErrorCode=30005&To=%2B14155552671&From=%2B14155550000")
-            .unwrap()
-            .unwrap();
+        let ev = read_one(&mut f, b"MessageSid=SM9&MessageStatus=undelivered&ErrorCode=30005&To=%2B14155552671&From=%2B14155550000");
         assert_eq!(ev.number, "+14155552671");
         assert_eq!(ev.raw_code, "undelivered:30005");
         assert_eq!(ev.message_id.as_deref(), Some("SM9"));
@@ -514,25 +442,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn shipped_tables_have_a_meaning_on_every_row_and_name_their_source() {
-        for name in [STATUS_TABLE, ERROR_TABLE] {
-            crate::connectors::codebook::assert_documented_table(name);
-        }
-    }
-
     proptest::proptest! {
         #[test]
         fn random_form_pairs_never_panic(
-            raw in proptest::collection::vec(
-                (proptest::sample::select(vec![
-                    "To", "MessageStatus", "SmsStatus", "MessageSid", "ErrorCode", "From", "X",
-                ]), ".{0,300}"),
-                0..8,
+            p in arbitrary_form_pairs(
+                &["To", "MessageStatus", "SmsStatus", "MessageSid", "ErrorCode", "From", "X"],
+                ".{0,300}",
             )
         ) {
-            let p: Vec<(String, String)> =
-                raw.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
             if let Ok(ev) = callback_event(&p) {
                 proptest::prop_assert!(!ev.number.is_empty());
                 proptest::prop_assert!(!ev.codes.is_empty());
@@ -542,7 +459,7 @@ mod tests {
         }
 
         #[test]
-        fn random_lines_never_panic(line in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+        fn random_lines_never_panic(line in arbitrary_line(400)) {
             let _ = TwilioLines::new().line(&line);
         }
     }

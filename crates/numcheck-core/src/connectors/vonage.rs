@@ -27,10 +27,11 @@
 //! which suggests `scts` is the carrier's local time: it is only a fallback.
 
 use chrono::NaiveDateTime;
-use serde_json::Value;
 
-use super::{Code, Event, LineFormat, ParseError, bounded, field, form_pairs};
-use crate::evidence::EvidenceKind;
+use super::{
+    Event, LineFormat, ParseError, bounded, error_code, field, form_pairs, international,
+    json_object, json_text, status_codes,
+};
 
 /// Code table for `status` values (`codes/vonage_status.csv`).
 pub const STATUS_TABLE: &str = "vonage_status";
@@ -71,28 +72,8 @@ pub fn callback_event_form(pairs: &[(String, String)]) -> Result<Event, ParseErr
 /// Reads a receipt sent as a JSON POST: one object with the same field names as the form.
 /// Values may be strings or numbers; `null` counts as absent.
 pub fn callback_event_json(body: &[u8]) -> Result<Event, ParseError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError::new("invalid_json", format!("not JSON: {e}")))?;
-    let Value::Object(obj) = value else {
-        return Err(ParseError::new(
-            "invalid_json",
-            "a delivery receipt is a JSON object",
-        ));
-    };
-    let get = |name: &str| -> Result<Option<String>, ParseError> {
-        match obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => {
-                let s = s.trim();
-                Ok((!s.is_empty()).then(|| s.to_owned()))
-            }
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(ParseError::new(
-                "invalid_field",
-                format!("{name} is neither a string nor a number"),
-            )),
-        }
-    };
+    let obj = json_object(body, "a delivery receipt is a JSON object")?;
+    let get = |name: &str| json_text(&obj, name);
     build(Receipt {
         msisdn: get("msisdn")?,
         message_id: get("messageId")?,
@@ -127,55 +108,21 @@ fn build(r: Receipt) -> Result<Event, ParseError> {
         .map(|v| bounded("messageId", v))
         .transpose()?;
     let final_state = !NOT_FINAL.contains(&status.as_str());
-    let err = match r.err_code.as_deref() {
-        Some(e) => {
-            let e = bounded("err-code", e)?;
-            if !e.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ParseError::new(
-                    "invalid_field",
-                    format!("err-code {e:?} is not a number"),
-                ));
-            }
-            // `0` is "no error"; while a message is only accepted the code is meaningless.
-            (final_state && !e.bytes().all(|b| b == b'0')).then_some(e)
-        }
-        None => None,
-    };
+    // While a message is only accepted the code is meaningless.
+    let err = error_code("err-code", r.err_code.as_deref())?.filter(|_| final_state);
     let observed_at_ms = match (r.message_timestamp.as_deref(), r.scts.as_deref()) {
         (Some(ts), _) => Some(parse_message_timestamp(ts)?),
         (None, Some(scts)) => Some(parse_scts(scts)?),
         (None, None) => None,
     };
-    let mut codes = Vec::with_capacity(2);
-    let raw_code = match &err {
-        Some(e) => {
-            codes.push(Code::Table(ERROR_TABLE, e.clone()));
-            format!("{status}:{e}")
-        }
-        None => status.clone(),
-    };
-    codes.push(Code::Table(STATUS_TABLE, status));
-    Ok(Event {
+    let codes = status_codes(status, err, STATUS_TABLE, ERROR_TABLE);
+    Ok(Event::sms_dlr(
         number,
         observed_at_ms,
-        kind: EvidenceKind::SmsDlr,
-        raw_code,
-        codes,
         message_id,
+        codes,
         final_state,
-    })
-}
-
-/// Vonage writes `msisdn` in international format without `+` (E.164 digits); the `+`
-/// is added so the numbering plan reads it as international. Anything else is passed on as
-/// written.
-fn international(number: String) -> String {
-    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && !number.starts_with('0')
-    {
-        format!("+{number}")
-    } else {
-        number
-    }
+    ))
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, UTC.
@@ -243,12 +190,14 @@ impl LineFormat for VonageLines {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::connectors::codebook::{CodeBook, SourceSpec, observe};
-    use crate::evidence::EvidenceClass;
-    use crate::evidence_rows::Row;
+    use serde_json::Value;
 
-    const NOW: i64 = 1_800_000_000_000;
+    use super::*;
+    use crate::connectors::Code;
+    use crate::connectors::codebook::{shipped_class, shipped_row};
+    use crate::connectors::event::{arbitrary_form_pairs, arbitrary_line, assert_codes, read_one};
+    use crate::evidence::{EvidenceClass, EvidenceKind};
+    use crate::evidence_rows::Row;
 
     /// A JSON receipt with the fields the Vonage delivery-receipt guide lists (values made up).
     fn json_receipt(status: &str, err: &str) -> String {
@@ -261,29 +210,30 @@ mod tests {
     }
 
     fn row(ev: Event) -> Row {
-        observe(&CodeBook::shipped(), &SourceSpec::new("vonage"), ev, NOW).unwrap()
+        shipped_row("vonage", ev)
     }
 
     fn class(status: &str, err: &str) -> EvidenceClass {
-        match row(callback_event_json(json_receipt(status, err).as_bytes()).unwrap()) {
-            Row::Observation(o) => o.class,
-            other => panic!("expected an observation, got {other:?}"),
-        }
+        shipped_class(
+            "vonage",
+            callback_event_json(json_receipt(status, err).as_bytes()).unwrap(),
+        )
     }
 
     #[test]
     fn a_delivered_json_receipt() {
         let ev = callback_event_json(json_receipt("delivered", "0").as_bytes()).unwrap();
-        assert_eq!(ev.number, "+447700900123");
-        assert_eq!(ev.message_id.as_deref(), Some("0A0000001234ABCD"));
-        assert_eq!(ev.raw_code, "delivered");
-        assert_eq!(
-            ev.codes,
-            vec![Code::Table(STATUS_TABLE, "delivered".into())]
-        );
-        assert!(ev.final_state);
-        // 2024-03-15T14:31:07Z
-        assert_eq!(ev.observed_at_ms, Some(1_710_513_067_000));
+        let expected = Event {
+            number: "+447700900123".into(),
+            // 2024-03-15T14:31:07Z
+            observed_at_ms: Some(1_710_513_067_000),
+            kind: EvidenceKind::SmsDlr,
+            raw_code: "delivered".into(),
+            codes: vec![Code::Table(STATUS_TABLE, "delivered".into())],
+            message_id: Some("0A0000001234ABCD".into()),
+            final_state: true,
+        };
+        assert_eq!(ev, expected);
         let Row::Observation(o) = row(ev) else {
             panic!("not an observation")
         };
@@ -295,13 +245,10 @@ mod tests {
     #[test]
     fn error_codes_decide_before_the_status() {
         let ev = callback_event_json(json_receipt("failed", "3").as_bytes()).unwrap();
-        assert_eq!(ev.raw_code, "failed:3");
-        assert_eq!(
-            ev.codes,
-            vec![
-                Code::Table(ERROR_TABLE, "3".into()),
-                Code::Table(STATUS_TABLE, "failed".into())
-            ]
+        assert_codes(
+            &ev,
+            "failed:3",
+            &[(ERROR_TABLE, "3"), (STATUS_TABLE, "failed")],
         );
         assert_eq!(class("failed", "3"), EvidenceClass::StrongInactive);
         assert_eq!(class("failed", "2"), EvidenceClass::WeakInactive);
@@ -407,14 +354,8 @@ mod tests {
     #[test]
     fn import_lines_take_json_or_query_strings() {
         let mut f = VonageLines::new();
-        let a = f
-            .line(json_receipt("delivered", "0").as_bytes())
-            .unwrap()
-            .unwrap();
-        let b = f
-            .line(b"?msisdn=447700900123&messageId=0A0000001234ABCD&status=delivered&err-code=0&message-timestamp=2024-03-15%2014:31:07")
-            .unwrap()
-            .unwrap();
+        let a = read_one(&mut f, json_receipt("delivered", "0").as_bytes());
+        let b = read_one(&mut f, b"?msisdn=447700900123&messageId=0A0000001234ABCD&status=delivered&err-code=0&message-timestamp=2024-03-15%2014:31:07");
         assert_eq!(a, b);
         assert_eq!(f.line(b"{oops").unwrap_err().code, "invalid_json");
         assert_eq!(
@@ -423,25 +364,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn shipped_tables_have_a_meaning_on_every_row_and_name_their_source() {
-        for name in [STATUS_TABLE, ERROR_TABLE] {
-            crate::connectors::codebook::assert_documented_table(name);
-        }
-    }
-
     proptest::proptest! {
         #[test]
         fn random_form_pairs_never_panic(
-            raw in proptest::collection::vec(
-                (proptest::sample::select(vec![
-                    "msisdn", "status", "messageId", "err-code", "scts", "message-timestamp", "to",
-                ]), ".{0,64}"),
-                0..8,
+            p in arbitrary_form_pairs(
+                &["msisdn", "status", "messageId", "err-code", "scts", "message-timestamp", "to"],
+                ".{0,64}",
             )
         ) {
-            let p: Vec<(String, String)> =
-                raw.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
             let _ = callback_event_form(&p);
         }
 
@@ -464,7 +394,7 @@ mod tests {
         }
 
         #[test]
-        fn random_lines_never_panic(line in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+        fn random_lines_never_panic(line in arbitrary_line(400)) {
             let _ = VonageLines::new().line(&line);
         }
     }

@@ -236,10 +236,9 @@ pub fn parse_region(text: &str) -> Result<RegionCode, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn source(name: &str, format: &str) -> SourceConfig {
+impl SourceConfig {
+    /// A source with a valid token and nothing optional set.
+    pub(crate) fn for_tests(name: &str, format: &str) -> SourceConfig {
         SourceConfig {
             name: name.into(),
             format: format.into(),
@@ -249,31 +248,36 @@ mod tests {
             twilio_auth_token: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn config_mistakes_are_named() {
         let cases: Vec<(SourceConfig, &str)> = vec![
-            (source("a b", "kannel"), "must be 1 to 64"),
-            (source("s", "fax"), "unknown format"),
-            (source("s", "freeswitch"), "has no webhook"),
+            (SourceConfig::for_tests("a b", "kannel"), "must be 1 to 64"),
+            (SourceConfig::for_tests("s", "fax"), "unknown format"),
+            (SourceConfig::for_tests("s", "freeswitch"), "has no webhook"),
             (
                 SourceConfig {
                     token: "short".into(),
-                    ..source("s", "kannel")
+                    ..SourceConfig::for_tests("s", "kannel")
                 },
                 "at least 16",
             ),
             (
                 SourceConfig {
                     default_region: Some("Narnia".into()),
-                    ..source("s", "kannel")
+                    ..SourceConfig::for_tests("s", "kannel")
                 },
                 "region code",
             ),
             (
                 SourceConfig {
                     twilio_auth_token: Some("x".into()),
-                    ..source("s", "kannel")
+                    ..SourceConfig::for_tests("s", "kannel")
                 },
                 "twilio sources only",
             ),
@@ -282,8 +286,18 @@ mod tests {
             let e = validate_sources(&[c]).unwrap_err();
             assert!(e.contains(wanted), "{e}");
         }
-        let e = validate_sources(&[source("s", "kannel"), source("s", "jasmin")]).unwrap_err();
+        let e = validate_sources(&[
+            SourceConfig::for_tests("s", "kannel"),
+            SourceConfig::for_tests("s", "jasmin"),
+        ])
+        .unwrap_err();
         assert!(e.contains("twice"), "{e}");
-        assert!(validate_sources(&[source("s", "kannel"), source("t", "twilio")]).is_ok());
+        assert!(
+            validate_sources(&[
+                SourceConfig::for_tests("s", "kannel"),
+                SourceConfig::for_tests("t", "twilio")
+            ])
+            .is_ok()
+        );
     }
 }

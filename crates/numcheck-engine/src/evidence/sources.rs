@@ -133,34 +133,23 @@ pub fn import_spec(
 mod tests {
     use super::*;
 
-    fn source(name: &str, format: &str) -> SourceConfig {
-        SourceConfig {
-            name: name.into(),
-            format: format.into(),
-            token: "0123456789abcdef".into(),
-            err_table: None,
-            default_region: None,
-            twilio_auth_token: None,
-        }
-    }
-
     #[test]
     fn err_tables_must_exist_and_tokens_match_exactly() {
         let book = CodeBook::shipped();
         let bad = SourceConfig {
             err_table: Some("nope".into()),
-            ..source("s", "kannel")
+            ..SourceConfig::for_tests("s", "kannel")
         };
         let e = Sources::build(&[bad], &book).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("map"), "{e}");
-        let sources = Sources::build(&[source("s", "kannel")], &book).unwrap();
+        let sources = Sources::build(&[SourceConfig::for_tests("s", "kannel")], &book).unwrap();
         let s = sources.get("s").unwrap();
         assert_eq!(s.spec.err_table, "map");
         assert!(s.token_matches("0123456789abcdef"));
         assert!(!s.token_matches("0123456789abcdeF"));
         assert!(!s.token_matches("0123456789abcdef "));
         assert!(!s.token_matches(""));
-        let debug = format!("{:?}", source("s", "kannel"));
+        let debug = format!("{:?}", SourceConfig::for_tests("s", "kannel"));
         assert!(!debug.contains("0123456789abcdef"), "{debug}");
     }
 

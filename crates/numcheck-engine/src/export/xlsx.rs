@@ -295,14 +295,20 @@ mod tests {
             .collect()
     }
 
+    /// A fresh folder, kept while the test holds it, and the workbook's path in it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result.xlsx");
+        (dir, path)
+    }
+
     fn strings(row: &[&str]) -> Vec<String> {
         row.iter().map(|s| (*s).to_owned()).collect()
     }
 
     #[test]
     fn phone_numbers_are_stored_as_text_cells_never_as_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let rows: &[&[&str]] = &[
             &["+14155552671", "active", "ok"],
             &["14155552671", "unknown", "no_evidence"],
@@ -324,8 +330,7 @@ mod tests {
 
     #[test]
     fn rows_beyond_max_rows_continue_on_a_new_sheet_that_repeats_the_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let numbers = ["+1", "+2", "+3", "+4", "+5"];
         let rows: Vec<[&str; 3]> = numbers.iter().map(|n| [*n, "active", "ok"]).collect();
         let rows: Vec<&[&str]> = rows.iter().map(|r| &r[..]).collect();
@@ -346,8 +351,7 @@ mod tests {
 
     #[test]
     fn a_sheet_filled_exactly_to_max_rows_leaves_no_empty_sheet_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let rows: &[&[&str]] = &[&["+1"], &["+2"], &["+3"], &["+4"]];
         assert_eq!(write(&path, rows, 3), 4);
 
@@ -359,8 +363,7 @@ mod tests {
 
     #[test]
     fn many_small_sheets_are_numbered_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let rows: &[&[&str]] = &[&["+1"], &["+2"], &["+3"], &["+4"], &["+5"]];
         assert_eq!(write(&path, rows, 2), 5);
 
@@ -379,8 +382,7 @@ mod tests {
 
     #[test]
     fn an_empty_result_still_has_a_sheet_with_the_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         assert_eq!(write(&path, &[], XLSX_MAX_ROWS), 0);
 
         assert_eq!(sheet_names(&path), ["Results"]);
@@ -389,8 +391,7 @@ mod tests {
 
     #[test]
     fn the_header_is_bold_and_frozen_on_every_sheet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let rows: &[&[&str]] = &[&["+1"], &["+2"], &["+3"]];
         write(&path, rows, 2);
 
@@ -437,8 +438,7 @@ mod tests {
 
     #[test]
     fn cells_longer_than_excels_limit_are_truncated_rather_than_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let ascii = "7".repeat(40_000);
         // Two UTF-16 units each: the cut falls between characters, never inside one.
         let emoji = "📞".repeat(20_000);
@@ -452,8 +452,7 @@ mod tests {
 
     #[test]
     fn markup_control_characters_and_empty_cells_are_written_safely() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let rows: &[&[&str]] = &[
             &["<b>&amp;</b>", "", "tab\there"],
             &["nul\0bell\u{7}", " padded ", "_x0041_"],
@@ -479,8 +478,7 @@ mod tests {
 
     #[test]
     fn nothing_appears_at_the_path_before_finish_and_no_temporary_files_remain() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (dir, path) = scratch();
         let mut writer = XlsxWriter::new(&path, HEADER, XLSX_MAX_ROWS).unwrap();
         writer.push_row(&["+14155552671"]).unwrap();
         assert!(!path.exists());
@@ -502,8 +500,7 @@ mod tests {
 
     #[test]
     fn impossible_shapes_are_errors_not_panics() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (dir, path) = scratch();
         assert!(XlsxWriter::new(&path, HEADER, 0).is_err());
         assert!(XlsxWriter::new(&path, HEADER, 1).is_err());
         let wide = vec!["x"; MAX_COLUMNS + 1];
@@ -519,8 +516,7 @@ mod tests {
 
     #[test]
     fn max_rows_above_excels_limit_is_lowered_to_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.xlsx");
+        let (_dir, path) = scratch();
         let writer = XlsxWriter::new(&path, HEADER, u32::MAX).unwrap();
         assert_eq!(writer.max_rows, XLSX_MAX_ROWS);
     }

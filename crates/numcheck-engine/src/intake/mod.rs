@@ -564,14 +564,40 @@ impl LineCounter {
     }
 }
 
-/// The bounds a spreadsheet is read within.
-fn table_options<'a>(engine: &Engine, choice: &TableChoice<'a>) -> tabular::Options<'a> {
-    tabular::Options {
-        phone_column: choice.phone_column,
-        sheet: choice.sheet,
-        region: choice.region,
-        max_output: engine.config.max_upload_bytes,
-        max_expanded: engine.config.max_xlsx_bytes.saturating_mul(XLSX_EXPANSION),
+/// How a spreadsheet is read: the column, sheet and region chosen, within the engine's
+/// bounds. Owned, so the blocking task that reads the file can take it.
+struct TableRead {
+    phone_column: Option<String>,
+    sheet: Option<String>,
+    region: Option<RegionCode>,
+    max_output: u64,
+    max_expanded: u64,
+}
+
+impl TableRead {
+    fn new(
+        engine: &Engine,
+        phone_column: Option<String>,
+        sheet: Option<String>,
+        region: Option<RegionCode>,
+    ) -> Self {
+        TableRead {
+            phone_column,
+            sheet,
+            region,
+            max_output: engine.config.max_upload_bytes,
+            max_expanded: engine.config.max_xlsx_bytes.saturating_mul(XLSX_EXPANSION),
+        }
+    }
+
+    fn options(&self) -> tabular::Options<'_> {
+        tabular::Options {
+            phone_column: self.phone_column.as_deref(),
+            sheet: self.sheet.as_deref(),
+            region: self.region,
+            max_output: self.max_output,
+            max_expanded: self.max_expanded,
+        }
     }
 }
 
@@ -592,21 +618,16 @@ async fn convert(
         path,
     } = spooled;
     let mut writer = engine.blobs.writer(&key).await?;
-    let phone_column = choice.phone_column.map(str::to_owned);
-    let sheet = choice.sheet.map(str::to_owned);
-    let bounds = table_options(engine, &choice);
-    let (max_output, max_expanded, region) =
-        (bounds.max_output, bounds.max_expanded, bounds.region);
+    let read = TableRead::new(
+        engine,
+        choice.phone_column.map(str::to_owned),
+        choice.sheet.map(str::to_owned),
+        choice.region,
+    );
     let plan = engine.plan;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let job = tokio::task::spawn_blocking(move || {
-        let options = tabular::Options {
-            phone_column: phone_column.as_deref(),
-            sheet: sheet.as_deref(),
-            region,
-            max_output,
-            max_expanded,
-        };
+        let options = read.options();
         let input = std::io::BufReader::new(std::fs::File::open(&path)?);
         let out = ChannelWriter {
             tx,
@@ -754,24 +775,10 @@ pub async fn preview(engine: &Engine, form: PreviewForm) -> Result<tabular::Prev
         ));
     };
     let region = parse_region(form.default_region.as_deref())?;
-    let bounds = table_options(
-        engine,
-        &TableChoice {
-            region,
-            ..TableChoice::default()
-        },
-    );
-    let (max_output, max_expanded) = (bounds.max_output, bounds.max_expanded);
-    let (phone_column, sheet) = (form.phone_column, form.sheet);
+    let read = TableRead::new(engine, form.phone_column, form.sheet, region);
     let plan = engine.plan;
     tokio::task::spawn_blocking(move || {
-        let options = tabular::Options {
-            phone_column: phone_column.as_deref(),
-            sheet: sheet.as_deref(),
-            region,
-            max_output,
-            max_expanded,
-        };
+        let options = read.options();
         let (file_name, preview) = match file {
             PreviewFile::Head {
                 kind: Kind::Text,

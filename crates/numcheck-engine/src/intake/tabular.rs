@@ -936,8 +936,7 @@ fn convert_records(
     naming: Naming,
     out: impl Write,
 ) -> Result<Converted, TabularError> {
-    let sample = read_sample(records)?;
-    let layout = layout(&sample, plan, options.region, options.phone_column, naming)?;
+    let (sample, layout) = sample_layout(records, plan, options, naming)?;
     let mut lines = Lines {
         out,
         line: 0,
@@ -1004,8 +1003,20 @@ pub fn convert_xlsx<RS: Read + Seek>(
     options: &Options<'_>,
     out: impl Write,
 ) -> Result<Converted, TabularError> {
+    with_sheet(input, options, |records, _| {
+        convert_records(records, plan, options, Naming::Letters, out)
+    })
+}
+
+/// Opens the workbook and hands `f` the records of the chosen sheet (`options.sheet`, else
+/// the first visible one) with the names of all its worksheets.
+fn with_sheet<RS: Read + Seek, T>(
+    input: RS,
+    options: &Options<'_>,
+    f: impl FnOnce(&mut XlsxRecords<'_, RS>, Vec<String>) -> Result<T, TabularError>,
+) -> Result<T, TabularError> {
     let mut workbook = open_xlsx(input, options.max_expanded)?;
-    let (sheet, _) = pick_sheet(&workbook, options.sheet)?;
+    let (sheet, names) = pick_sheet(&workbook, options.sheet)?;
     let cells = workbook
         .worksheet_cells_reader(&sheet)
         .map_err(xlsx_error)?;
@@ -1014,7 +1025,7 @@ pub fn convert_xlsx<RS: Read + Seek>(
         pending: None,
         done: false,
     };
-    convert_records(&mut records, plan, options, Naming::Letters, out)
+    f(&mut records, names)
 }
 
 fn open_xlsx<RS: Read + Seek>(mut input: RS, max_expanded: u64) -> Result<Xlsx<RS>, TabularError> {
@@ -1183,17 +1194,26 @@ pub fn preview_csv(
         Some(end) if cut => &head[..=end],
         _ => head,
     };
-    let mut records = CsvRecords::new(head, delimiter);
-    let sample = read_sample(&mut records)?;
-    let layout = layout(
-        &sample,
+    let (_, layout) = sample_layout(
+        &mut CsvRecords::new(head, delimiter),
         plan,
-        options.region,
-        options.phone_column,
+        options,
         Naming::Numbered,
     )?;
     let kind = if prefer_tab { Kind::Tsv } else { Kind::Csv };
     Ok(Preview::from_layout(kind, layout, Vec::new()))
+}
+
+/// The first records, and the layout they show.
+fn sample_layout(
+    records: &mut dyn Records,
+    plan: NumberingPlan,
+    options: &Options<'_>,
+    naming: Naming,
+) -> Result<(Vec<Record>, Layout), TabularError> {
+    let sample = read_sample(records)?;
+    let layout = layout(&sample, plan, options.region, options.phone_column, naming)?;
+    Ok((sample, layout))
 }
 
 /// The preview of a workbook's chosen sheet, with the names of all its worksheets.
@@ -1202,25 +1222,10 @@ pub fn preview_xlsx<RS: Read + Seek>(
     plan: NumberingPlan,
     options: &Options<'_>,
 ) -> Result<Preview, TabularError> {
-    let mut workbook = open_xlsx(input, options.max_expanded)?;
-    let (sheet, names) = pick_sheet(&workbook, options.sheet)?;
-    let cells = workbook
-        .worksheet_cells_reader(&sheet)
-        .map_err(xlsx_error)?;
-    let mut records = XlsxRecords {
-        cells,
-        pending: None,
-        done: false,
-    };
-    let sample = read_sample(&mut records)?;
-    let layout = layout(
-        &sample,
-        plan,
-        options.region,
-        options.phone_column,
-        Naming::Letters,
-    )?;
-    Ok(Preview::from_layout(Kind::Xlsx, layout, names))
+    with_sheet(input, options, |records, names| {
+        let (_, layout) = sample_layout(records, plan, options, Naming::Letters)?;
+        Ok(Preview::from_layout(Kind::Xlsx, layout, names))
+    })
 }
 
 #[cfg(test)]
@@ -1250,6 +1255,15 @@ mod tests {
         out
     }
 
+    /// Checks the records of `data`: `want` holds each record's cells, numbered from 1.
+    fn assert_records(data: &[u8], delimiter: u8, want: &[&[&str]]) {
+        let want: Vec<(u64, Vec<String>)> = sample(want)
+            .into_iter()
+            .map(|r| (r.number, r.cells))
+            .collect();
+        assert_eq!(records(data, delimiter), want);
+    }
+
     fn row(cells: &[&str]) -> Vec<String> {
         cells.iter().map(|c| (*c).to_owned()).collect()
     }
@@ -1264,6 +1278,11 @@ mod tests {
             .collect()
     }
 
+    /// The layout detected in these records (columns numbered, no region, no column named).
+    fn detected(rows: &[&[&str]]) -> Layout {
+        layout(&sample(rows), PLAN, None, None, Naming::Numbered).unwrap()
+    }
+
     fn csv_text(data: &str, options: &Options<'_>) -> Result<String, TabularError> {
         let mut out = Vec::new();
         convert_csv(data.as_bytes(), false, PLAN, options, &mut out)?;
@@ -1272,45 +1291,28 @@ mod tests {
 
     #[test]
     fn blank_lines_count_as_records_and_quoted_line_ends_do_not() {
-        let got = records(b"a,b\r\n\r\nc,\"d\r\ne\"\n\n\nf\rg", b',');
-        assert_eq!(
-            got,
-            vec![
-                (1, row(&["a", "b"])),
-                (2, vec![]),
-                (3, row(&["c", "d\r\ne"])),
-                (4, vec![]),
-                (5, vec![]),
-                (6, row(&["f"])),
-                (7, row(&["g"])),
-            ]
+        assert_records(
+            b"a,b\r\n\r\nc,\"d\r\ne\"\n\n\nf\rg",
+            b',',
+            &[&["a", "b"], &[], &["c", "d\r\ne"], &[], &[], &["f"], &["g"]],
         );
     }
 
     #[test]
     fn a_byte_order_mark_past_the_start_is_data() {
-        let got = records(b"a\r\xEF\xBB\xBF\nb\n\xEF\xBB\xBFc", b',');
-        assert_eq!(
-            got,
-            vec![
-                (1, row(&["a"])),
-                (2, row(&["\u{FEFF}"])),
-                (3, row(&["b"])),
-                (4, row(&["\u{FEFF}c"])),
-            ]
+        assert_records(
+            b"a\r\xEF\xBB\xBF\nb\n\xEF\xBB\xBFc",
+            b',',
+            &[&["a"], &["\u{FEFF}"], &["b"], &["\u{FEFF}c"]],
         );
     }
 
     #[test]
     fn a_byte_order_mark_is_skipped_and_records_may_differ_in_length() {
-        let got = records(b"\xEF\xBB\xBFphone;name\n+1;x;extra\n+2\n", b';');
-        assert_eq!(
-            got,
-            vec![
-                (1, row(&["phone", "name"])),
-                (2, row(&["+1", "x", "extra"])),
-                (3, row(&["+2"])),
-            ]
+        assert_records(
+            b"\xEF\xBB\xBFphone;name\n+1;x;extra\n+2\n",
+            b';',
+            &[&["phone", "name"], &["+1", "x", "extra"], &["+2"]],
         );
     }
 
@@ -1408,12 +1410,11 @@ mod tests {
 
     #[test]
     fn a_phoneish_header_names_the_column() {
-        let s = sample(&[
+        let l = detected(&[
             &["Name", "Mobile", "City"],
             &["Ann", "+447911123456", "Leeds"],
             &["Bob", "+33612345678", "Lyon"],
         ]);
-        let l = layout(&s, PLAN, None, None, Naming::Numbered).unwrap();
         assert!(l.has_header);
         assert_eq!(l.header, Some(1));
         assert_eq!(l.phone_column, Some(2));
@@ -1425,12 +1426,11 @@ mod tests {
 
     #[test]
     fn without_a_telling_header_the_column_of_numbers_wins() {
-        let s = sample(&[
+        let l = detected(&[
             &["Who", "Reach", "Note"],
             &["Ann", "+447911123456", "x"],
             &["Bob", "+33612345678", "y"],
         ]);
-        let l = layout(&s, PLAN, None, None, Naming::Numbered).unwrap();
         assert!(l.has_header, "a text cell above a column of numbers");
         assert_eq!(l.phone_column, Some(2));
 
@@ -1480,8 +1480,7 @@ mod tests {
 
     #[test]
     fn a_file_without_numbers_has_no_phone_column() {
-        let s = sample(&[&["Name", "City"], &["Ann", "Leeds"], &["Bob", "Lyon"]]);
-        let l = layout(&s, PLAN, None, None, Naming::Numbered).unwrap();
+        let l = detected(&[&["Name", "City"], &["Ann", "Leeds"], &["Bob", "Lyon"]]);
         assert_eq!(l.phone_column, None);
         let err = csv_text("Name,City\nAnn,Leeds\n", &options()).unwrap_err();
         assert!(matches!(err, TabularError::NoPhoneColumn { .. }), "{err}");

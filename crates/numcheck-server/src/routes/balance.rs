@@ -120,12 +120,23 @@ pub(crate) struct Secret {
     scheme: &'static str,
 }
 
-fn secret_body(secret: String) -> Json<Secret> {
-    Json(Secret {
+/// The user's secret, made on first use; `rotate` replaces it.
+async fn user_secret(
+    state: &AppState,
+    who: &AuthUser,
+    rotate: bool,
+) -> Result<Json<Secret>, ApiError> {
+    let candidate = crate::callback::new_secret()?;
+    let secret = state
+        .engine
+        .store
+        .callback_secret(&who.0.user.id, &candidate, rotate)
+        .await?;
+    Ok(Json(Secret {
         secret,
         header: "X-Numcheck-Signature",
         scheme: "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>",
-    })
+    }))
 }
 
 /// `GET /v1/callback-secret`: made on first use.
@@ -142,15 +153,9 @@ fn secret_body(secret: String) -> Json<Secret> {
 )]
 pub async fn callback_secret(
     State(state): State<AppState>,
-    AuthUser(who): AuthUser,
+    who: AuthUser,
 ) -> Result<Json<Secret>, ApiError> {
-    let candidate = crate::callback::new_secret()?;
-    let secret = state
-        .engine
-        .store
-        .callback_secret(&who.user.id, &candidate, false)
-        .await?;
-    Ok(secret_body(secret))
+    user_secret(&state, &who, false).await
 }
 
 /// `POST /v1/callback-secret/rotate`: a new secret; notices sent from now on use it.
@@ -167,14 +172,9 @@ pub async fn callback_secret(
 )]
 pub async fn rotate_callback_secret(
     State(state): State<AppState>,
-    AuthUser(who): AuthUser,
+    who: AuthUser,
 ) -> Result<Json<Secret>, ApiError> {
-    let candidate = crate::callback::new_secret()?;
-    let secret = state
-        .engine
-        .store
-        .callback_secret(&who.user.id, &candidate, true)
-        .await?;
-    tracing::info!(user = %who.user.name, "callback secret rotated");
-    Ok(secret_body(secret))
+    let secret = user_secret(&state, &who, true).await?;
+    tracing::info!(user = %who.0.user.name, "callback secret rotated");
+    Ok(secret)
 }

@@ -1,7 +1,5 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) of the process's counters.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -22,25 +20,11 @@ use crate::telemetry::{Exposition, label};
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = Exposition::default();
-    let t = &state.engine.lookups.totals;
-    out.family(
+    out.outcomes(
         "numcheck_lookups_total",
-        "counter",
         "Live lookups by outcome since start (made: paid for by a task budget; from_cache: asked within the freshness window; skipped_budget: not asked, budget spent; failed: provider error, the number stays unknown).",
+        &state.engine.lookups.totals.by_outcome(),
     );
-    for (outcome, v) in [
-        ("made", &t.made),
-        ("answered", &t.answered),
-        ("from_cache", &t.from_cache),
-        ("skipped_budget", &t.skipped_budget),
-        ("failed", &t.failed),
-    ] {
-        out.sample(
-            "numcheck_lookups_total",
-            &format!("outcome=\"{outcome}\""),
-            v.load(Ordering::Relaxed),
-        );
-    }
     let providers = state.engine.lookups.provider_states();
     /// A family per provider: name, type, help, and its value from `provider_states`.
     type Family = (
