@@ -278,14 +278,15 @@ mod tests {
 
     #[test]
     fn callback_tables_have_a_meaning_on_every_row_and_name_their_source() {
-        use crate::connectors::{infobip, twilio, vonage};
+        // The tables the Twilio, Vonage and Infobip readers name (by name: the readers use
+        // this module, not the other way round).
         for name in [
-            twilio::STATUS_TABLE,
-            twilio::ERROR_TABLE,
-            vonage::STATUS_TABLE,
-            vonage::ERROR_TABLE,
-            infobip::STATUS_TABLE,
-            infobip::ERROR_TABLE,
+            "twilio_status",
+            "twilio_error",
+            "vonage_status",
+            "vonage_error",
+            "infobip_status",
+            "infobip_error",
         ] {
             assert_documented_table(name);
         }
