@@ -4,8 +4,11 @@
 //! observations is the truth; a [`Profile`] is a rebuildable summary of a number's log: per
 //! [`EvidenceClass`] a mass decayed to a reference time (each class with its own half-life),
 //! an event count, and the first and last event times, plus the time of the last hard
-//! disconnect. [`Profile::merge`] is associative and commutative, so profiles can be built
-//! in batches, in parallel, in any order, and sharded by number.
+//! disconnect and the [`RECENT`] newest events themselves (time and class), which tell the
+//! policy in what order things happened lately, and which of the last [`WEEKS`] weeks saw
+//! service, absence or a hard failure ([`WeekMarks`]), which tell it further back at a week's
+//! grain. [`Profile::merge`] is associative and commutative, so profiles can be built in
+//! batches, in parallel, in any order, and sharded by number.
 
 use std::str::FromStr;
 
@@ -81,6 +84,18 @@ impl EvidenceClass {
     }
 }
 
+impl EvidenceKind {
+    /// An authority on the number (a carrier's deactivation list, a reassigned-number
+    /// database, an HLR, the operator's own core), not a message or call outcome that a route
+    /// may have misreported.
+    pub fn is_authoritative(self) -> bool {
+        !matches!(
+            self,
+            EvidenceKind::SmsDlr | EvidenceKind::Call | EvidenceKind::AppEvent
+        )
+    }
+}
+
 /// One fact about one number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
@@ -130,6 +145,103 @@ pub struct ClassStats {
     pub last_ms: Option<i64>,
 }
 
+/// How many of a number's newest events a profile keeps one by one.
+pub const RECENT: usize = 8;
+
+/// One event of a profile's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecentEvent {
+    pub at_ms: i64,
+    pub class: EvidenceClass,
+    pub kind: EvidenceKind,
+}
+
+/// How many weeks back [`WeekMarks`] reach (about two and a half years).
+pub const WEEKS: i64 = 128;
+
+/// A week in milliseconds; weeks are counted from the Unix epoch.
+pub const WEEK_MS: i64 = 7 * 86_400_000;
+
+/// The week (since the Unix epoch) an instant falls in.
+pub fn week_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(WEEK_MS)
+}
+
+/// Which of the [`WEEKS`] weeks up to a profile's reference week saw each sign: bit `i` is
+/// the week `i` weeks before it. Merging shifts to the later week and ORs, so the marks of a
+/// merge are those of all events, whatever the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WeekMarks {
+    /// Activity (strong or weak).
+    pub service: u128,
+    /// Temporary failures: the subscriber was absent, but there was one.
+    pub absent: u128,
+    /// Hard disconnects.
+    pub hard: u128,
+}
+
+impl WeekMarks {
+    fn shifted(self, weeks: i64) -> WeekMarks {
+        let shift = |bits: u128| {
+            u32::try_from(weeks)
+                .ok()
+                .and_then(|w| bits.checked_shl(w))
+                .unwrap_or(0)
+        };
+        WeekMarks {
+            service: shift(self.service),
+            absent: shift(self.absent),
+            hard: shift(self.hard),
+        }
+    }
+
+    fn or(self, other: WeekMarks) -> WeekMarks {
+        WeekMarks {
+            service: self.service | other.service,
+            absent: self.absent | other.absent,
+            hard: self.hard | other.hard,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.service | self.absent | self.hard == 0
+    }
+}
+
+/// What a [`Profile::history`] event says of the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// Activity: someone uses the number.
+    Service,
+    /// A temporary failure: someone has it, but was out of reach.
+    Absent,
+    /// A hard disconnect.
+    Hard,
+}
+
+impl Sign {
+    fn of(class: EvidenceClass) -> Option<Sign> {
+        match class {
+            EvidenceClass::StrongActive | EvidenceClass::WeakActive => Some(Sign::Service),
+            EvidenceClass::WeakInactive => Some(Sign::Absent),
+            EvidenceClass::StrongInactive => Some(Sign::Hard),
+            EvidenceClass::Neutral => None,
+        }
+    }
+}
+
+/// One event of a number's history as a profile remembers it: exact from the timeline, or
+/// placed in the middle of its week from the week marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sighting {
+    pub at_ms: i64,
+    pub sign: Sign,
+    /// The source kind, when the event is from the timeline.
+    pub kind: Option<EvidenceKind>,
+    /// From the timeline (exact time) rather than the week marks.
+    pub exact: bool,
+}
+
 /// A number's evidence, summarised.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Profile {
@@ -138,6 +250,15 @@ pub struct Profile {
     pub classes: [ClassStats; 5],
     /// The newest hard disconnect.
     pub last_disconnect_ms: Option<i64>,
+    /// The newest events, newest first (neutral ones left out: they say nothing); `None` past
+    /// the number of events kept. Profiles stored before the timeline existed read back with
+    /// none until `numcheck evidence rebuild`.
+    pub recent: [Option<RecentEvent>; RECENT],
+    /// Which recent weeks saw which signs, counted back from the week of `ref_ms`.
+    pub weeks: WeekMarks,
+    /// The newest hard disconnect came from an authority on the number
+    /// ([`EvidenceKind::is_authoritative`]).
+    pub last_disconnect_authoritative: bool,
 }
 
 fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -170,8 +291,70 @@ impl Profile {
         c.last_ms = Some(obs.observed_at_ms);
         if obs.class.is_hard_disconnect() {
             p.last_disconnect_ms = Some(obs.observed_at_ms);
+            p.last_disconnect_authoritative = obs.kind.is_authoritative();
+        }
+        match Sign::of(obs.class) {
+            Some(Sign::Service) => p.weeks.service = 1,
+            Some(Sign::Absent) => p.weeks.absent = 1,
+            Some(Sign::Hard) => p.weeks.hard = 1,
+            None => {}
+        }
+        if obs.class != EvidenceClass::Neutral {
+            p.recent[0] = Some(RecentEvent {
+                at_ms: obs.observed_at_ms,
+                class: obs.class,
+                kind: obs.kind,
+            });
         }
         p
+    }
+
+    /// The timeline's events, newest first.
+    pub fn timeline(&self) -> impl Iterator<Item = RecentEvent> + '_ {
+        self.recent.iter().map_while(|e| *e)
+    }
+
+    /// What the profile remembers of the number's history, newest first: the timeline's
+    /// events exactly, then, when the timeline is full, the week marks of the weeks before
+    /// its oldest event, each placed mid-week (service, then absence, then a hard failure
+    /// within a week; the newest disconnect at its own time). Empty for a profile stored
+    /// before timelines.
+    pub fn history(&self) -> impl Iterator<Item = Sighting> + '_ {
+        let exact = self.timeline().filter_map(|e| {
+            Sign::of(e.class).map(|sign| Sighting {
+                at_ms: e.at_ms,
+                sign,
+                kind: Some(e.kind),
+                exact: true,
+            })
+        });
+        let top = week_of(self.ref_ms);
+        // Weeks strictly before the week of the full timeline's oldest event.
+        let from = self.recent[RECENT - 1].map_or(WEEKS, |oldest| top - week_of(oldest.at_ms) + 1);
+        let marks = self.weeks;
+        let last_hard = self.last_disconnect_ms;
+        let weekly = (from..WEEKS).flat_map(move |i| {
+            let week = top - i;
+            let mid = week * WEEK_MS + WEEK_MS / 2;
+            let bit = 1u128 << i;
+            [
+                (marks.service & bit != 0).then_some((mid, Sign::Service)),
+                (marks.absent & bit != 0).then_some((mid, Sign::Absent)),
+                (marks.hard & bit != 0).then(|| {
+                    let at = last_hard.filter(|t| week_of(*t) == week).unwrap_or(mid);
+                    (at, Sign::Hard)
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(at_ms, sign)| Sighting {
+                at_ms,
+                sign,
+                kind: None,
+                exact: false,
+            })
+        });
+        exact.chain(weekly)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -208,6 +391,30 @@ impl Profile {
             };
         }
         out.last_disconnect_ms = max_opt(self.last_disconnect_ms, other.last_disconnect_ms);
+        out.last_disconnect_authoritative =
+            match self.last_disconnect_ms.cmp(&other.last_disconnect_ms) {
+                std::cmp::Ordering::Greater => self.last_disconnect_authoritative,
+                std::cmp::Ordering::Less => other.last_disconnect_authoritative,
+                std::cmp::Ordering::Equal => {
+                    self.last_disconnect_authoritative || other.last_disconnect_authoritative
+                }
+            };
+        let top = week_of(ref_ms);
+        out.weeks = self
+            .weeks
+            .shifted(top - week_of(self.ref_ms))
+            .or(other.weeks.shifted(top - week_of(other.ref_ms)));
+        // The newest of both timelines, newest first; ties ordered by class so the result
+        // does not depend on the order of the merge.
+        let (mut a, mut b) = (self.timeline().peekable(), other.timeline().peekable());
+        for slot in out.recent.iter_mut() {
+            *slot = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x >= y => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, _) => b.next(),
+            };
+        }
         out
     }
 
@@ -235,12 +442,33 @@ impl Profile {
             out.extend_from_slice(&c.last_ms.unwrap_or(i64::MIN).to_le_bytes());
         }
         out.extend_from_slice(&self.last_disconnect_ms.unwrap_or(i64::MIN).to_le_bytes());
+        let events: Vec<RecentEvent> = self.timeline().collect();
+        out.push(events.len() as u8);
+        for e in events {
+            out.extend_from_slice(&e.at_ms.to_le_bytes());
+            out.push(e.class as u8 | (e.kind as u8) << 3);
+        }
+        for bits in [self.weeks.service, self.weeks.absent, self.weeks.hard] {
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        out.push(u8::from(self.last_disconnect_authoritative));
         out
     }
 
-    /// Reads [`Profile::to_bytes`]; `None` when the bytes are not a profile.
+    /// Reads [`Profile::to_bytes`] (also the shorter form stored before the timeline
+    /// existed); `None` when the bytes are not a profile.
     pub fn from_bytes(bytes: &[u8]) -> Option<Profile> {
-        if bytes.len() != PROFILE_BYTES {
+        let timeline = bytes.get(PROFILE_BYTES..).unwrap_or_default();
+        let events = match timeline.split_first() {
+            None => 0,
+            Some((&n, rest))
+                if usize::from(n) <= RECENT && rest.len() == usize::from(n) * 9 + TAIL_BYTES =>
+            {
+                usize::from(n)
+            }
+            Some(_) => return None,
+        };
+        if bytes.len() < PROFILE_BYTES {
             return None;
         }
         let word = |i: usize| -> [u8; 8] {
@@ -261,6 +489,36 @@ impl Profile {
             c.last_ms = opt(i64::from_le_bytes(word(base + 3)));
         }
         p.last_disconnect_ms = opt(i64::from_le_bytes(word(21)));
+        for (i, slot) in p.recent.iter_mut().take(events).enumerate() {
+            let at = PROFILE_BYTES + 1 + i * 9;
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[at..at + 8]);
+            let tag = bytes[at + 8];
+            let class = *EvidenceClass::ALL.get(usize::from(tag & 0b111))?;
+            let kind = *EvidenceKind::ALL.get(usize::from(tag >> 3))?;
+            *slot = Some(RecentEvent {
+                at_ms: i64::from_le_bytes(w),
+                class,
+                kind,
+            });
+        }
+        if let Some(tail) = timeline.get(1 + events * 9..) {
+            let bits = |i: usize| {
+                let mut w = [0u8; 16];
+                w.copy_from_slice(&tail[i * 16..i * 16 + 16]);
+                u128::from_le_bytes(w)
+            };
+            p.weeks = WeekMarks {
+                service: bits(0),
+                absent: bits(1),
+                hard: bits(2),
+            };
+            p.last_disconnect_authoritative = match tail[48] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+        }
         Some(p)
     }
 
@@ -268,6 +526,9 @@ impl Profile {
     pub fn approx_eq(&self, other: &Profile, tolerance: f64) -> bool {
         self.ref_ms == other.ref_ms
             && self.last_disconnect_ms == other.last_disconnect_ms
+            && self.recent == other.recent
+            && self.weeks == other.weeks
+            && self.last_disconnect_authoritative == other.last_disconnect_authoritative
             && self.classes.iter().zip(&other.classes).all(|(a, b)| {
                 a.count == b.count
                     && a.first_ms == b.first_ms
@@ -278,8 +539,12 @@ impl Profile {
     }
 }
 
-/// Size of [`Profile::to_bytes`].
+/// Size of [`Profile::to_bytes`] before its timeline (one count byte, then nine bytes an
+/// event: time, and class and kind in one byte) and its tail.
 pub const PROFILE_BYTES: usize = 8 * 22;
+
+/// Size of the tail after the timeline: three week-mark words and the authority flag.
+const TAIL_BYTES: usize = 3 * 16 + 1;
 
 #[cfg(test)]
 mod tests {
@@ -342,6 +607,52 @@ mod tests {
     }
 
     #[test]
+    fn history_reaches_past_a_full_timeline_by_the_week() {
+        // A hard failure 300 days ago, then twelve receipts from day 250 on.
+        let mut p = Profile::of(&Observation {
+            kind: EvidenceKind::Deactivation,
+            ..obs(100 * DAY, EvidenceClass::StrongInactive, 1.0)
+        });
+        for d in 0..12 {
+            p = p.merge(
+                &Profile::of(&obs((150 + 20 * d) * DAY, EvidenceClass::StrongActive, 1.0)),
+                &H,
+            );
+        }
+        assert!(p.last_disconnect_authoritative);
+        let history: Vec<Sighting> = p.history().collect();
+        assert_eq!(history.iter().filter(|e| e.exact).count(), RECENT);
+        let weekly: Vec<&Sighting> = history.iter().filter(|e| !e.exact).collect();
+        assert_eq!(weekly.last().unwrap().sign, Sign::Hard);
+        assert_eq!(
+            weekly.last().unwrap().at_ms,
+            100 * DAY,
+            "the disconnect at its own time"
+        );
+        let first_service = weekly
+            .iter()
+            .rev()
+            .find(|e| e.sign == Sign::Service)
+            .unwrap();
+        assert_eq!(week_of(first_service.at_ms), week_of(150 * DAY));
+        assert!(
+            history.windows(2).all(|w| w[0].at_ms >= w[1].at_ms),
+            "{history:?}"
+        );
+        assert_eq!(Profile::from_bytes(&p.to_bytes()), Some(p));
+    }
+
+    #[test]
+    fn week_marks_older_than_the_window_drop_out() {
+        let old = Profile::of(&obs(0, EvidenceClass::StrongInactive, 1.0));
+        let new = Profile::of(&obs(WEEKS * WEEK_MS, EvidenceClass::StrongActive, 1.0));
+        let m = old.merge(&new, &H);
+        assert_eq!(m.weeks.hard, 0);
+        assert_eq!(m.weeks.service, 1);
+        assert_eq!(m.last_disconnect_ms, Some(0), "the exact time stays");
+    }
+
+    #[test]
     fn vocabulary_parses_and_names_the_choices_on_error() {
         assert_eq!(
             "weak_inactive".parse::<EvidenceClass>(),
@@ -361,7 +672,7 @@ mod tests {
         /// same profile.
         #[test]
         fn merge_is_associative_and_commutative(
-            events in prop::collection::vec((0i64..(400 * DAY), class_strategy(), 0.1f64..5.0), 1..40),
+            events in prop::collection::vec((0i64..(1200 * DAY), class_strategy(), 0.1f64..5.0), 1..40),
             cuts in prop::collection::vec(0usize..40, 0..6),
             seed in any::<u64>(),
         ) {

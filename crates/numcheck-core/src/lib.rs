@@ -4,6 +4,7 @@
 //! This crate does no I/O and has no async code: it is where the product's rules live and are
 //! unit-tested. Storage, HTTP and workers depend on it, never the other way round.
 
+pub mod calibration;
 pub mod codes;
 pub mod connectors;
 pub mod e164;
@@ -14,6 +15,7 @@ pub mod lines;
 pub mod normalise;
 pub mod plan;
 pub mod policy;
+pub mod reuse;
 pub mod task;
 pub mod verdict;
 mod vocabulary;

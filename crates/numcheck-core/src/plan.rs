@@ -48,6 +48,12 @@ impl RegionCode {
     pub fn as_str(&self) -> String {
         self.0.as_region_str().to_string()
     }
+
+    /// The code's two letters, without allocating (`*b"GB"`).
+    pub fn letters(&self) -> [u8; 2] {
+        let code = self.0 as u16;
+        [(code >> 8) as u8, code as u8]
+    }
 }
 
 impl FromStr for RegionCode {

@@ -23,6 +23,12 @@ pub enum Reason {
     TemporaryFailures,
     /// Evidence both ways, or too weak a lean.
     Inconclusive,
+    /// A hard disconnect with nothing after it, but older than the number's reuse period:
+    /// someone else may have the number now. The confidence is how likely it is still dead.
+    DisconnectedLongAgo,
+    /// The evidence leans one way, but less surely than the confidence floor asks
+    /// (`min_confidence`); the confidence is that of the side it leans to.
+    LowConfidence,
 }
 
 impl Reason {
@@ -35,6 +41,8 @@ impl Reason {
         Reason::InsufficientEvidence,
         Reason::TemporaryFailures,
         Reason::Inconclusive,
+        Reason::DisconnectedLongAgo,
+        Reason::LowConfidence,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +55,8 @@ impl Reason {
             Reason::InsufficientEvidence => "insufficient_evidence",
             Reason::TemporaryFailures => "temporary_failures",
             Reason::Inconclusive => "inconclusive",
+            Reason::DisconnectedLongAgo => "disconnected_long_ago",
+            Reason::LowConfidence => "low_confidence",
         }
     }
 }
@@ -56,8 +66,13 @@ impl Reason {
 pub struct Verdict {
     pub status: ActiveStatus,
     pub reason: Reason,
-    /// In [0, 1]: how sure the verdict is.
+    /// For `active` and `inactive`: the probability that the verdict is right (the policy's
+    /// raw score through the calibration). For `unknown`: that of the side the evidence
+    /// leans to (0.5 when it says nothing).
     pub confidence: f64,
+    /// The policy's raw score for the side it leans to, before calibration (what
+    /// `numcheck calibrate` fits on).
+    pub score: f64,
     /// The newest activity seen (ms since the epoch).
     pub last_activity_ms: Option<i64>,
     /// Activity after a hard disconnect: probably a new subscriber on a recycled number.

@@ -12,7 +12,8 @@
 //! - [`local`]: `numcheck check`, the same checker on a local file.
 //! - [`datadir`], [`sweep`], [`keys`], [`signing`], [`config`], [`blob_keys`]: the data
 //!   folder, its clean-up, API keys, result-link signatures, the configuration and the blob
-//!   key layout. [`demo`]: a demo population with evidence.
+//!   key layout. [`demo`]: a demo population with evidence; [`world`]: a simulated world with
+//!   ground truth, and [`evaluate`]: verdicts measured against a truth file.
 //!
 //! It may use the domain (`numcheck-core`), the stores (`numcheck-store`, `numcheck-blob`) and
 //! the lookup providers (`numcheck-lookup`); it must not know HTTP (no axum, no routes, no
@@ -27,6 +28,7 @@ pub mod config;
 pub mod datadir;
 pub mod demo;
 mod error;
+pub mod evaluate;
 pub mod evidence;
 pub mod export;
 pub mod intake;
@@ -40,6 +42,7 @@ pub mod signing;
 pub mod sweep;
 pub mod tasks;
 pub mod worker;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,8 +91,9 @@ impl Engine {
     /// providers (a bad one stops here, before anything is touched), compiles the numbering
     /// plan, opens the data folder (creating and migrating it) and, on the embedded default,
     /// takes it for this process. Call [`Engine::recover`] next.
-    pub async fn open(config: Config) -> anyhow::Result<(Engine, DataDir)> {
+    pub async fn open(mut config: Config) -> anyhow::Result<(Engine, DataDir)> {
         config.validate()?;
+        config.load_policy_files()?;
         let code_book = evidence::sources::code_book(&config.codes)?;
         let sources = evidence::sources::Sources::build(&config.sources, &code_book)?;
         let lookups = Arc::new(lookup::LookupService::build(&config.lookup)?);

@@ -26,6 +26,8 @@ pub struct LocalCheck {
     pub columns: Columns,
     pub xlsx: bool,
     pub chunk_lines: usize,
+    /// The confidence floor (`None`: the policy's own).
+    pub min_confidence: Option<f64>,
 }
 
 /// What a local check did.
@@ -88,6 +90,7 @@ pub async fn check_file(
         columns: check.columns,
         xlsx: check.xlsx,
         lookup: None,
+        min_confidence: check.min_confidence,
     };
     let mut done = 0;
     progress(0, total);

@@ -19,7 +19,7 @@ pub enum Columns {
 }
 
 /// Output options of one task, stored with it as JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TaskOptions {
     pub columns: Columns,
@@ -28,9 +28,31 @@ pub struct TaskOptions {
     /// Live lookups for undecided numbers, when the task asked for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<TaskLookups>,
+    /// The task's confidence floor (`min_confidence`): verdicts less sure become `unknown`.
+    /// `None`: the policy's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f64>,
 }
 
 impl TaskOptions {
+    /// Reads the `min_confidence` form field: a probability from 0 to 1 (blank: the policy's).
+    pub fn min_confidence_from_form(value: Option<&str>) -> Result<Option<f64>, EngineError> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .map(Some)
+                .ok_or_else(|| {
+                    EngineError::invalid(
+                        "invalid_min_confidence",
+                        format!("min_confidence {text:?} is not a number from 0 to 1"),
+                    )
+                }),
+        }
+    }
+
     /// Reads the `live_lookup`, `max_lookups` and `max_age_days` form fields against the
     /// config's defaults. Asking for lookups with no provider configured is an error.
     pub fn lookup_from_form(
@@ -121,6 +143,7 @@ impl TaskOptions {
             columns,
             xlsx,
             lookup: None,
+            min_confidence: None,
         })
     }
 

@@ -98,7 +98,9 @@ pub fn undecided(
         if !checked.valid || !seen.insert(checked.e164) {
             continue;
         }
-        let v = policy.decide(true, profiles.get(&checked.e164), as_of_ms);
+        let letters = checked.region.map(|r| r.letters());
+        let region = letters.as_ref().and_then(|l| std::str::from_utf8(l).ok());
+        let v = policy.decide(true, region, profiles.get(&checked.e164), as_of_ms);
         if v.status == numcheck_core::ActiveStatus::Unknown {
             out.push(crate::lookup::Candidate {
                 number: checked.e164,
@@ -258,10 +260,15 @@ pub fn render(
                 push_e164(&mut rows, checked.e164);
                 match spec.task_type {
                     TaskType::ActiveCheck => {
-                        let v = spec.policy.decide(
+                        let letters = checked.region.map(|r| r.letters());
+                        let v = spec.policy.decide_with_floor(
                             checked.valid,
+                            letters.as_ref().and_then(|l| std::str::from_utf8(l).ok()),
                             profiles.get(&checked.e164),
                             spec.as_of_ms,
+                            spec.options
+                                .min_confidence
+                                .unwrap_or(spec.policy.min_confidence),
                         );
                         *counts.by_status.entry(v.status.as_str()).or_default() += 1;
                         *counts.by_reason.entry(v.reason.as_str()).or_default() += 1;
@@ -363,6 +370,7 @@ mod tests {
                 columns,
                 xlsx: false,
                 lookup: None,
+                min_confidence: None,
             },
             policy,
             plan: &NumberingPlan,
@@ -420,11 +428,16 @@ mod tests {
         };
         let profiles = HashMap::from([(n, Profile::of(&delivered))]);
         let items = parse(&NumberingPlan, b"+1 415 555 2671\n", 0, 1, None);
+        let full = format!(
+            "+14155552671,active,recent_activity,{},2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n",
+            confidence(
+                policy
+                    .decide(true, Some("US"), profiles.get(&n), 1_800_000_000_000)
+                    .confidence
+            )
+        );
         for (columns, want) in [
-            (
-                Columns::Full,
-                "+14155552671,active,recent_activity,0.800,2027-01-14T08:00:00Z,fixed_line_or_mobile,US,false,1\n",
-            ),
+            (Columns::Full, full.as_str()),
             (Columns::Basic, "+14155552671,active\n"),
         ] {
             let out = render(

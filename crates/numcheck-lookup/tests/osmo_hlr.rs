@@ -453,7 +453,7 @@ async fn verdict_of(p: &OsmoHlrProvider, number: &str) -> (String, String) {
         panic!("not an observation")
     };
     let profile = numcheck_core::Profile::of(&o);
-    let v = numcheck_core::Policy::default().decide(true, Some(&profile), now);
+    let v = numcheck_core::Policy::default().decide(true, Some("DE"), Some(&profile), now);
     (v.status.as_str().to_owned(), v.reason.as_str().to_owned())
 }
 

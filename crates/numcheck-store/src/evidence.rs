@@ -12,7 +12,7 @@ use sqlx::{Pool, Transaction};
 
 use crate::backend::Backend;
 use crate::dialect::{Dialect, QueryExt, RowExt, RowsAffected};
-use crate::rows::{number, profile};
+use crate::rows::number;
 use crate::{EvidenceStats, IngestOutcome, RebuildReport, Result, StoreError};
 
 /// The evidence log and the profiles merged from it.
@@ -112,7 +112,7 @@ impl<B: Backend> EvidenceStore for B {
                 break;
             };
             let rows = sqlx::query(
-                "SELECT number, observed_at_ms, class, weight FROM observations \
+                "SELECT number, observed_at_ms, kind, class, weight FROM observations \
                  WHERE number BETWEEN $1 AND $2 ORDER BY number, id",
             )
             .arg(first)
@@ -126,11 +126,15 @@ impl<B: Backend> EvidenceStore for B {
                     .col::<String>("class")?
                     .parse()
                     .map_err(StoreError::Corrupt)?;
+                let kind: EvidenceKind = r
+                    .col::<String>("kind")?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?;
                 let single = Profile::of(&Observation {
                     number: n,
                     observed_at_ms: r.col("observed_at_ms")?,
                     source: String::new(),
-                    kind: EvidenceKind::SmsDlr,
+                    kind,
                     raw_code: String::new(),
                     class,
                     weight: r.col("weight")?,
@@ -190,7 +194,7 @@ async fn counts<D: Dialect>(
         .collect()
 }
 
-/// The stored profiles of `numbers`, read inside `tx`.
+/// The stored profiles of `numbers` that can be read, read inside `tx`.
 async fn stored_profiles<D: Dialect>(
     tx: &mut Transaction<'static, D>,
     numbers: &[i64],
@@ -205,7 +209,11 @@ async fn stored_profiles<D: Dialect>(
         for r in query.fetch_all(D::conn(tx)).await? {
             let n = number(r.col("number")?)?;
             let data: Vec<u8> = r.col("data")?;
-            out.insert(n, profile(n, &data)?);
+            // A profile this version cannot read (damaged, or of a later format) is what a
+            // rebuild is for: it counts as differing and is written afresh.
+            if let Some(p) = Profile::from_bytes(&data) {
+                out.insert(n, p);
+            }
         }
     }
     Ok(out)

@@ -90,6 +90,7 @@ pub struct SubmitOptions<'a> {
     pub region: Option<&'a str>,
     pub phone_column: Option<&'a str>,
     pub callback_url: Option<&'a str>,
+    pub min_confidence: Option<f64>,
 }
 
 /// Uploads `file` (streamed) as a new task; returns the create answer.
@@ -110,6 +111,9 @@ pub async fn submit(
         if let Some(v) = value {
             form = form.text(name, v.to_owned());
         }
+    }
+    if let Some(floor) = options.min_confidence {
+        form = form.text("min_confidence", floor.to_string());
     }
     // The file goes last, so the server has every option before the bytes arrive.
     form = form.part("file", part);

@@ -52,8 +52,15 @@ enum Command {
     },
     /// Check a local file with the engine, without a server; writes the same zip.
     Check(CheckArgs),
-    /// Build a synthetic evidence data set and a numbers file to try numcheck on.
+    /// Build a synthetic evidence data set and a numbers file to try numcheck on; with
+    /// --world, a simulated world with ground truth for measuring accuracy.
     Demo(DemoArgs),
+    /// Measure verdicts against a truth file: precision and recall per verdict, the share
+    /// decided, how well Confidence holds up as a probability, and the reassignment flag.
+    Evaluate(EvaluateArgs),
+    /// Fit the confidence calibration on labelled numbers and write it to a file that
+    /// policy.calibration_file can point to.
+    Calibrate(CalibrateArgs),
     /// Upload a file to a numcheck server as a task; with --wait, follow it and fetch the result.
     Submit(SubmitArgs),
     /// Show a task of a numcheck server.
@@ -137,6 +144,10 @@ struct SubmitArgs {
     /// A URL the server POSTs a signed notice to when the task ends.
     #[arg(long, value_name = "URL")]
     callback_url: Option<String>,
+    /// Verdicts less sure than this probability (0 to 1) come back `unknown`
+    /// (`low_confidence`). Default: the server's `policy.min_confidence`.
+    #[arg(long, value_name = "P")]
+    min_confidence: Option<f64>,
     /// Follow the task to its end with a progress bar, then download and unpack the result.
     #[arg(long)]
     wait: bool,
@@ -194,6 +205,51 @@ struct CheckArgs {
     /// Also write an .xlsx copy into the zip.
     #[arg(long)]
     xlsx: bool,
+    /// Verdicts less sure than this probability (0 to 1) become `unknown`
+    /// (`low_confidence`). Default: `policy.min_confidence`.
+    #[arg(long, value_name = "P")]
+    min_confidence: Option<f64>,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The truth: `number,truth[,holder_changed]` lines, truth `active` or `inactive`.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// A result zip to score (from a task or `numcheck check`).
+    #[arg(
+        long,
+        value_name = "ZIP",
+        conflicts_with = "numbers",
+        required_unless_present = "numbers"
+    )]
+    result: Option<PathBuf>,
+    /// Or a numbers file, checked against the data folder first (as `numcheck check` does).
+    #[arg(long, value_name = "FILE")]
+    numbers: Option<PathBuf>,
+    /// With --numbers: the confidence floor of the check (default: policy.min_confidence).
+    #[arg(long, value_name = "P")]
+    min_confidence: Option<f64>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The truth: `number,truth[,holder_changed]` lines, truth `active` or `inactive`.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// The labelled numbers, checked against the data folder's evidence.
+    #[arg(long, value_name = "FILE")]
+    numbers: PathBuf,
+    /// Where to write the calibration (point policy.calibration_file at it).
+    #[arg(long, value_name = "FILE", default_value = "calibration.json")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -209,6 +265,15 @@ struct DemoArgs {
     /// Where to write the numbers to check.
     #[arg(long, value_name = "FILE", default_value = "demo-numbers.txt")]
     numbers_out: PathBuf,
+    /// Instead: write a simulated world with ground truth into this folder (evidence files
+    /// in the shipped formats, the numbers, the truth), for measuring accuracy. Nothing is
+    /// stored in the data folder.
+    #[arg(long, value_name = "DIR")]
+    world: Option<PathBuf>,
+    /// The world's parameters (JSON, as the world.json a run writes); default: the built-in
+    /// world. --seed overrides its seed.
+    #[arg(long, value_name = "FILE", requires = "world")]
+    world_params: Option<PathBuf>,
 }
 
 /// Flags shared by every command that opens a data folder.
@@ -339,6 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     region: args.region.as_deref(),
                     phone_column: args.phone_column.as_deref(),
                     callback_url: args.callback_url.as_deref(),
+                    min_confidence: args.min_confidence,
                 },
             )
             .await?;
@@ -412,7 +478,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             init_logging(LogFormat::Text);
-            demo_command(args).await
+            match args.world.clone() {
+                Some(dir) => world_command(&args, &dir),
+                None => demo_command(args).await,
+            }
+        }
+        Command::Evaluate(args) => {
+            init_logging(LogFormat::Text);
+            evaluate_command(args).await
+        }
+        Command::Calibrate(args) => {
+            init_logging(LogFormat::Text);
+            calibrate_command(args).await
         }
     }
 }
@@ -666,6 +743,189 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data folder a local check reads evidence from: the configured one when there is one;
+/// without, an empty scratch folder (kept alive by the returned guard), so the numbering plan
+/// alone decides.
+async fn open_for_check(
+    common: &Common,
+) -> anyhow::Result<(DataDir, Config, Option<tempfile::TempDir>)> {
+    let loaded = Config::load(common.config.as_deref(), common)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if common.data_dir.is_some() || loaded.config.data_dir.exists() {
+        let data = DataDir::open(&loaded.config.data_dir).await?;
+        return Ok((data, loaded.config, None));
+    }
+    let scratch = tempfile::tempdir()?;
+    let data = DataDir::open(scratch.path()).await?;
+    Ok((data, loaded.config, Some(scratch)))
+}
+
+/// Checks a numbers file against the data folder's evidence into a result zip in `dir`.
+async fn check_numbers(
+    checker: &Checker,
+    config: &Config,
+    numbers: &std::path::Path,
+    dir: &std::path::Path,
+    min_confidence: Option<f64>,
+) -> anyhow::Result<PathBuf> {
+    let out = dir.join("result.zip");
+    let check = LocalCheck {
+        file: numbers.to_owned(),
+        out: out.clone(),
+        default_region: None,
+        task_type: TaskType::ActiveCheck,
+        columns: Columns::Full,
+        xlsx: false,
+        chunk_lines: config.worker.chunk_lines,
+        min_confidence,
+    };
+    let progress = bar(0, "checking");
+    check_file(checker, &check, |done, total| {
+        progress.set_length(total);
+        progress.set_position(done);
+    })
+    .await?;
+    progress.finish_and_clear();
+    Ok(out)
+}
+
+async fn evaluate_command(args: EvaluateArgs) -> anyhow::Result<()> {
+    let truth_text = std::fs::read_to_string(&args.truth)
+        .with_context(|| format!("cannot read {}", args.truth.display()))?;
+    let truth = numcheck_engine::evaluate::read_truth(&truth_text)
+        .with_context(|| args.truth.display().to_string())?;
+    let scratch = tempfile::tempdir()?;
+    let zip = match (&args.result, &args.numbers) {
+        (Some(zip), _) => zip.clone(),
+        (None, Some(numbers)) => {
+            let (data, config, _guard) = open_for_check(&args.common).await?;
+            let out = check_numbers(
+                &checker(&data, &config),
+                &config,
+                numbers,
+                scratch.path(),
+                args.min_confidence,
+            )
+            .await?;
+            data.store.close().await;
+            out
+        }
+        (None, None) => anyhow::bail!("give --result ZIP or --numbers FILE"),
+    };
+    let result = numcheck_engine::evaluate::read_result_zip(&zip)?;
+    let e = numcheck_engine::evaluate::evaluate(&truth, &result);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    } else {
+        print!("{}", e.to_text());
+    }
+    Ok(())
+}
+
+async fn calibrate_command(args: CalibrateArgs) -> anyhow::Result<()> {
+    use numcheck_core::calibration::{Calibration, Curve};
+    let truth_text = std::fs::read_to_string(&args.truth)
+        .with_context(|| format!("cannot read {}", args.truth.display()))?;
+    let truth = numcheck_engine::evaluate::read_truth(&truth_text)
+        .with_context(|| args.truth.display().to_string())?;
+    let (data, config, _guard) = open_for_check(&args.common).await?;
+    // Raw scores: no calibration, and every verdict the rules reach (no floor).
+    let mut raw = checker(&data, &config);
+    raw.policy = Arc::new(numcheck_core::Policy {
+        calibration: Calibration::identity(),
+        min_confidence: 0.0,
+        ..config.policy.clone()
+    });
+    let scratch = tempfile::tempdir()?;
+    let zip = check_numbers(&raw, &config, &args.numbers, scratch.path(), Some(0.0)).await?;
+    data.store.close().await;
+    let result = numcheck_engine::evaluate::read_result_zip(&zip)?;
+    let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    for (number, row) in &result {
+        let (Some(label), Some(score)) = (truth.get(number), row.confidence) else {
+            continue;
+        };
+        if row.reason.as_deref() == Some("invalid_number") {
+            continue;
+        }
+        match row.status.as_str() {
+            "active" => active.push((score, label.active)),
+            "inactive" => inactive.push((score, !label.active)),
+            _ => {}
+        }
+    }
+    let fit = |points: &[(f64, bool)], side: &str| {
+        Curve::fit(points).with_context(|| {
+            format!(
+                "no {side} verdicts among the labelled numbers: nothing to fit the {side} curve on"
+            )
+        })
+    };
+    let calibration = Calibration {
+        fitted_on: format!(
+            "{} active and {} inactive verdicts of {} labelled numbers ({})",
+            active.len(),
+            inactive.len(),
+            truth.len(),
+            args.truth.display()
+        ),
+        active: fit(&active, "active")?,
+        inactive: fit(&inactive, "inactive")?,
+    };
+    std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&calibration)? + "\n",
+    )
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("calibration: {}", calibration.fitted_on);
+    println!(
+        "wrote {}; use it with policy.calibration_file = {:?}",
+        args.out.display(),
+        args.out.display().to_string()
+    );
+    Ok(())
+}
+
+fn world_command(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use numcheck_engine::world::{World, WorldParams};
+    let mut params = match &args.world_params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str::<WorldParams>(&text)
+                .with_context(|| format!("{} is not a world's parameters", path.display()))?
+        }
+        None => WorldParams::default(),
+    };
+    if args.seed != 1 || args.world_params.is_none() {
+        params.seed = args.seed;
+    }
+    // Anchored to today's midnight (UTC), as the demo is.
+    const DAY_MS: i64 = 86_400_000;
+    let now = numcheck_engine::clock::now_ms() / DAY_MS * DAY_MS;
+    let reuse = numcheck_core::reuse::ReuseTable::shipped();
+    let world = World::generate(&params, &reuse, now).map_err(anyhow::Error::msg)?;
+    let stats = world.write(dir)?;
+    println!(
+        "world: {} numbers ({} active, {} with a new holder), {} receipts, {} calls, {} app events, {} deactivations, in {}",
+        stats.numbers,
+        stats.active,
+        stats.holder_changed,
+        stats.receipts,
+        stats.calls,
+        stats.app_events,
+        stats.deactivations,
+        dir.display()
+    );
+    println!(
+        "feed it and measure: docs/accuracy.md, or python3 bench/accuracy.py --world {}",
+        dir.display()
+    );
+    Ok(())
+}
+
 async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
     let task_type: TaskType = args
         .task_type
@@ -681,19 +941,7 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|r| r.parse::<RegionCode>())
         .transpose()?;
-    // Evidence comes from the data folder when there is one; without, the numbering plan
-    // alone decides.
-    let scratch;
-    let (data, config) = {
-        let loaded = Config::load(args.common.config.as_deref(), &args.common)?;
-        let dir = if args.common.data_dir.is_some() || loaded.config.data_dir.exists() {
-            loaded.config.data_dir.clone()
-        } else {
-            scratch = tempfile::tempdir()?;
-            scratch.path().to_owned()
-        };
-        (DataDir::open(&dir).await?, loaded.config)
-    };
+    let (data, config, _scratch) = open_for_check(&args.common).await?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .file
@@ -710,6 +958,7 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         columns,
         xlsx: args.xlsx,
         chunk_lines: config.worker.chunk_lines,
+        min_confidence: args.min_confidence,
     };
     let progress = bar(0, "checking");
     let report = check_file(&checker(&data, &config), &check, |done, total| {

@@ -206,12 +206,43 @@ impl Config {
                 .any(|m| k.as_str().eq_ignore_ascii_case(&m[9..]))
         });
         figment = figment.merge(env).merge(Serialized::defaults(flags));
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
+        config.load_policy_files()?;
         Ok(Loaded {
             config,
             warnings: unknown_env_vars(),
         })
+    }
+
+    /// Reads the files the policy names: a calibration (`policy.calibration_file`, replacing
+    /// the shipped one) and reuse periods (`policy.reuse_periods_file`, layered over the
+    /// shipped table). A file that cannot be read, is malformed, or holds a curve that goes
+    /// down is refused here, at start, with its name.
+    pub fn load_policy_files(&mut self) -> Result<(), ConfigError> {
+        let read = |path: &str, what: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Invalid(format!("policy.{what} {path:?}: {e}")))
+        };
+        if let Some(path) = self.policy.calibration_file.clone() {
+            let text = read(&path, "calibration_file")?;
+            self.policy.calibration = numcheck_core::calibration::Calibration::parse(&text)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("policy.calibration_file {path:?}: {e}"))
+                })?;
+        }
+        if let Some(path) = self.policy.reuse_periods_file.clone() {
+            let text = read(&path, "reuse_periods_file")?;
+            let mut table = numcheck_core::reuse::ReuseTable::shipped();
+            table.overlay(&text).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "policy.reuse_periods_file {path:?}: line {}: {}",
+                    e.line, e.reason
+                ))
+            })?;
+            self.policy.reuse = table;
+        }
+        Ok(())
     }
 
     /// Checks what the types cannot.

@@ -134,6 +134,13 @@ pub struct TaskForm {
         schema(value_type = Option<u32>, minimum = 0, maximum = 3650, example = 30)
     )]
     pub max_age_days: Option<String>,
+    /// Verdicts less sure than this probability (0 to 1) become `unknown` with reason
+    /// `low_confidence`. Default: the server's `policy.min_confidence`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<f64>, minimum = 0.0, maximum = 1.0, example = 0.95)
+    )]
+    pub min_confidence: Option<String>,
     /// An absolute public `http(s)` URL POSTed a signed JSON notice when the task ends.
     #[cfg_attr(
         feature = "openapi",
@@ -392,6 +399,8 @@ async fn check_form(
             &engine.config.lookup,
             !engine.lookups.is_empty(),
         )?;
+        options.min_confidence =
+            TaskOptions::min_confidence_from_form(form.min_confidence.as_deref())?;
         let callback_url = match form.callback_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(raw) => Some(
