@@ -1,8 +1,12 @@
 //! Reading evidence rows from untrusted text: CSV (with a header) or NDJSON, one row a line.
 //!
-//! A row is `number, observed_at, source, kind, raw_code[, message_id][, class][, weight]`.
-//! The class comes from the code table unless the row names one. Every problem is a
+//! A row is `number, observed_at, source, kind, raw_code[, message_id][, class][, weight]
+//! [, code_table]`. The class comes from the generic code table, or from the named table
+//! (`map`, `twilio_error`, …) when the row has a `code_table`, unless the row names a class.
+//! Every problem is a
 //! [`RowError`] with a stable code, so one bad row is reported and the rest go on.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -18,6 +22,22 @@ const MAX_RAW_CODE: usize = 128;
 const FUTURE_SLACK_MS: i64 = 86_400_000;
 /// Weights above this are refused: one row should not outweigh thousands.
 const MAX_WEIGHT: f64 = 100.0;
+
+/// Named code tables a row may point to with `code_table` (the connectors' code book, which
+/// implements this; a trait so rows need not know the connectors).
+pub trait NamedTables: std::fmt::Debug + Send + Sync {
+    /// Whether a table of this name exists.
+    fn has_table(&self, name: &str) -> bool;
+    /// Table names, sorted, for error messages.
+    fn table_names(&self) -> Vec<String>;
+    /// The class table `name` gives `raw_code` of an event of `kind`.
+    fn classify_named(
+        &self,
+        name: &str,
+        kind: EvidenceKind,
+        raw_code: &str,
+    ) -> Option<EvidenceClass>;
+}
 
 /// The two row formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +97,7 @@ enum Column {
     MessageId,
     Class,
     Weight,
+    CodeTable,
     Other,
 }
 
@@ -86,6 +107,7 @@ pub struct RowReader {
     format: RowFormat,
     header: Option<Vec<Column>>,
     table: CodeTable,
+    named: Option<Arc<dyn NamedTables>>,
     plan: NumberingPlan,
     now_ms: i64,
 }
@@ -101,6 +123,7 @@ struct Fields {
     message_id: Option<serde_json::Value>,
     class: Option<String>,
     weight: Option<serde_json::Value>,
+    code_table: Option<String>,
 }
 
 fn text_of(v: &serde_json::Value) -> Option<String> {
@@ -120,9 +143,16 @@ impl RowReader {
             format,
             header: None,
             table,
+            named: None,
             plan: NumberingPlan,
             now_ms,
         }
+    }
+
+    /// The same reader, with the named tables rows may point to with `code_table`.
+    pub fn with_named_tables(mut self, named: Arc<dyn NamedTables>) -> Self {
+        self.named = Some(named);
+        self
     }
 
     /// Reads one non-blank line. For CSV the first line must be the header.
@@ -156,6 +186,7 @@ impl RowReader {
                         Column::MessageId => f.message_id = Some(v),
                         Column::Class => f.class = Some(value.to_owned()),
                         Column::Weight => f.weight = Some(v),
+                        Column::CodeTable => f.code_table = Some(value.to_owned()),
                         Column::Other => {}
                     }
                 }
@@ -221,7 +252,8 @@ impl RowReader {
                 if !is_final(kind, &raw_code) {
                     return Ok(Row::NotFinal);
                 }
-                self.table.classify(kind, &raw_code).ok_or_else(|| {
+                self.classify(kind, &raw_code, f.code_table.as_deref())?
+                    .ok_or_else(|| {
                     RowError::new(
                         "unknown_code",
                         format!(
@@ -267,6 +299,35 @@ impl RowReader {
     }
 }
 
+impl RowReader {
+    /// The class of a raw code: from the named table when the row names one, else from the
+    /// generic table. `Ok(None)` when the table has no class for it.
+    fn classify(
+        &self,
+        kind: EvidenceKind,
+        raw_code: &str,
+        code_table: Option<&str>,
+    ) -> Result<Option<EvidenceClass>, RowError> {
+        let Some(name) = code_table.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(self.table.classify(kind, raw_code));
+        };
+        match &self.named {
+            Some(named) if named.has_table(name) => Ok(named.classify_named(name, kind, raw_code)),
+            Some(named) => Err(RowError::new(
+                "unknown_code_table",
+                format!(
+                    "code_table {name:?} is not a code table (have: {})",
+                    named.table_names().join(", ")
+                ),
+            )),
+            None => Err(RowError::new(
+                "unknown_code_table",
+                format!("code_table {name:?}: this reader has no named code tables"),
+            )),
+        }
+    }
+}
+
 /// Splits one CSV line (RFC 4180: commas, fields in double quotes with `""` for a quote),
 /// with the connectors' splitter; evidence rows must be UTF-8.
 fn csv_record(line: &[u8]) -> Result<Vec<String>, RowError> {
@@ -295,6 +356,7 @@ fn parse_header(record: &[String]) -> Result<Vec<Column>, RowError> {
                 "message_id" => Column::MessageId,
                 "class" => Column::Class,
                 "weight" => Column::Weight,
+                "code_table" | "table" => Column::CodeTable,
                 _ => Column::Other,
             }
         })
@@ -390,6 +452,50 @@ mod tests {
             (o.class, o.weight, o.observed_at_ms),
             (EvidenceClass::WeakInactive, 2.5, 1_761_991_200_000)
         );
+    }
+
+    #[test]
+    fn rows_may_name_the_code_table_of_their_raw_code() {
+        let book = std::sync::Arc::new(crate::connectors::codebook::CodeBook::shipped());
+        let mut r = RowReader::new(RowFormat::Csv, CodeTable::generic(), NOW)
+            .with_named_tables(book.clone());
+        r.line(b"number,observed_at,source,kind,raw_code,code_table")
+            .unwrap();
+        // A MAP-coded route's receipt: unknown subscriber.
+        let o = obs(r.line(b"+14155552671,1761991200,smsc,sms_dlr,UNDELIV:001,map"));
+        assert_eq!(
+            (o.class, o.raw_code.as_str()),
+            (EvidenceClass::StrongInactive, "UNDELIV:001")
+        );
+        // Without a table the generic one decides, as before.
+        let e = r
+            .line(b"+14155552671,1761991200,smsc,sms_dlr,UNDELIV:001,")
+            .unwrap_err();
+        assert_eq!(e.code, "unknown_code");
+        // A table that does not exist, or a code the table does not know.
+        let e = r
+            .line(b"+14155552671,1761991200,smsc,sms_dlr,UNDELIV:001,nope")
+            .unwrap_err();
+        assert_eq!(e.code, "unknown_code_table");
+        assert!(e.message.contains("map"), "{}", e.message);
+        let e = r
+            .line(b"+14155552671,1761991200,pbx,call,31337,q850")
+            .unwrap_err();
+        assert_eq!(e.code, "unknown_code");
+        // Non-final states stay non-final.
+        assert_eq!(
+            r.line(b"+14155552671,1761991200,smsc,sms_dlr,ENROUTE,map")
+                .unwrap(),
+            Row::NotFinal
+        );
+        // NDJSON names it the same way; a reader without named tables refuses the name.
+        let mut j =
+            RowReader::new(RowFormat::Ndjson, CodeTable::generic(), NOW).with_named_tables(book);
+        let o = obs(j.line(br#"{"number":"+14155552671","observed_at":1761991200,"source":"tw","kind":"sms_dlr","raw_code":"undelivered:30005","code_table":"twilio_error"}"#));
+        assert_eq!(o.class, EvidenceClass::StrongInactive);
+        let mut bare = RowReader::new(RowFormat::Ndjson, CodeTable::generic(), NOW);
+        let e = bare.line(br#"{"number":"+14155552671","observed_at":1761991200,"source":"tw","kind":"sms_dlr","raw_code":"UNDELIV:001","code_table":"map"}"#).unwrap_err();
+        assert_eq!(e.code, "unknown_code_table");
     }
 
     #[test]

@@ -104,6 +104,10 @@ enum EvidenceCommand {
         /// The switch's offset from UTC for CDR times (e.g. +02:00; default UTC).
         #[arg(long, allow_hyphen_values = true)]
         utc_offset: Option<String>,
+        /// The time of records with no date of their own (`now` or RFC 3339): Twilio lines
+        /// without DateUpdated/DateSent/DateCreated are refused without it.
+        #[arg(long)]
+        assume_time: Option<String>,
     },
     /// Counts of the evidence log by class, kind and source.
     Stats {
@@ -610,6 +614,7 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
             err_table,
             region,
             utc_offset,
+            assume_time,
         } => {
             let connector = match format.as_deref().map(str::trim) {
                 None | Some("csv" | "ndjson" | "jsonl" | "json") => None,
@@ -644,24 +649,39 @@ async fn evidence_command(command: EvidenceCommand) -> anyhow::Result<()> {
                         region.as_deref(),
                         &book,
                     )?;
-                    let offset = match utc_offset.as_deref() {
-                        Some(o) => numcheck_core::connectors::cdr::parse_utc_offset(o)
-                            .map_err(|e| anyhow::anyhow!("--utc-offset: {}", e.message))?,
-                        None => chrono::Offset::fix(&chrono::Utc),
-                    };
-                    LineReader::connector_with_offset(c, Arc::new(book), spec, offset)
+                    let options = numcheck_engine::evidence::sources::file_options(
+                        utc_offset.as_deref(),
+                        assume_time.as_deref(),
+                        now,
+                    )
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "--{}",
+                            e.replacen("assume_time", "assume-time", 1).replacen(
+                                "utc_offset",
+                                "utc-offset",
+                                1
+                            )
+                        )
+                    })?;
+                    LineReader::connector_with(c, Arc::new(book), spec, options)
                 }
                 None => {
                     if source.is_some()
                         || err_table.is_some()
                         || region.is_some()
                         || utc_offset.is_some()
+                        || assume_time.is_some()
                     {
                         anyhow::bail!(
-                            "--source, --err-table, --region and --utc-offset are for connector formats; csv and ndjson rows name their own source"
+                            "--source, --err-table, --region, --utc-offset and --assume-time are for connector formats; csv and ndjson rows name their own source"
                         );
                     }
-                    LineReader::Rows(RowReader::new(format, CodeTable::generic(), now))
+                    let book = numcheck_engine::evidence::sources::code_book(&config.codes)?;
+                    LineReader::Rows(
+                        RowReader::new(format, CodeTable::generic(), now)
+                            .with_named_tables(Arc::new(book)),
+                    )
                 }
             };
             let mut ingestor =

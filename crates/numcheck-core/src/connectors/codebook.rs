@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{Code, Event};
 use crate::codes::{TableError, table_rows};
-use crate::evidence::{EvidenceClass, Observation};
+use crate::evidence::{EvidenceClass, EvidenceKind, Observation};
 use crate::evidence_rows::{Row, RowError};
 use crate::plan::{NumberingPlan, RegionCode};
 
@@ -123,12 +123,65 @@ impl CodeBook {
             .copied()
     }
 
+    /// The class table `name` gives a raw code written the way the generic evidence rows
+    /// write it (`UNDELIV:001`, `undelivered:30003`, `486`, `DELIVRD`), for rows that name
+    /// their table. In order: the part after the `:` (normalised like an SMPP `err:`, so
+    /// `001` is `1`; skipped on a delivered SMS, whose err says nothing against the number),
+    /// the whole code, the part before the `:`; for an SMS receipt, the SMPP state table on
+    /// that part; last, the table's `*` default. `None` when the table does not exist or
+    /// nothing answers.
+    pub fn classify_raw(&self, name: &str, kind: EvidenceKind, raw: &str) -> Option<EvidenceClass> {
+        let t = self.tables.get(name)?;
+        let exact =
+            |table: &Table, code: &str| table.get(&code.trim().to_ascii_uppercase()).copied();
+        let raw = raw.trim();
+        let (head, tail) = match raw.split_once(':') {
+            Some((h, t)) => (h.trim(), Some(t)),
+            None => (raw, None),
+        };
+        let sms = kind == EvidenceKind::SmsDlr;
+        let delivered =
+            sms && matches!(head.to_ascii_uppercase().as_str(), "DELIVRD" | "DELIVERED");
+        let err = tail
+            .filter(|_| !delivered)
+            .and_then(super::smpp::normalise_err);
+        err.as_deref()
+            .and_then(|e| exact(t, e))
+            .or_else(|| exact(t, raw))
+            .or_else(|| tail.and_then(|_| exact(t, head)))
+            .or_else(|| {
+                sms.then(|| self.tables.get(super::smpp::STAT_TABLE))
+                    .flatten()
+                    .and_then(|stat| exact(stat, head))
+            })
+            .or_else(|| t.get("*").copied())
+    }
+
     /// The first class any of `codes` has; `err_table` answers [`Code::SmppErr`].
     pub fn classify(&self, codes: &[Code], err_table: &str) -> Option<EvidenceClass> {
         codes.iter().find_map(|c| match c {
             Code::Table(name, code) => self.lookup(name, code),
             Code::SmppErr(code) => self.lookup(err_table, code),
         })
+    }
+}
+
+impl crate::evidence_rows::NamedTables for CodeBook {
+    fn has_table(&self, name: &str) -> bool {
+        CodeBook::has_table(self, name)
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.names().into_iter().map(str::to_owned).collect()
+    }
+
+    fn classify_named(
+        &self,
+        name: &str,
+        kind: EvidenceKind,
+        raw_code: &str,
+    ) -> Option<EvidenceClass> {
+        self.classify_raw(name, kind, raw_code)
     }
 }
 
@@ -274,7 +327,49 @@ fn assert_documented_table(name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::EvidenceKind;
+
+    #[test]
+    fn a_named_table_reads_raw_codes_the_way_the_routes_write_them() {
+        let book = CodeBook::shipped();
+        let sms = EvidenceKind::SmsDlr;
+        let class = |table: &str, raw: &str| book.classify_raw(table, sms, raw);
+        // A MAP-coded route: the err decides, zero-padded or not.
+        assert_eq!(
+            class("map", "UNDELIV:001"),
+            Some(EvidenceClass::StrongInactive)
+        );
+        assert_eq!(
+            class("map", "undeliv:1"),
+            Some(EvidenceClass::StrongInactive)
+        );
+        assert_eq!(
+            class("map", "UNDELIV:027"),
+            Some(EvidenceClass::WeakInactive)
+        );
+        // A delivered receipt is active whatever its err says; a state alone uses the SMPP
+        // state table.
+        assert_eq!(
+            class("map", "DELIVRD:001"),
+            Some(EvidenceClass::StrongActive)
+        );
+        assert_eq!(class("map", "DELIVRD"), Some(EvidenceClass::StrongActive));
+        assert_eq!(class("map", "UNDELIV"), Some(EvidenceClass::WeakInactive));
+        // Twilio's `status:ErrorCode`, and a bare status in its status table.
+        assert_eq!(
+            class("twilio_error", "undelivered:30005"),
+            Some(EvidenceClass::StrongInactive)
+        );
+        assert_eq!(
+            class("twilio_status", "delivered"),
+            Some(EvidenceClass::StrongActive)
+        );
+        // An unknown table or a code nobody knows: no class.
+        assert_eq!(class("no_such_table", "UNDELIV:001"), None);
+        assert_eq!(
+            book.classify_raw("twilio_error", EvidenceKind::Call, "99999999"),
+            None
+        );
+    }
 
     #[test]
     fn callback_tables_have_a_meaning_on_every_row_and_name_their_source() {

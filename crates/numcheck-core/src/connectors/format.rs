@@ -75,20 +75,48 @@ impl ConnectorFormat {
     }
 }
 
+/// How to read a file's times: the offset of local CDR dates, and the time to give records
+/// that carry none (Twilio status records), when the import names one.
+#[derive(Debug, Clone, Copy)]
+pub struct FileOptions {
+    pub utc_offset: FixedOffset,
+    pub assume_time_ms: Option<i64>,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            utc_offset: chrono::Offset::fix(&chrono::Utc),
+            assume_time_ms: None,
+        }
+    }
+}
+
 impl ConnectorFormat {
     /// A reader of this format's files, with times of CDRs in UTC.
     pub fn reader(self) -> Box<dyn LineFormat> {
-        self.reader_with_offset(chrono::Offset::fix(&chrono::Utc))
+        self.reader_with(FileOptions::default())
     }
 
     /// A reader of this format's files; `offset` is the switch's local time for CDR dates
     /// (other formats carry their own zone or are UTC).
     pub fn reader_with_offset(self, offset: FixedOffset) -> Box<dyn LineFormat> {
+        self.reader_with(FileOptions {
+            utc_offset: offset,
+            ..FileOptions::default()
+        })
+    }
+
+    /// A reader of this format's files, read with `options`.
+    pub fn reader_with(self, options: FileOptions) -> Box<dyn LineFormat> {
+        let offset = options.utc_offset;
         match self {
             ConnectorFormat::Smpp => Box::new(smpp::SmppReceiptLines::new()),
             ConnectorFormat::Kannel => Box::new(kannel::KannelLogLines::new()),
             ConnectorFormat::Jasmin => Box::new(jasmin::JasminLogLines::new()),
-            ConnectorFormat::Twilio => Box::new(twilio::TwilioLines::new()),
+            ConnectorFormat::Twilio => {
+                Box::new(twilio::TwilioLines::assuming(options.assume_time_ms))
+            }
             ConnectorFormat::Vonage => Box::new(vonage::VonageLines::new()),
             ConnectorFormat::Infobip => Box::new(infobip::InfobipLines::new()),
             ConnectorFormat::Freeswitch => Box::new(cdr::FreeswitchCdr::new(offset)),

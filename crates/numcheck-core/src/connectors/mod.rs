@@ -21,5 +21,5 @@ pub mod vonage;
 
 pub use event::{Code, Event, LineFormat, MAX_FIELD, ParseError, bounded, field, form_pairs};
 pub(crate) use event::{error_code, international, json_object, json_text, status_codes};
-pub use format::ConnectorFormat;
+pub use format::{ConnectorFormat, FileOptions};
 pub(crate) use record::split_record;

@@ -22,7 +22,12 @@
 //!   unit tests) sort repeated names by value and drop exact duplicate pairs; the tests
 //!   below pin both behaviours with the SDK's published vectors.
 //!
-//! Callbacks carry no event time, so [`Event::observed_at_ms`] is `None` (receipt time).
+//! Callbacks carry no event time, so a live callback's [`Event::observed_at_ms`] is `None`
+//! (receipt time). A file of recorded records is different: its lines were written long
+//! before the import, so [`TwilioLines`] takes each line's time from its own date fields
+//! (`DateUpdated`, `DateSent`, `DateCreated` — the Message resource's fields, RFC 2822 as
+//! Twilio's REST API writes them, or RFC 3339 — or a `Timestamp` a recorder added) and
+//! refuses a line without one unless the import names the time to assume.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -150,23 +155,119 @@ pub fn verify(auth_token: &str, url: &str, pairs: &[(String, String)], header_va
     }
 }
 
-/// Import files of recorded Twilio status callbacks: one callback a line, as its
-/// form-encoded body (`MessageSid=SM…&MessageStatus=delivered&To=%2B1…`). Every line is a
-/// callback; a line that is not one is an error.
+/// The date fields a recorded line may carry, in the order they are preferred: the time of
+/// the status change first (`DateUpdated`), then when the message went out, then a
+/// recorder's own stamp, then when it was created. Both the callback spelling and the REST
+/// API's JSON spelling are read.
+const TIME_FIELDS: &[(&str, &str)] = &[
+    ("DateUpdated", "date_updated"),
+    ("DateSent", "date_sent"),
+    ("Timestamp", "timestamp"),
+    ("DateCreated", "date_created"),
+];
+
+/// The REST API's Message resource names (JSON lines) and the callback names they stand for.
+const JSON_NAMES: &[(&str, &str)] = &[
+    ("to", "To"),
+    ("status", "MessageStatus"),
+    ("error_code", "ErrorCode"),
+    ("sid", "MessageSid"),
+    ("date_updated", "DateUpdated"),
+    ("date_sent", "DateSent"),
+    ("date_created", "DateCreated"),
+    ("timestamp", "Timestamp"),
+];
+
+/// A date as Twilio writes it (RFC 2822, `Thu, 24 Aug 2023 05:01:45 +0000`), RFC 3339, or
+/// Unix time in seconds or milliseconds.
+fn parse_date(name: &str, text: &str) -> Result<i64, ParseError> {
+    let t = text.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc2822(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    if !t.is_empty() && t.len() <= 13 && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().unwrap_or(0);
+        // Ten digits or fewer are seconds (until the year 2286), more are milliseconds.
+        return Ok(if t.len() <= 10 { n * 1000 } else { n });
+    }
+    Err(ParseError::new(
+        "invalid_date",
+        format!(
+            "{name} {:?} is not a date like \"Thu, 24 Aug 2023 05:01:45 +0000\", RFC 3339 or Unix time",
+            t.chars().take(64).collect::<String>()
+        ),
+    ))
+}
+
+/// When a recorded line happened, from its own date fields; `None` when it has none.
+fn recorded_time(pairs: &[(String, String)]) -> Result<Option<i64>, ParseError> {
+    for (name, json_name) in TIME_FIELDS {
+        if let Some(v) = field(pairs, name).or_else(|| field(pairs, json_name)) {
+            return parse_date(name, v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// A JSON line (a Message resource as the REST API returns it) as callback pairs.
+fn json_pairs(line: &[u8]) -> Result<Vec<(String, String)>, ParseError> {
+    let obj = super::event::json_object(line, "a JSON line must be one Message object")?;
+    let mut pairs = Vec::new();
+    for (json, callback) in JSON_NAMES {
+        if let Some(v) = super::event::json_text(&obj, json)? {
+            pairs.push(((*callback).to_owned(), v));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Import files of recorded Twilio status records, one a line: a callback's form-encoded
+/// body (`MessageSid=SM…&MessageStatus=delivered&To=%2B1…&DateUpdated=…`), or a Message
+/// resource as JSON (`{"sid":"SM…","to":"+1…","status":"delivered","date_updated":…}`).
+/// Each line's time comes from its date fields; a line without one is refused
+/// (`missing_time`) unless the reader was given a time to assume. A line that is not a
+/// record is an error.
 #[derive(Debug, Default, Clone)]
-pub struct TwilioLines;
+pub struct TwilioLines {
+    assume_ms: Option<i64>,
+}
 
 impl TwilioLines {
-    /// A reader for such a file.
+    /// A reader for such a file; lines without a date are refused.
     pub fn new() -> Self {
-        TwilioLines
+        TwilioLines { assume_ms: None }
+    }
+
+    /// A reader that dates lines without a date field at `assume_ms`.
+    pub fn assuming(assume_ms: Option<i64>) -> Self {
+        TwilioLines { assume_ms }
     }
 }
 
 impl LineFormat for TwilioLines {
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, ParseError> {
-        let pairs = form_pairs(line.trim_ascii());
-        callback_event(&pairs).map(Some)
+        let line = line.trim_ascii();
+        let pairs = if line.first() == Some(&b'{') {
+            json_pairs(line)?
+        } else {
+            form_pairs(line)
+        };
+        let mut event = callback_event(&pairs)?;
+        event.observed_at_ms = match recorded_time(&pairs)? {
+            Some(t) => Some(t),
+            None => Some(self.assume_ms.ok_or_else(|| {
+                ParseError::new(
+                    "missing_time",
+                    "the record has no DateUpdated, DateSent, Timestamp or DateCreated; \
+                     add one, or import with assume_time=<RFC 3339 time> (or now) to date \
+                     every undated line",
+                )
+            })?),
+        };
+        Ok(Some(event))
     }
 }
 
@@ -425,11 +526,12 @@ mod tests {
 
     #[test]
     fn import_lines_are_form_encoded_callbacks() {
-        let mut f = TwilioLines::new();
+        let mut f = TwilioLines::assuming(Some(TEST_NOW));
         let ev = read_one(&mut f, b"MessageSid=SM9&MessageStatus=undelivered&ErrorCode=30005&To=%2B14155552671&From=%2B14155550000");
         assert_eq!(ev.number, "+14155552671");
         assert_eq!(ev.raw_code, "undelivered:30005");
         assert_eq!(ev.message_id.as_deref(), Some("SM9"));
+        assert_eq!(ev.observed_at_ms, Some(TEST_NOW));
         assert_eq!(
             f.line(b"MessageSid=SM9&To=%2B14155552671")
                 .unwrap_err()
@@ -439,6 +541,63 @@ mod tests {
         assert_eq!(
             f.line(b"\xff\xfe garbage").unwrap_err().code,
             "missing_field"
+        );
+    }
+
+    #[test]
+    fn recorded_lines_take_their_own_time_or_are_refused() {
+        let mut f = TwilioLines::new();
+        // RFC 2822 as the REST API writes it; DateUpdated wins over DateSent and DateCreated.
+        let ev = read_one(
+            &mut f,
+            b"MessageSid=SM1&MessageStatus=delivered&To=%2B14155552671\
+              &DateCreated=Thu%2C+24+Aug+2023+05%3A00%3A00+%2B0000\
+              &DateUpdated=Thu%2C+24+Aug+2023+05%3A01%3A45+%2B0000",
+        );
+        assert_eq!(ev.observed_at_ms, Some(1_692_853_305_000));
+        // RFC 3339 and Unix seconds.
+        let ev = read_one(
+            &mut f,
+            b"MessageSid=SM2&MessageStatus=delivered&To=%2B14155552671&DateSent=2023-08-24T05%3A01%3A45Z",
+        );
+        assert_eq!(ev.observed_at_ms, Some(1_692_853_305_000));
+        let ev = read_one(
+            &mut f,
+            b"MessageSid=SM3&MessageStatus=delivered&To=%2B14155552671&Timestamp=1692853305",
+        );
+        assert_eq!(ev.observed_at_ms, Some(1_692_853_305_000));
+        // The REST API's JSON Message resource.
+        let ev = read_one(
+            &mut f,
+            br#"{"sid":"SM4","to":"+14155552671","status":"undelivered","error_code":30005,"date_updated":"Thu, 24 Aug 2023 05:01:45 +0000"}"#,
+        );
+        assert_eq!(
+            (
+                ev.raw_code.as_str(),
+                ev.message_id.as_deref(),
+                ev.observed_at_ms
+            ),
+            ("undelivered:30005", Some("SM4"), Some(1_692_853_305_000))
+        );
+        // No date: refused, with the way out in the message; a bad date is refused too.
+        let e = f
+            .line(b"MessageSid=SM5&MessageStatus=delivered&To=%2B14155552671")
+            .unwrap_err();
+        assert_eq!(e.code, "missing_time");
+        assert!(e.message.contains("assume_time"), "{}", e.message);
+        let e = f
+            .line(b"MessageSid=SM6&MessageStatus=delivered&To=%2B14155552671&DateSent=yesterday")
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_date");
+        // A live callback (the webhook path) still has no time of its own.
+        assert_eq!(
+            callback_event(&pairs(&[
+                ("To", "+14155552671"),
+                ("MessageStatus", "delivered")
+            ]))
+            .unwrap()
+            .observed_at_ms,
+            None
         );
     }
 

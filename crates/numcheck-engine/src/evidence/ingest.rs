@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
-use numcheck_core::connectors::{ConnectorFormat, LineFormat};
+use numcheck_core::connectors::{ConnectorFormat, FileOptions, LineFormat};
 use numcheck_core::{
     CodeTable, HalfLives, LineSplitter, Observation, Row, RowError, RowFormat, RowReader,
 };
@@ -78,18 +78,19 @@ pub enum LineReader {
 impl LineReader {
     /// A reader of a connector format for `source`.
     pub fn connector(format: ConnectorFormat, book: Arc<CodeBook>, source: SourceSpec) -> Self {
-        Self::connector_with_offset(format, book, source, chrono::Offset::fix(&chrono::Utc))
+        Self::connector_with(format, book, source, FileOptions::default())
     }
 
-    /// The same, with CDR times in the switch's local `offset`.
-    pub fn connector_with_offset(
+    /// The same, reading the file's times with `options` (CDR times in the switch's local
+    /// offset, the time to assume for undated records).
+    pub fn connector_with(
         format: ConnectorFormat,
         book: Arc<CodeBook>,
         source: SourceSpec,
-        offset: chrono::FixedOffset,
+        options: FileOptions,
     ) -> Self {
         LineReader::Connector {
-            format: format.reader_with_offset(offset),
+            format: format.reader_with(options),
             book,
             source,
         }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use numcheck_core::connectors::ConnectorFormat;
 use numcheck_core::connectors::codebook::{CodeBook, DEFAULT_ERR_TABLE, SourceSpec};
+use numcheck_core::connectors::{ConnectorFormat, FileOptions};
 use sha2::{Digest, Sha256};
 
 use crate::config::{SourceConfig, parse_region, validate_sources};
@@ -129,9 +129,64 @@ pub fn import_spec(
     })
 }
 
+/// How an import reads its file's times, from the import's parameters (the same for
+/// `POST /v1/evidence` and `numcheck evidence import`): `utc_offset` (`+02:00`) for CDR
+/// dates, and `assume_time` (`now` or an RFC 3339 time) for records that carry no date of
+/// their own. An assumed time more than a day after `now_ms` is refused.
+pub fn file_options(
+    utc_offset: Option<&str>,
+    assume_time: Option<&str>,
+    now_ms: i64,
+) -> Result<FileOptions, String> {
+    let mut options = FileOptions::default();
+    if let Some(o) = utc_offset {
+        options.utc_offset = numcheck_core::connectors::cdr::parse_utc_offset(o)
+            .map_err(|e| format!("utc_offset: {}", e.message))?;
+    }
+    if let Some(t) = assume_time.map(str::trim) {
+        let ms = if t.eq_ignore_ascii_case("now") {
+            now_ms
+        } else {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| {
+                    format!("assume_time {t:?} is neither `now` nor an RFC 3339 time like 2026-11-01T10:00:00Z")
+                })?
+                .timestamp_millis()
+        };
+        if ms > now_ms + 86_400_000 {
+            return Err(format!(
+                "assume_time {t:?} is more than a day in the future"
+            ));
+        }
+        options.assume_time_ms = Some(ms);
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_options_read_offsets_and_assumed_times() {
+        let now = 1_800_000_000_000;
+        let o = file_options(Some("+02:00"), Some("now"), now).unwrap();
+        assert_eq!(
+            (o.utc_offset.local_minus_utc(), o.assume_time_ms),
+            (7200, Some(now))
+        );
+        let o = file_options(None, Some("2023-08-24T05:01:45Z"), now).unwrap();
+        assert_eq!(o.assume_time_ms, Some(1_692_853_305_000));
+        assert_eq!(file_options(None, None, now).unwrap().assume_time_ms, None);
+        for (offset, time, says) in [
+            (None, Some("yesterday"), "assume_time"),
+            (None, Some("2099-01-01T00:00:00Z"), "future"),
+            (Some("two"), None, "utc_offset"),
+        ] {
+            let e = file_options(offset, time, now).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn err_tables_must_exist_and_tokens_match_exactly() {

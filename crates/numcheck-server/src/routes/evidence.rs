@@ -32,6 +32,7 @@ use numcheck_engine::evidence::ingest::{IngestError, IngestReport, Ingestor, Lin
         ("err_table" = Option<String>, Query, description = "The code table for SMPP `err:` values (connector formats)."),
         ("region" = Option<String>, Query, description = "Region for national numbers (connector formats)."),
         ("utc_offset" = Option<String>, Query, description = "The offset of the file's local times, e.g. `+02:00` (connector formats)."),
+        ("assume_time" = Option<String>, Query, description = "The time of records that carry no date of their own (`now` or RFC 3339); without it such records (Twilio lines without `DateUpdated`/`DateSent`/`DateCreated`) are refused as `missing_time`."),
     ),
     request_body(content(
         (String = "text/csv"),
@@ -139,23 +140,27 @@ fn reader(
             &state.engine.code_book,
         )
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
-        let offset = match param("utc_offset") {
-            Some(o) => numcheck_core::connectors::cdr::parse_utc_offset(o)
-                .map_err(|e| ApiError::bad_request("invalid_parameter", e.message))?,
-            None => chrono::Offset::fix(&chrono::Utc),
-        };
-        return Ok(LineReader::connector_with_offset(
+        let options = numcheck_engine::evidence::sources::file_options(
+            param("utc_offset"),
+            param("assume_time"),
+            now,
+        )
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e))?;
+        return Ok(LineReader::connector_with(
             connector,
             state.engine.code_book.clone(),
             spec,
-            offset,
+            options,
         ));
     }
-    Ok(LineReader::Rows(RowReader::new(
-        row_format(format, headers)?,
-        (*state.engine.codes).clone(),
-        now,
-    )))
+    Ok(LineReader::Rows(
+        RowReader::new(
+            row_format(format, headers)?,
+            (*state.engine.codes).clone(),
+            now,
+        )
+        .with_named_tables(state.engine.code_book.clone()),
+    ))
 }
 
 fn row_format(format: Option<&str>, headers: &HeaderMap) -> Result<RowFormat, ApiError> {
