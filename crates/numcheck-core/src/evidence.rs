@@ -316,7 +316,7 @@ impl Profile {
 
     /// What the profile remembers of the number's history, newest first: the timeline's
     /// events exactly, then, when the timeline is full, the week marks of the weeks before
-    /// its oldest event, each placed mid-week (service, then absence, then a hard failure
+    /// its oldest event, each placed mid-week (a hard failure, then service, then absence
     /// within a week; the newest disconnect at its own time). Empty for a profile stored
     /// before timelines.
     pub fn history(&self) -> impl Iterator<Item = Sighting> + '_ {
@@ -337,13 +337,17 @@ impl Profile {
             let week = top - i;
             let mid = week * WEEK_MS + WEEK_MS / 2;
             let bit = 1u128 << i;
+            // Within a week the order is not known: the hard failure comes first (newest), so
+            // a week that holds both a disconnect and signs of a subscriber reads as "in
+            // service, then disconnected" — the way numbers die — and the signs bound the
+            // dead spell instead of hiding it.
             [
-                (marks.service & bit != 0).then_some((mid, Sign::Service)),
-                (marks.absent & bit != 0).then_some((mid, Sign::Absent)),
                 (marks.hard & bit != 0).then(|| {
                     let at = last_hard.filter(|t| week_of(*t) == week).unwrap_or(mid);
                     (at, Sign::Hard)
                 }),
+                (marks.service & bit != 0).then_some((mid, Sign::Service)),
+                (marks.absent & bit != 0).then_some((mid, Sign::Absent)),
             ]
             .into_iter()
             .flatten()

@@ -30,9 +30,7 @@ pub const VERDICTS: [(&str, &str, &str, &str); 6] = [
     ("+12125550102", "inactive", "disconnected", "false"),
     ("+12125550103", "unknown", "temporary_failures", "false"),
     ("+12125550104", "active", "recent_activity", "true"),
-    // The rules lean inactive, but the calibration knows spread failures alone are seldom
-    // right: under the confidence floor.
-    ("+12125550105", "unknown", "low_confidence", "false"),
+    ("+12125550105", "inactive", "repeated_failures", "false"),
     ("+12125550106", "unknown", "no_evidence", "false"),
 ];
 
