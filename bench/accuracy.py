@@ -32,7 +32,7 @@ p.add_argument("--binary", default="target/release/numcheck")
 p.add_argument("--world", help="an existing world folder (default: write one)")
 p.add_argument("--world-params", help="the world's parameters (JSON, as world.json)")
 p.add_argument("--seed", type=int, default=1)
-p.add_argument("--floors", default="0.9,0.98,0.99",
+p.add_argument("--floors", default="0.9,0.95,0.98,0.99",
                help="min_confidence values to run beside the default (comma-separated)")
 p.add_argument("--json", help="write every figure to this file")
 p.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -193,7 +193,9 @@ rows = [
     ("recall of `active`", lambda e: e["active"]["recall"]),
     ("decided, among numbers with evidence", lambda e: e["decided_with_evidence"]),
     ("calibration error (decided rows, 10 bins)", lambda e: e["calibration_error"]),
-    ("`PossiblyReassigned` recall", lambda e: e["reassigned"]["recall"]),
+    # The simple rules flag nothing: their flag figures are left blank.
+    ("`PossiblyReassigned` recall",
+     lambda e: e["reassigned"]["recall"] if e["reassigned"]["flagged"] else None),
     ("`PossiblyReassigned` false flags", lambda e: e["reassigned"]["false_flag_share"]),
 ]
 print(f"world: {world} ({sum(1 for _ in open(f('numbers.txt')))} numbers); "

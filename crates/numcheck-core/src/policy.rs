@@ -136,7 +136,7 @@ impl Default for Policy {
             disconnect_half_life_days: 30.0,
             churn_per_month: 0.015,
             glitch_rate: 0.002,
-            min_confidence: 0.96,
+            min_confidence: 0.97,
             calibration_file: None,
             reuse_periods_file: None,
             calibration: Calibration::shipped(),

@@ -747,3 +747,188 @@ pub fn by_region(truth: &[Truth]) -> BTreeMap<String, (usize, usize)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use numcheck_core::connectors::ConnectorFormat;
+    use numcheck_core::connectors::codebook::{CodeBook, SourceSpec, observe};
+    use numcheck_core::{CodeTable, Row, RowFormat, RowReader};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn small(seed: u64) -> WorldParams {
+        WorldParams {
+            seed,
+            numbers: 600,
+            ..WorldParams::default()
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_seed_gives_one_world_and_another_seed_another() {
+        let reuse = ReuseTable::shipped();
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        for (dir, seed) in dirs.iter().zip([5, 5, 6]) {
+            World::generate(&small(seed), &reuse, NOW)
+                .unwrap()
+                .write(dir.path())
+                .unwrap();
+        }
+        let [a, b, c] = [0, 1, 2].map(|i| files(dirs[i].path()));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "app.ndjson",
+                "calls.csv",
+                "deactivations.csv",
+                "numbers.txt",
+                "receipts.smpp",
+                "truth.csv",
+                "world.json"
+            ]
+        );
+        // world.json reads back as the parameters it was written from.
+        let json = &a.iter().find(|(n, _)| n == "world.json").unwrap().1;
+        assert_eq!(
+            serde_json::from_slice::<WorldParams>(json).unwrap(),
+            small(5)
+        );
+    }
+
+    #[test]
+    fn the_truth_follows_the_lifecycles() {
+        let world = World::generate(&small(9), &ReuseTable::shipped(), NOW).unwrap();
+        let truth = world.truth();
+        assert_eq!(truth.len(), 600);
+        // Only a number someone holds can have changed holder; churn and recycling leave
+        // both kinds of number, and some reassigned ones.
+        assert!(truth.iter().all(|t| t.active || !t.holder_changed));
+        let active = truth.iter().filter(|t| t.active).count();
+        let changed = truth.iter().filter(|t| t.holder_changed).count();
+        assert!((300..580).contains(&active), "{active}");
+        assert!(changed > 10, "{changed}");
+        // A new holder only after the country's minimum reuse period.
+        let reuse = ReuseTable::shipped();
+        for line in &world.lines {
+            for pair in line.holdings.windows(2) {
+                let region = numcheck_core::NumberingPlan
+                    .check_line(line.number.to_string().as_bytes(), None)
+                    .ok()
+                    .and_then(|c| c.region)
+                    .map(|r| r.as_str().to_owned());
+                let min = reuse.period(region.as_deref()).min_days;
+                let gap = (pair[1].start_ms - pair[0].end_ms) as f64 / DAY_MS as f64;
+                assert!(gap >= min, "{}: {gap} < {min}", line.number);
+            }
+        }
+    }
+
+    #[test]
+    fn every_file_reads_with_the_shipped_readers_and_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let world = World::generate(&small(11), &ReuseTable::shipped(), NOW).unwrap();
+        let stats = world.write(dir.path()).unwrap();
+        let book = CodeBook::shipped();
+        let mut read = |file: &str, format: ConnectorFormat, err_table: &str| {
+            let mut reader = format.reader();
+            let spec = SourceSpec {
+                err_table: err_table.to_owned(),
+                ..SourceSpec::new(file)
+            };
+            let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+            let mut observations = 0;
+            for (i, line) in text.lines().enumerate() {
+                let event = reader
+                    .line(line.as_bytes())
+                    .unwrap_or_else(|e| panic!("{file}:{}: {e:?}", i + 1));
+                if let Some(event) = event {
+                    match observe(&book, &spec, event, NOW) {
+                        Ok(Row::Observation(_)) => observations += 1,
+                        Ok(_) => {}
+                        Err(e) => panic!("{file}:{}: {e:?}", i + 1),
+                    }
+                }
+            }
+            observations
+        };
+        assert_eq!(
+            read("receipts.smpp", ConnectorFormat::Smpp, "map"),
+            stats.receipts
+        );
+        assert_eq!(
+            read("calls.csv", ConnectorFormat::Freeswitch, "map"),
+            stats.calls
+        );
+        assert_eq!(
+            read("deactivations.csv", ConnectorFormat::Deactivation, "map"),
+            stats.deactivations
+        );
+        let mut rows = RowReader::new(RowFormat::Ndjson, CodeTable::generic(), NOW);
+        let app = std::fs::read_to_string(dir.path().join("app.ndjson")).unwrap();
+        for line in app.lines() {
+            assert!(
+                matches!(rows.line(line.as_bytes()), Ok(Row::Observation(_))),
+                "{line}"
+            );
+        }
+        assert_eq!(app.lines().count(), stats.app_events);
+        assert!(
+            stats.receipts > 1000 && stats.calls > 0 && stats.deactivations > 0,
+            "{stats:?}"
+        );
+        // The truth file is what `numcheck evaluate` reads, for every number of the list.
+        let truth = crate::evaluate::read_truth(
+            &std::fs::read_to_string(dir.path().join("truth.csv")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(truth.len(), 600);
+    }
+
+    #[test]
+    fn parameters_that_make_no_world_are_refused_by_name() {
+        for (change, says) in [
+            (
+                Box::new(|p: &mut WorldParams| p.churn_per_month = 1.5)
+                    as Box<dyn Fn(&mut WorldParams)>,
+                "churn_per_month",
+            ),
+            (
+                Box::new(|p: &mut WorldParams| p.sms_per_month = -1.0),
+                "sms_per_month",
+            ),
+            (
+                Box::new(|p: &mut WorldParams| p.newest_contact_days = 5000.0),
+                "newest_contact_days",
+            ),
+            (Box::new(|p: &mut WorldParams| p.numbers = 0), "numbers"),
+            (
+                Box::new(|p: &mut WorldParams| p.countries[0].region = "ZZ".into()),
+                "countries.ZZ",
+            ),
+        ] {
+            let mut p = WorldParams::default();
+            change(&mut p);
+            let e = p.validate().unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+}

@@ -217,6 +217,7 @@ mod tests {
             "live_lookup",
             "max_lookups",
             "max_age_days",
+            "min_confidence",
             "callback_url",
             "phone_column",
             "sheet",

@@ -42,6 +42,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
             `unknown_task_type`, `empty_file`, `file_not_text`, `invalid_default_region`, \
             `invalid_multipart`, `invalid_field`, `invalid_idempotency_key`, `invalid_columns`, \
             `invalid_formats`, `invalid_live_lookup`, `invalid_max_lookups`, `invalid_max_age_days`, \
+            `invalid_min_confidence`, \
             `live_lookup_unavailable`, `invalid_callback_url`, `callback_url_refused`; a spreadsheet \
             that cannot be read: `unsupported_file_type`, `unknown_phone_column`, `no_phone_column`, \
             `unknown_sheet`, `invalid_xlsx`."),

@@ -64,6 +64,70 @@ async fn posted_evidence_decides_verdicts_as_the_policy_documents() {
 }
 
 #[tokio::test]
+async fn a_task_sets_its_own_confidence_floor() {
+    let s = TestServer::start().await;
+    let (csv, expected) = scenario();
+    let (code, report) = s.post_evidence(&s.admin_key, "text/csv", csv).await;
+    assert_eq!(code, 200, "{report}");
+    let file: String = expected.iter().map(|(n, ..)| format!("{n}\n")).collect();
+    let rows = |csv: String| -> Vec<(String, String, f64)> {
+        csv.lines()
+            .skip(1)
+            .map(|row| {
+                let f: Vec<&str> = row.split(',').collect();
+                (f[1].to_owned(), f[2].to_owned(), f[3].parse().unwrap())
+            })
+            .collect()
+    };
+    let run = |floor: &'static str| {
+        let s = &s;
+        let file = file.clone();
+        async move {
+            let (code, created) = s
+                .create_with(&s.admin_key, file.as_bytes(), &[("min_confidence", floor)])
+                .await;
+            assert_eq!(code, 200, "{created}");
+            let v = s
+                .wait(&s.admin_key, created["task_id"].as_str().unwrap())
+                .await;
+            rows(s.result(&v).await.0)
+        }
+    };
+    // Floor 0: every verdict as the rules and the calibration give it. Floor 1: only sure
+    // verdicts (the invalid number) stay decided; the others are `unknown / low_confidence`
+    // and keep their confidence.
+    let open = run("0").await;
+    let shut = run("1").await;
+    let mut floored = 0;
+    for ((number, status, reason, _), (got, strict)) in expected.iter().zip(open.iter().zip(&shut))
+    {
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str()),
+            (*status, *reason),
+            "{number}"
+        );
+        if *status == "unknown" || got.2 >= 1.0 {
+            assert_eq!(strict, got, "{number}");
+        } else {
+            floored += 1;
+            assert_eq!(
+                (strict.0.as_str(), strict.1.as_str(), strict.2),
+                ("unknown", "low_confidence", got.2),
+                "{number}"
+            );
+        }
+    }
+    assert!(floored >= 2, "{open:?}");
+    for bad in ["1.5", "-0.1", "most", "NaN"] {
+        let got = s
+            .create_with(&s.admin_key, file.as_bytes(), &[("min_confidence", bad)])
+            .await;
+        assert_error(got, 400, "invalid_min_confidence");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn ndjson_evidence_reports_each_bad_row_with_its_line_and_keeps_the_rest() {
     let s = TestServer::start().await;
     let t = ago(1);

@@ -571,3 +571,99 @@ async fn a_webhook_answers_get_and_post_and_refuses_other_methods_storing_nothin
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn twilio_files_are_dated_by_their_records_and_generic_rows_name_their_table() {
+    let s = server().await;
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(400)).to_rfc2822();
+    let record = |to: &str, sid: &str, date: Option<&str>| {
+        let mut pairs = vec![
+            ("MessageSid", sid),
+            ("MessageStatus", "delivered"),
+            ("To", to),
+        ];
+        if let Some(d) = date {
+            pairs.push(("DateUpdated", d));
+        }
+        form(&pairs)
+    };
+    // An old delivery keeps its own date; an undated record is refused, naming the way out.
+    let file = format!(
+        "{}\n{}\n",
+        record("+14155550170", "SM170", Some(&long_ago)),
+        record("+14155550171", "SM171", None)
+    );
+    let (code, body) = import(
+        &s,
+        "/v1/evidence?format=twilio&source=tw-export",
+        "text/plain",
+        file.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            r["errors"][0]["line"].as_i64(),
+            r["errors"][0]["error"].as_str()
+        ),
+        (Some(2), Some("missing_time"))
+    );
+    // Saying which time to assume takes the undated record (the dated one is already there).
+    let (code, body) = import(
+        &s,
+        "/v1/evidence?format=twilio&source=tw-export&assume_time=now",
+        "text/plain",
+        file.into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["duplicates"].as_i64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    let (code, body) = import(
+        &s,
+        "/v1/evidence?format=twilio&source=tw-export&assume_time=tomorrow",
+        "text/plain",
+        Vec::new(),
+    )
+    .await;
+    assert_error((code, parse(&body)), 400, "invalid_parameter");
+
+    // A generic row from a MAP-coded route names its table; without it the code is unknown.
+    let (at, _) = stamps(2);
+    let rows = format!(
+        "number,observed_at,source,kind,raw_code,code_table\n\
+         +14155550172,{at},smsc-eu,sms_dlr,UNDELIV:001,map\n\
+         +14155550173,{at},smsc-eu,sms_dlr,UNDELIV:001,\n"
+    );
+    let (code, body) = import(&s, "/v1/evidence", "text/csv", rows.into_bytes()).await;
+    assert_eq!(code, 200, "{body}");
+    let r = parse(&body);
+    assert_eq!(
+        (r["inserted"].as_i64(), r["errors"][0]["error"].as_str()),
+        (Some(1), Some("unknown_code")),
+        "{body}"
+    );
+
+    let v = verdicts(&s, &["+14155550170", "+14155550171", "+14155550172"]).await;
+    // A delivery 400 days ago is not today's activity.
+    assert_eq!(
+        v["+14155550170"],
+        ("unknown".into(), "insufficient_evidence".into())
+    );
+    assert_eq!(v["+14155550171"].0, "active");
+    assert_eq!(
+        v["+14155550172"],
+        ("inactive".into(), "disconnected".into())
+    );
+    s.stop().await;
+}
