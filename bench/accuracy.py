@@ -31,7 +31,7 @@ p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--binary", default="target/release/numcheck")
 p.add_argument("--world", help="an existing world folder (default: write one)")
 p.add_argument("--world-params", help="the world's parameters (JSON, as world.json)")
-p.add_argument("--seed", type=int, default=1)
+p.add_argument("--seed", type=int, help="the world's seed (default: the parameters', else 1)")
 p.add_argument("--floors", default="0.9,0.95,0.98,0.99",
                help="min_confidence values to run beside the default (comma-separated)")
 p.add_argument("--json", help="write every figure to this file")
@@ -42,7 +42,9 @@ tmp = tempfile.mkdtemp(prefix="numcheck-accuracy-")
 world = args.world
 if not world:
     world = os.path.join(tmp, "world")
-    cmd = [args.binary, "demo", "--world", world, "--seed", str(args.seed)]
+    cmd = [args.binary, "demo", "--world", world]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
     if args.world_params:
         cmd += ["--world-params", args.world_params]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

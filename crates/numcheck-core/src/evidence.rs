@@ -435,9 +435,156 @@ impl Profile {
         )
     }
 
-    /// Fixed-size binary form for storage: 8 + 5 × 32 + 8 bytes, little-endian.
+    /// The binary form for storage: compact, with times as varint distances from the
+    /// reference time, and only what is there (most profiles hold one or two classes, a short
+    /// timeline and a few week marks: 20–60 bytes). Never [`LEGACY_BYTES`] long, so the
+    /// fixed form earlier releases stored is told apart by its length.
+    ///
+    /// Layout: a flags byte (bits 0–4: the classes present; 5: a last disconnect; 6: it was
+    /// authoritative; 7: one padding byte at the end), `ref_ms` (zigzag varint); per class
+    /// present its mass (f64, little-endian), count (varint) and first and last times
+    /// (varint, 0 for none, else zigzag distance below `ref_ms` plus one); the last
+    /// disconnect (zigzag distance); the timeline (a count byte, then per event its zigzag
+    /// distance and a class-and-kind byte); the week marks (a byte saying which of service,
+    /// absent, hard are non-zero, then each as a length byte and that many little-endian
+    /// bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(PROFILE_BYTES);
+        let mut out = Vec::with_capacity(48);
+        let present: Vec<usize> = (0..self.classes.len())
+            .filter(|&k| self.classes[k] != ClassStats::default())
+            .collect();
+        let mut flags = present.iter().fold(0u8, |f, &k| f | 1 << k);
+        if self.last_disconnect_ms.is_some() {
+            flags |= 1 << 5;
+        }
+        if self.last_disconnect_authoritative {
+            flags |= 1 << 6;
+        }
+        out.push(flags);
+        put_varint(&mut out, zigzag(self.ref_ms));
+        let distance = |t: i64| zigzag(self.ref_ms.wrapping_sub(t));
+        for &k in &present {
+            let c = &self.classes[k];
+            out.extend_from_slice(&c.mass.to_le_bytes());
+            put_varint(&mut out, c.count);
+            for t in [c.first_ms, c.last_ms] {
+                put_varint(&mut out, t.map_or(0, |t| distance(t).wrapping_add(1)));
+            }
+        }
+        if let Some(t) = self.last_disconnect_ms {
+            put_varint(&mut out, distance(t));
+        }
+        let events: Vec<RecentEvent> = self.timeline().collect();
+        out.push(events.len() as u8);
+        for e in events {
+            put_varint(&mut out, distance(e.at_ms));
+            out.push(e.class as u8 | (e.kind as u8) << 3);
+        }
+        let marks = [self.weeks.service, self.weeks.absent, self.weeks.hard];
+        out.push(
+            marks
+                .iter()
+                .enumerate()
+                .fold(0u8, |m, (i, b)| if *b != 0 { m | 1 << i } else { m }),
+        );
+        for bits in marks.into_iter().filter(|b| *b != 0) {
+            let len = 16 - (bits.leading_zeros() / 8) as usize;
+            out.push(len as u8);
+            out.extend_from_slice(&bits.to_le_bytes()[..len]);
+        }
+        if out.len() == LEGACY_BYTES {
+            out[0] |= 1 << 7;
+            out.push(0);
+        }
+        out
+    }
+
+    /// Reads [`Profile::to_bytes`], or the fixed form of earlier releases (with no timeline
+    /// or week marks: `numcheck evidence rebuild` fills them in); `None` when the bytes are
+    /// not a profile.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Profile> {
+        if bytes.len() == LEGACY_BYTES {
+            return Self::from_legacy_bytes(bytes);
+        }
+        let mut r = Reader(bytes);
+        let flags = r.byte()?;
+        let mut p = Profile {
+            ref_ms: unzigzag(r.varint()?),
+            ..Profile::default()
+        };
+        let ref_ms = p.ref_ms;
+        let at = |d: u64| ref_ms.wrapping_sub(unzigzag(d));
+        for (k, c) in p.classes.iter_mut().enumerate() {
+            if flags & 1 << k == 0 {
+                continue;
+            }
+            c.mass = f64::from_le_bytes(r.take::<8>()?);
+            c.count = r.varint()?;
+            let mut time = || r.varint().map(|v| (v != 0).then(|| at(v.wrapping_sub(1))));
+            c.first_ms = time()?;
+            c.last_ms = time()?;
+        }
+        if flags & 1 << 5 != 0 {
+            p.last_disconnect_ms = Some(at(r.varint()?));
+        }
+        p.last_disconnect_authoritative = flags & 1 << 6 != 0;
+        let events = usize::from(r.byte()?);
+        if events > RECENT {
+            return None;
+        }
+        for slot in p.recent.iter_mut().take(events) {
+            let at_ms = at(r.varint()?);
+            let tag = r.byte()?;
+            *slot = Some(RecentEvent {
+                at_ms,
+                class: *EvidenceClass::ALL.get(usize::from(tag & 0b111))?,
+                kind: *EvidenceKind::ALL.get(usize::from(tag >> 3))?,
+            });
+        }
+        let mask = r.byte()?;
+        let mut marks = [0u128; 3];
+        for (i, bits) in marks.iter_mut().enumerate() {
+            if mask & 1 << i != 0 {
+                let len = usize::from(r.byte()?);
+                let mut w = [0u8; 16];
+                w.get_mut(..len)?.copy_from_slice(r.bytes(len)?);
+                *bits = u128::from_le_bytes(w);
+            }
+        }
+        p.weeks = WeekMarks {
+            service: marks[0],
+            absent: marks[1],
+            hard: marks[2],
+        };
+        if flags & 1 << 7 != 0 && r.byte()? != 0 {
+            return None;
+        }
+        (mask < 8 && r.0.is_empty()).then_some(p)
+    }
+
+    /// The fixed 176-byte form earlier releases stored: 8 + 5 × 32 + 8 bytes, little-endian.
+    fn from_legacy_bytes(bytes: &[u8]) -> Option<Profile> {
+        let word = |i: usize| -> Option<[u8; 8]> { bytes.get(i * 8..i * 8 + 8)?.try_into().ok() };
+        let opt = |v: i64| (v != i64::MIN).then_some(v);
+        let mut p = Profile {
+            ref_ms: i64::from_le_bytes(word(0)?),
+            ..Profile::default()
+        };
+        for (k, c) in p.classes.iter_mut().enumerate() {
+            let base = 1 + k * 4;
+            c.mass = f64::from_le_bytes(word(base)?);
+            c.count = u64::from_le_bytes(word(base + 1)?);
+            c.first_ms = opt(i64::from_le_bytes(word(base + 2)?));
+            c.last_ms = opt(i64::from_le_bytes(word(base + 3)?));
+        }
+        p.last_disconnect_ms = opt(i64::from_le_bytes(word(21)?));
+        Some(p)
+    }
+
+    /// The fixed form of earlier releases, for tests of reading it.
+    #[cfg(test)]
+    fn to_legacy_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(LEGACY_BYTES);
         out.extend_from_slice(&self.ref_ms.to_le_bytes());
         for c in &self.classes {
             out.extend_from_slice(&c.mass.to_le_bytes());
@@ -446,84 +593,7 @@ impl Profile {
             out.extend_from_slice(&c.last_ms.unwrap_or(i64::MIN).to_le_bytes());
         }
         out.extend_from_slice(&self.last_disconnect_ms.unwrap_or(i64::MIN).to_le_bytes());
-        let events: Vec<RecentEvent> = self.timeline().collect();
-        out.push(events.len() as u8);
-        for e in events {
-            out.extend_from_slice(&e.at_ms.to_le_bytes());
-            out.push(e.class as u8 | (e.kind as u8) << 3);
-        }
-        for bits in [self.weeks.service, self.weeks.absent, self.weeks.hard] {
-            out.extend_from_slice(&bits.to_le_bytes());
-        }
-        out.push(u8::from(self.last_disconnect_authoritative));
         out
-    }
-
-    /// Reads [`Profile::to_bytes`] (also the shorter form stored before the timeline
-    /// existed); `None` when the bytes are not a profile.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Profile> {
-        let timeline = bytes.get(PROFILE_BYTES..).unwrap_or_default();
-        let events = match timeline.split_first() {
-            None => 0,
-            Some((&n, rest))
-                if usize::from(n) <= RECENT && rest.len() == usize::from(n) * 9 + TAIL_BYTES =>
-            {
-                usize::from(n)
-            }
-            Some(_) => return None,
-        };
-        if bytes.len() < PROFILE_BYTES {
-            return None;
-        }
-        let word = |i: usize| -> [u8; 8] {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-            w
-        };
-        let opt = |v: i64| (v != i64::MIN).then_some(v);
-        let mut p = Profile {
-            ref_ms: i64::from_le_bytes(word(0)),
-            ..Profile::default()
-        };
-        for (k, c) in p.classes.iter_mut().enumerate() {
-            let base = 1 + k * 4;
-            c.mass = f64::from_le_bytes(word(base));
-            c.count = u64::from_le_bytes(word(base + 1));
-            c.first_ms = opt(i64::from_le_bytes(word(base + 2)));
-            c.last_ms = opt(i64::from_le_bytes(word(base + 3)));
-        }
-        p.last_disconnect_ms = opt(i64::from_le_bytes(word(21)));
-        for (i, slot) in p.recent.iter_mut().take(events).enumerate() {
-            let at = PROFILE_BYTES + 1 + i * 9;
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[at..at + 8]);
-            let tag = bytes[at + 8];
-            let class = *EvidenceClass::ALL.get(usize::from(tag & 0b111))?;
-            let kind = *EvidenceKind::ALL.get(usize::from(tag >> 3))?;
-            *slot = Some(RecentEvent {
-                at_ms: i64::from_le_bytes(w),
-                class,
-                kind,
-            });
-        }
-        if let Some(tail) = timeline.get(1 + events * 9..) {
-            let bits = |i: usize| {
-                let mut w = [0u8; 16];
-                w.copy_from_slice(&tail[i * 16..i * 16 + 16]);
-                u128::from_le_bytes(w)
-            };
-            p.weeks = WeekMarks {
-                service: bits(0),
-                absent: bits(1),
-                hard: bits(2),
-            };
-            p.last_disconnect_authoritative = match tail[48] {
-                0 => false,
-                1 => true,
-                _ => return None,
-            };
-        }
-        Some(p)
     }
 
     /// Whether two profiles agree within a relative float tolerance.
@@ -543,12 +613,60 @@ impl Profile {
     }
 }
 
-/// Size of [`Profile::to_bytes`] before its timeline (one count byte, then nine bytes an
-/// event: time, and class and kind in one byte) and its tail.
-pub const PROFILE_BYTES: usize = 8 * 22;
+/// Size of the fixed profile form earlier releases stored (and [`Profile::to_bytes`] never
+/// writes).
+pub const LEGACY_BYTES: usize = 8 * 22;
 
-/// Size of the tail after the timeline: three week-mark words and the authority flag.
-const TAIL_BYTES: usize = 3 * 16 + 1;
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// LEB128: seven bits a byte, low first, the top bit saying more follow.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A cursor over stored bytes; every read is checked.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.bytes(N)?.try_into().ok()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -703,5 +821,53 @@ mod tests {
             let shuffled = order.iter().fold(Profile::default(), |acc, &i| acc.merge(&batches[i], &H));
             prop_assert!(sequential.approx_eq(&shuffled, 1e-9), "{sequential:?}\n{shuffled:?}");
         }
+
+        /// Any profile reads back exactly from its stored form, which is never the legacy
+        /// length and far shorter than it for small profiles.
+        #[test]
+        fn stored_profiles_read_back_exactly(
+            events in prop::collection::vec((-(400 * DAY)..(1200 * DAY), class_strategy(), 0.1f64..5.0), 0..30),
+        ) {
+            let p = events.iter().fold(Profile::default(), |acc, (t, c, w)| acc.merge(&Profile::of(&obs(*t, *c, *w)), &H));
+            let bytes = p.to_bytes();
+            prop_assert_ne!(bytes.len(), LEGACY_BYTES);
+            prop_assert_eq!(Profile::from_bytes(&bytes), Some(p));
+            if events.len() <= 1 {
+                prop_assert!(bytes.len() <= 40, "{} bytes", bytes.len());
+            }
+            // Every shorter prefix is refused, not misread.
+            for cut in 0..bytes.len() {
+                if cut != LEGACY_BYTES {
+                    prop_assert_eq!(Profile::from_bytes(&bytes[..cut]), None);
+                }
+            }
+        }
+
+        /// Arbitrary bytes never panic the reader.
+        #[test]
+        fn any_bytes_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Profile::from_bytes(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_fixed_form_of_earlier_releases_still_reads() {
+        let p = Profile::of(&obs(3 * DAY, EvidenceClass::StrongActive, 1.0)).merge(
+            &Profile::of(&obs(9 * DAY, EvidenceClass::StrongInactive, 1.0)),
+            &H,
+        );
+        let legacy = p.to_legacy_bytes();
+        assert_eq!(legacy.len(), LEGACY_BYTES);
+        let read = Profile::from_bytes(&legacy).unwrap();
+        // Everything the fixed form held; no timeline or week marks.
+        assert_eq!(
+            (read.ref_ms, read.classes, read.last_disconnect_ms),
+            (p.ref_ms, p.classes, p.last_disconnect_ms)
+        );
+        assert_eq!(
+            (read.timeline().count(), read.weeks),
+            (0, WeekMarks::default())
+        );
+        assert!(p.to_bytes().len() < 60, "{}", p.to_bytes().len());
     }
 }

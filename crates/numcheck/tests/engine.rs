@@ -307,3 +307,141 @@ async fn connector_files_import_with_counts_and_reimports_add_nothing() {
         "ENROUTE is not evidence: {csv}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let data = cwd.join("data");
+    std::fs::write(cwd.join("small.json"), r#"{"numbers": 800, "seed": 4}"#).unwrap();
+    let world = run_cli(
+        cwd,
+        &["demo", "--world", "w", "--world-params", "small.json"],
+    )
+    .await;
+    assert!(world.status.success(), "{}", world.stderr);
+    for (file, args) in [
+        (
+            "w/receipts.smpp",
+            &["--format", "smpp", "--err-table", "map"][..],
+        ),
+        ("w/calls.csv", &["--format", "freeswitch"][..]),
+        ("w/deactivations.csv", &["--format", "deactivation"][..]),
+        ("w/app.ndjson", &[][..]),
+    ] {
+        let mut all = vec!["evidence", "import", file];
+        all.extend_from_slice(args);
+        let import = on_data(cwd, &data, &all).await;
+        assert!(import.status.success(), "{file}: {}", import.stderr);
+    }
+
+    // Measured against the truth: every number scored, figures that are shares.
+    let eval = on_data(
+        cwd,
+        &data,
+        &[
+            "evaluate",
+            "--truth",
+            "w/truth.csv",
+            "--numbers",
+            "w/numbers.txt",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(eval.status.success(), "{}", eval.stderr);
+    let e: Value = serde_json::from_str(&eval.stdout).unwrap();
+    assert_eq!(e["truth_numbers"], 800, "{e}");
+    assert_eq!(
+        e["scored"].as_u64().unwrap() + e["missing_from_result"].as_u64().unwrap(),
+        800
+    );
+    for share in [
+        &e["active"]["precision"],
+        &e["inactive"]["precision"],
+        &e["decided_with_evidence"],
+        &e["calibration_error"],
+    ] {
+        let v = share.as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{e}");
+    }
+    assert!(e["active"]["predicted"].as_u64().unwrap() > 100, "{e}");
+    let text = on_data(
+        cwd,
+        &data,
+        &[
+            "evaluate",
+            "--truth",
+            "w/truth.csv",
+            "--numbers",
+            "w/numbers.txt",
+        ],
+    )
+    .await;
+    assert!(
+        text.stdout.contains("precision") && text.stdout.contains("PossiblyReassigned"),
+        "{}",
+        text.stdout
+    );
+
+    // A calibration fitted on it is taken from config; the same check then runs on it.
+    let cal = on_data(
+        cwd,
+        &data,
+        &[
+            "calibrate",
+            "--truth",
+            "w/truth.csv",
+            "--numbers",
+            "w/numbers.txt",
+            "--out",
+            "cal.json",
+        ],
+    )
+    .await;
+    assert!(cal.status.success(), "{}", cal.stderr);
+    let fitted: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("cal.json")).unwrap()).unwrap();
+    assert!(
+        fitted["active"]["score"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{fitted}"
+    );
+    std::fs::write(
+        cwd.join("numcheck.toml"),
+        "[policy]\ncalibration_file = \"cal.json\"\n",
+    )
+    .unwrap();
+    check(cwd, &data, "w/numbers.txt", "r.zip").await;
+
+    // A calibration that goes down is refused before anything runs, naming the file.
+    std::fs::write(
+        cwd.join("cal.json"),
+        r#"{"fitted_on": "by hand", "active": {"score": [0.2, 0.8], "probability": [0.9, 0.5]},
+            "inactive": {"score": [0.5], "probability": [0.9]}}"#,
+    )
+    .unwrap();
+    let refused = on_data(cwd, &data, &["check", "w/numbers.txt", "--out", "r2.zip"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("cal.json") && refused.stderr.contains("active"),
+        "{}",
+        refused.stderr
+    );
+
+    // A truth file with a mistake names its line.
+    std::fs::write(
+        cwd.join("bad.csv"),
+        "number,truth\n+14155550100,active\n+14155550100,inactive\n",
+    )
+    .unwrap();
+    let bad = on_data(
+        cwd,
+        &data,
+        &["evaluate", "--truth", "bad.csv", "--result", "r.zip"],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(bad.stderr.contains("line 3"), "{}", bad.stderr);
+}
