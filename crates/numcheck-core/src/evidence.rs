@@ -583,7 +583,7 @@ impl Profile {
 
     /// The fixed form of earlier releases, for tests of reading it.
     #[cfg(test)]
-    fn to_legacy_bytes(&self) -> Vec<u8> {
+    fn legacy_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(LEGACY_BYTES);
         out.extend_from_slice(&self.ref_ms.to_le_bytes());
         for c in &self.classes {
@@ -856,7 +856,7 @@ mod tests {
             &Profile::of(&obs(9 * DAY, EvidenceClass::StrongInactive, 1.0)),
             &H,
         );
-        let legacy = p.to_legacy_bytes();
+        let legacy = p.legacy_bytes();
         assert_eq!(legacy.len(), LEGACY_BYTES);
         let read = Profile::from_bytes(&legacy).unwrap();
         // Everything the fixed form held; no timeline or week marks.

@@ -414,7 +414,7 @@ impl Policy {
         let mut assigned_as_of = service;
         if let Some(cut) = p.last_disconnect_ms {
             let spell = Spell::of(p, cut);
-            if !service.is_some_and(|active| active > cut) {
+            if service.is_none_or(|active| active <= cut) {
                 let dead = self.still_dead(&spell, as_of_ms, reuse_days);
                 let aged = Self::aged(&spell, as_of_ms, reuse_days);
                 return Proposal {

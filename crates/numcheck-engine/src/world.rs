@@ -848,7 +848,7 @@ mod tests {
         let world = World::generate(&small(11), &ReuseTable::shipped(), NOW).unwrap();
         let stats = world.write(dir.path()).unwrap();
         let book = CodeBook::shipped();
-        let mut read = |file: &str, format: ConnectorFormat, err_table: &str| {
+        let read = |file: &str, format: ConnectorFormat, err_table: &str| {
             let mut reader = format.reader();
             let spec = SourceSpec {
                 err_table: err_table.to_owned(),
