@@ -61,6 +61,31 @@ pub async fn run(engine: Engine, owner: String) {
     tracing::debug!(%owner, "worker stopped");
 }
 
+/// Relays every node's announcements of work (a shared database's notifications) to this
+/// node's idle workers, until shutdown: work created on another node starts here at once, not
+/// at the next poll. Returns at once where the store has no announcements (the embedded
+/// default, where [`crate::tasks`] and the workers wake each other in the process).
+pub async fn relay_work_signals(engine: Engine) {
+    let mut signals = match engine.store.work_signals().await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for work notifications; workers poll every {IDLE_POLL:?}");
+            return;
+        }
+    };
+    tracing::debug!("listening for work notifications");
+    loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(()) => engine.work.notify_waiters(),
+                None => break,
+            },
+            _ = engine.shutdown.cancelled() => break,
+        }
+    }
+}
+
 async fn pause(engine: &Engine, d: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}

@@ -152,6 +152,11 @@ impl Application {
                 format!("{host}-{i}-{suffix}"),
             )));
         }
+        workers.push(
+            background.spawn(numcheck_engine::worker::relay_work_signals(
+                state.engine.clone(),
+            )),
+        );
         // Forget rate-limit state of keys that have gone quiet (bounded memory).
         {
             let state = state.clone();

@@ -72,4 +72,18 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync + 'static {
     }
     /// Called once a profile rebuild has committed.
     fn rebuilt(&self) {}
+
+    /// Tells every node, when `tx` commits, that work may be waiting (PostgreSQL's
+    /// `NOTIFY`). A no-op where there is one node.
+    async fn announce_work(&self, _tx: &mut Tx<Self>) -> Result<()> {
+        Ok(())
+    }
+    /// The other nodes' announcements, where the backend has them.
+    async fn work_signals(&self) -> Result<Option<WorkSignals>> {
+        Ok(None)
+    }
 }
+
+/// Announcements that work may be waiting, from any node (see
+/// [`crate::TaskQueue::work_signals`]). Close together they coalesce into one.
+pub type WorkSignals = tokio::sync::mpsc::Receiver<()>;

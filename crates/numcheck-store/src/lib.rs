@@ -40,6 +40,7 @@ mod store;
 mod tasks;
 
 pub use accounts::Accounts;
+pub use backend::WorkSignals;
 pub use callbacks::Callbacks;
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceStore, dedupe_key};

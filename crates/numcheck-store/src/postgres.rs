@@ -26,10 +26,10 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use numcheck_core::{E164, HalfLives, Observation, Profile};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{ConnectOptions, Executor, Pool, Postgres, Row, Transaction};
 
-use crate::backend::{Backend, Tx};
+use crate::backend::{Backend, Tx, WorkSignals};
 use crate::dialect::{Dialect, Q, RowsAffected};
 use crate::evidence::add_delta;
 use crate::rows::{number, profile};
@@ -40,6 +40,9 @@ use crate::{ChunkSpec, Result, StoreError, dedupe_key};
 pub struct PgStore {
     pool: PgPool,
 }
+
+/// The `LISTEN`/`NOTIFY` channel on which nodes announce work.
+const WORK_CHANNEL: &str = "numcheck_work";
 
 /// Connections per store (per node).
 const MAX_CONNECTIONS: u32 = 16;
@@ -213,6 +216,48 @@ impl Backend for PgStore {
 
     async fn close(&self) {
         PgStore::close(self).await;
+    }
+
+    async fn announce_work(&self, tx: &mut Tx<Self>) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WORK_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn work_signals(&self) -> Result<Option<WorkSignals>> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(WORK_CHANNEL).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                let got = tokio::select! {
+                    _ = tx.closed() => break,
+                    got = listener.recv() => got,
+                };
+                match got {
+                    // Full: a signal is already waiting to be read, which says the same.
+                    Ok(_) => {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) =
+                            tx.try_send(())
+                        {
+                            break;
+                        }
+                    }
+                    // The listener reconnects on the next call; announcements made meanwhile
+                    // are lost, which the workers' polling covers.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "work notifications: connection lost; reconnecting");
+                        tokio::select! {
+                            _ = tx.closed() => break,
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     async fn insert_chunks(

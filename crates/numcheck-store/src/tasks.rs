@@ -6,7 +6,7 @@ use numcheck_core::{TaskId, TaskStatus, UserId};
 use sqlx::Transaction;
 
 use crate::accounts::available_in;
-use crate::backend::Backend;
+use crate::backend::{Backend, WorkSignals};
 use crate::dialect::{Dialect, QueryExt, RowExt, RowsAffected};
 use crate::rows::{TASK_COLUMNS, task_from_row};
 use crate::{ChunkSpec, Created, NewTask, Result, StoreError, Task, TaskCursor, Usage, Work};
@@ -83,6 +83,12 @@ pub trait TaskQueue: Send + Sync {
     async fn fail_task(&self, task: &TaskId, message: &str, now_ms: i64) -> Result<()>;
     /// Gives up every lease held by `owner` (on shutdown, or by a restarted single node).
     async fn release_leases(&self, owner: Option<&str>) -> Result<u64>;
+    /// Every node's announcements that work may be waiting: a task created, a chunk
+    /// committed, leases given back — on any node. Each such commit announces itself (on
+    /// PostgreSQL with `NOTIFY`, delivered when it commits), so a worker that waits on these
+    /// learns of new work at once instead of at its next poll. `None` where there is no other
+    /// node to hear from (the embedded store: its one process wakes its own workers).
+    async fn work_signals(&self) -> Result<Option<WorkSignals>>;
 }
 
 #[async_trait]
@@ -152,6 +158,7 @@ impl<B: Backend> TaskQueue for B {
         self.insert_chunks(&mut tx, new.id.as_str(), &new.chunks)
             .await?;
         let task = task_in(&mut tx, new.id.as_str()).await?;
+        self.announce_work(&mut tx).await?;
         tx.commit().await?;
         Ok(Created::New(task))
     }
@@ -394,6 +401,8 @@ impl<B: Backend> TaskQueue for B {
         .arg(task.as_str())
         .execute(B::Db::conn(&mut tx))
         .await?;
+        // The last chunk makes the export claimable; any chunk frees a worker.
+        self.announce_work(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -507,8 +516,15 @@ impl<B: Backend> TaskQueue for B {
                 .await?
                 .rows_affected();
         }
+        if released > 0 {
+            self.announce_work(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(released)
+    }
+
+    async fn work_signals(&self) -> Result<Option<WorkSignals>> {
+        Backend::work_signals(self).await
     }
 }
 

@@ -329,3 +329,58 @@ async fn pg_ingest_merges_into_a_profile_created_concurrently() {
     other.close().await.ok();
     store.close().await;
 }
+
+#[tokio::test]
+async fn pg_nodes_hear_of_work_made_on_other_nodes() {
+    let (_db, nodes) = two_nodes().await;
+    let [node_a, node_b] = &nodes;
+    let mut heard = node_b
+        .work_signals()
+        .await
+        .unwrap()
+        .expect("PostgreSQL announces work");
+    let user = user(node_a, 1, "alice", None).await;
+    let task = created(
+        node_a,
+        new_task("d4g8o46p2jvh04o9uol7", &user.id, 1, 0, None),
+    )
+    .await;
+    hear(&mut heard)
+        .await
+        .expect("a task created on A is heard on B")
+        .unwrap();
+    // A chunk committed on A (here: the last, which makes the export claimable) is heard too.
+    let Some(Work::Chunk { seq, .. }) = node_a.claim_work("a-1", 1_000, 600_000).await.unwrap()
+    else {
+        panic!("a chunk to claim")
+    };
+    assert!(
+        node_a
+            .commit_chunk(&task.id, seq, "a-1", 5, 0, 1_001)
+            .await
+            .unwrap()
+    );
+    hear(&mut heard)
+        .await
+        .expect("a committed chunk is heard")
+        .unwrap();
+    assert!(matches!(
+        node_b.claim_work("b-1", 1_002, 600_000).await.unwrap(),
+        Some(Work::Export { .. })
+    ));
+    // Leases given back are heard; nothing is announced when nothing was released.
+    assert_eq!(node_b.release_leases(Some("b-1")).await.unwrap(), 1);
+    hear(&mut heard)
+        .await
+        .expect("released leases are heard")
+        .unwrap();
+    assert_eq!(node_b.release_leases(Some("b-1")).await.unwrap(), 0);
+    assert!(heard.try_recv().is_err(), "nothing more was announced");
+}
+
+/// The next announcement; the bound only ends a failing test (one arrives in milliseconds).
+async fn hear(
+    heard: &mut numcheck_store::WorkSignals,
+) -> Result<Option<()>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), heard.recv()).await
+}

@@ -108,3 +108,9 @@ async fn presence_filter_never_hides_evidence_written_by_another_process() {
         cli.profiles(&[c]).await.unwrap()[&c].classes
     );
 }
+
+#[tokio::test]
+async fn sqlite_has_no_other_nodes_to_hear_from() {
+    let (_dir, store) = sqlite().await;
+    assert!(store.work_signals().await.unwrap().is_none());
+}
