@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -29,6 +30,32 @@ pub struct Checker {
     pub code_book: Arc<CodeBook>,
 }
 
+/// How far a running chunk has got: lines checked and lines refused so far. Both only grow,
+/// and never past the chunk's final counts (they count a prefix of the same lines).
+#[derive(Debug, Default)]
+pub struct Progress {
+    success: AtomicU64,
+    failure: AtomicU64,
+}
+
+impl Progress {
+    /// `(success, failure)` so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.success.load(Ordering::Relaxed),
+            self.failure.load(Ordering::Relaxed),
+        )
+    }
+
+    fn set(&self, success: u64, failure: u64) {
+        self.success.fetch_max(success, Ordering::Relaxed);
+        self.failure.fetch_max(failure, Ordering::Relaxed);
+    }
+}
+
+/// Numbers whose profiles are read at once; between batches the chunk's progress moves.
+const PROFILE_BATCH: usize = 5_000;
+
 /// One chunk to run.
 #[derive(Debug, Clone)]
 pub struct ChunkJob {
@@ -44,6 +71,8 @@ pub struct ChunkJob {
     pub seq: i64,
     /// The task, when the chunk belongs to one (lookups charge its budget).
     pub task: Option<TaskId>,
+    /// Where the chunk says how far it has got.
+    pub progress: Arc<Progress>,
 }
 
 impl Checker {
@@ -58,10 +87,27 @@ impl Checker {
         })
         .await
         .context("chunk parsing panicked")?;
+        // Refused lines are final once read; checked lines count as their numbers' evidence
+        // comes in, batch by batch.
+        let lines = items.len() as u64;
+        let numbered = items
+            .iter()
+            .filter(|i| matches!(i, pipeline::Item::Number { .. }))
+            .count() as u64;
+        job.progress.set(0, lines - numbered);
         let mut profiles = match job.task_type {
             TaskType::ActiveCheck => {
                 let numbers = pipeline::numbers(&items);
-                self.store.profiles(&numbers).await?
+                let mut profiles = HashMap::with_capacity(numbers.len() / 2);
+                let mut read = 0;
+                for batch in numbers.chunks(PROFILE_BATCH) {
+                    profiles.extend(self.store.profiles(batch).await?);
+                    read += batch.len() as u64;
+                    // Checked lines in proportion to the numbers read, short of the last step.
+                    let share = numbered * read / (numbers.len() as u64).max(1);
+                    job.progress.set(share.saturating_sub(1), lines - numbered);
+                }
+                profiles
             }
             TaskType::NumberInfo => HashMap::new(),
         };
@@ -121,6 +167,7 @@ impl Checker {
         blobs
             .put(&key(Part::Summary), Bytes::from(summary_json))
             .await?;
+        job.progress.set(out.summary.success, out.summary.failure);
         Ok(out.summary)
     }
 }

@@ -112,6 +112,7 @@ pub async fn check_file(
                     parts: Parts::scratch(),
                     seq: seq as i64,
                     task: None,
+                    progress: Default::default(),
                 },
             )
             .await?;

@@ -13,13 +13,16 @@ use numcheck_store::{ChunkSpec, Task, Work};
 
 use crate::Engine;
 use crate::blob_keys::TaskFiles;
-use crate::chunk::ChunkJob;
+use crate::chunk::{ChunkJob, Progress};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::export::{self, ResultSpec};
 use crate::options::TaskOptions;
 
 /// Idle workers look for work this often even without a wake-up (expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often a chunk in work records its progress (the task's counters move at least this
+/// often while it runs).
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Pause after a failed piece of work before claiming again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -127,6 +130,7 @@ async fn process_chunk(
         ),
         None => None,
     };
+    let progress = std::sync::Arc::new(Progress::default());
     let job = engine.checker.run_chunk(
         &engine.blobs,
         ChunkJob {
@@ -140,10 +144,12 @@ async fn process_chunk(
             parts: TaskFiles::of(&task.id).parts(),
             seq,
             task: Some(task.id.clone()),
+            progress: progress.clone(),
         },
     );
     let started = std::time::Instant::now();
-    let Some(summary) = with_heartbeat(engine, owner, task, Some(seq), job).await? else {
+    let Some(summary) = with_heartbeat(engine, owner, task, Some((seq, &progress)), job).await?
+    else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
         return Ok(());
     };
@@ -171,22 +177,39 @@ async fn process_chunk(
     Ok(())
 }
 
-/// Runs `work` while renewing the lease on it every third of the lease time. `None` when the
-/// lease was lost meanwhile (another worker took the work over): the work is abandoned.
+/// Runs `work` while renewing the lease on it every third of the lease time, and, for a chunk,
+/// recording its progress every [`PROGRESS_EVERY`] so the task's counters move. `None` when
+/// the lease was lost meanwhile (another worker took the work over): the work is abandoned.
 async fn with_heartbeat<T>(
     engine: &Engine,
     owner: &str,
     task: &Task,
-    seq: Option<i64>,
+    chunk: Option<(i64, &Progress)>,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<Option<T>> {
+    let seq = chunk.map(|(seq, _)| seq);
     let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
     let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut reported = (0, 0);
     tokio::pin!(work);
     loop {
         tokio::select! {
             done = &mut work => return done.map(Some),
+            _ = tick.tick(), if chunk.is_some() => {
+                if let Some((seq, progress)) = chunk
+                    && progress.get() != reported
+                {
+                    let (success, failure) = progress.get();
+                    match engine.store.report_progress(&task.id, seq, owner, success as i64, failure as i64).await {
+                        Ok(_) => reported = (success, failure),
+                        // Progress is for people: a failed report waits for the next tick.
+                        Err(e) => tracing::debug!(error = %e, task = %task.id, "progress report failed"),
+                    }
+                }
+            }
             _ = beat.tick() => {
                 match engine.store.renew_lease(&task.id, seq, owner, now_ms() + lease_ms).await {
                     Ok(true) => {}

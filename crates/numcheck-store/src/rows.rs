@@ -10,7 +10,9 @@ use crate::dialect::{Dialect, RowExt};
 use crate::{CallbackState, KeyInfo, LedgerRow, Result, StoreError, Task, User};
 
 /// The columns [`task_from_row`] reads, in the order of the table.
-pub(crate) const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, success, failure, \
+/// `success` and `failure` include the progress of chunks still in work.
+pub(crate) const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, \
+    success + progress_success AS success, failure + progress_failure AS failure, \
     default_region, created_at_ns, updated_at_ms, input_key, input_bytes, result_key, reserved, \
     charged, message, chunk_count, chunks_done, options, lookups_made, callback_url, file_name";
 

@@ -59,6 +59,19 @@ pub trait TaskQueue: Send + Sync {
         failure: i64,
         now_ms: i64,
     ) -> Result<bool>;
+    /// Records how far a chunk this owner holds has got: lines checked (`success`) and
+    /// refused (`failure`) so far. The task's counters show it until the chunk commits. A
+    /// chunk's progress only grows: a lower report (another worker redoing a chunk whose lease
+    /// ran out) changes nothing, so a task's counters never go back. Returns `false` when the
+    /// chunk is not this owner's (or is done).
+    async fn report_progress(
+        &self,
+        task: &TaskId,
+        seq: i64,
+        owner: &str,
+        success: i64,
+        failure: i64,
+    ) -> Result<bool>;
     /// Extends a lease this owner holds: a chunk's (`seq`) or a task's export lease (`None`),
     /// so long work is not taken over while it is still being done (a heartbeat). Returns
     /// `false` when the lease is no longer this owner's.
@@ -377,32 +390,96 @@ impl<B: Backend> TaskQueue for B {
                lease_until_ms = NULL \
              WHERE task_id = $3 AND seq = $4 AND {} AND lease_owner = $5 \
                AND EXISTS (SELECT 1 FROM tasks WHERE id = $3 \
-                 AND status IN ('pending', 'processing'))",
+                 AND status IN ('pending', 'processing')) \
+             RETURNING progress_success, progress_failure",
             B::Db::UNDONE
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let Some(done) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .arg(success)
             .arg(failure)
             .arg(task.as_str())
             .arg(seq)
             .arg(owner)
-            .execute(B::Db::conn(&mut tx))
-            .await?;
-        if done.rows_affected() == 0 {
+            .fetch_optional(B::Db::conn(&mut tx))
+            .await?
+        else {
             return Ok(false);
-        }
+        };
+        // The chunk's final counts replace the progress it showed (never less: progress
+        // counts a prefix of the same lines).
+        let (shown_success, shown_failure): (i64, i64) =
+            (done.col("progress_success")?, done.col("progress_failure")?);
         sqlx::query(
             "UPDATE tasks SET success = success + $1, failure = failure + $2, \
-               chunks_done = chunks_done + 1, updated_at_ms = $3 WHERE id = $4",
+               progress_success = progress_success - $3, progress_failure = progress_failure - $4, \
+               chunks_done = chunks_done + 1, updated_at_ms = $5 WHERE id = $6",
         )
         .arg(success)
         .arg(failure)
+        .arg(shown_success)
+        .arg(shown_failure)
         .arg(now_ms)
         .arg(task.as_str())
         .execute(B::Db::conn(&mut tx))
         .await?;
         // The last chunk makes the export claimable; any chunk frees a worker.
         self.announce_work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn report_progress(
+        &self,
+        task: &TaskId,
+        seq: i64,
+        owner: &str,
+        success: i64,
+        failure: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "SELECT progress_success, progress_failure FROM chunks \
+             WHERE task_id = $1 AND seq = $2 AND lease_owner = $3 AND {}{}",
+            B::Db::UNDONE,
+            B::Db::FOR_UPDATE
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .arg(task.as_str())
+            .arg(seq)
+            .arg(owner)
+            .fetch_optional(B::Db::conn(&mut tx))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let (was_success, was_failure): (i64, i64) =
+            (row.col("progress_success")?, row.col("progress_failure")?);
+        let (grew_success, grew_failure) = (
+            (success - was_success).max(0),
+            (failure - was_failure).max(0),
+        );
+        if grew_success == 0 && grew_failure == 0 {
+            return Ok(true);
+        }
+        sqlx::query(
+            "UPDATE chunks SET progress_success = progress_success + $1, \
+               progress_failure = progress_failure + $2 WHERE task_id = $3 AND seq = $4",
+        )
+        .arg(grew_success)
+        .arg(grew_failure)
+        .arg(task.as_str())
+        .arg(seq)
+        .execute(B::Db::conn(&mut tx))
+        .await?;
+        sqlx::query(
+            "UPDATE tasks SET progress_success = progress_success + $1, \
+               progress_failure = progress_failure + $2 WHERE id = $3",
+        )
+        .arg(grew_success)
+        .arg(grew_failure)
+        .arg(task.as_str())
+        .execute(B::Db::conn(&mut tx))
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

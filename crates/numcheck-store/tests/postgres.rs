@@ -44,6 +44,7 @@ common::story_tests! { pg:
     pg_task_story => task_story,
     pg_evidence_story => evidence_story,
     pg_fair_share_serves_the_user_with_fewer_leases => fair_share_story,
+    pg_progress_story => progress_story,
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ common::story_tests! { sqlite:
     sqlite_lease_story => lease_story,
     sqlite_release_story => release_story,
     sqlite_lookups_story => lookups_story,
+    sqlite_progress_story => progress_story,
 }
 
 #[tokio::test]

@@ -763,3 +763,59 @@ pub async fn controls_story(store: &dyn Store) {
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].kind, "grant");
 }
+
+/// Progress inside chunks: shown in the task's counters while they run, only ever growing,
+/// replaced by the final counts when they commit.
+pub async fn progress_story(store: &dyn Store) {
+    let erin = user(store, 11, "erin", None).await;
+    let t = created(
+        store,
+        new_task("d4g8o46p2jvh04o9ulp1", &erin.id, 2, 0, None),
+    )
+    .await;
+    let shown = |t: Task| (t.success, t.failure);
+    let task = || async { store.task(&t.id).await.unwrap().unwrap() };
+    let Some(Work::Chunk { seq: a, .. }) = store.claim_work("w1", 1_000, 100).await.unwrap() else {
+        panic!("expected a chunk")
+    };
+    let Some(Work::Chunk { seq: b, .. }) = store.claim_work("w2", 1_000, 100).await.unwrap() else {
+        panic!("expected the second chunk")
+    };
+    assert!(store.report_progress(&t.id, a, "w1", 3, 1).await.unwrap());
+    assert!(store.report_progress(&t.id, b, "w2", 2, 0).await.unwrap());
+    assert_eq!(shown(task().await), (5, 1));
+    // Not the owner's: refused, nothing shown.
+    assert!(!store.report_progress(&t.id, a, "w2", 9, 9).await.unwrap());
+    // Lower counts (a redo catching up) change nothing; higher ones add what grew.
+    assert!(store.report_progress(&t.id, a, "w1", 1, 0).await.unwrap());
+    assert_eq!(shown(task().await), (5, 1));
+    assert!(store.report_progress(&t.id, a, "w1", 6, 1).await.unwrap());
+    assert_eq!(shown(task().await), (8, 1));
+    // The final counts replace the progress shown.
+    assert!(
+        store
+            .commit_chunk(&t.id, a, "w1", 8, 2, 1_050)
+            .await
+            .unwrap()
+    );
+    assert_eq!(shown(task().await), (10, 2));
+    // A done chunk takes no more progress.
+    assert!(!store.report_progress(&t.id, a, "w1", 20, 20).await.unwrap());
+    // A chunk whose lease ran out keeps its progress for whoever redoes it.
+    let Some(Work::Chunk { seq: b2, .. }) = store.claim_work("w3", 5_000, 100).await.unwrap()
+    else {
+        panic!("expected the expired chunk")
+    };
+    assert_eq!(b2, b);
+    assert!(store.report_progress(&t.id, b, "w3", 1, 0).await.unwrap());
+    assert_eq!(shown(task().await), (10, 2), "never backwards");
+    assert!(
+        store
+            .commit_chunk(&t.id, b, "w3", 9, 1, 5_050)
+            .await
+            .unwrap()
+    );
+    let done = task().await;
+    assert_eq!(shown(done.clone()), (17, 3));
+    assert_eq!(done.success + done.failure, 20);
+}
