@@ -35,7 +35,14 @@ pub async fn create(
     if let Ok(Created::New(task)) = &created {
         tracing::info!(task = %task.id, user = %user.name, total = task.total, "task created");
         engine.metrics.upload(upload.bytes);
-        engine.work.notify_waiters();
+        let worker = &engine.config.worker;
+        if worker.concurrency > 0 && task.total <= worker.small_task_lines as i64 {
+            // At once, here, at the API's priority: a small task skips the queue (the
+            // workers, at the lowest priority, take over whatever this leaves).
+            tokio::spawn(crate::worker::run_now(engine.clone(), task.id.clone()));
+        } else {
+            engine.work.notify_waiters();
+        }
     }
     created
 }

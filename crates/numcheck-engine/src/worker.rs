@@ -39,7 +39,7 @@ pub async fn run(engine: Engine, owner: String) {
         notified.as_mut().enable();
         match engine.store.claim_work(&owner, now_ms(), lease_ms).await {
             Ok(Some(work)) => {
-                if let Err(e) = handle(&engine, &owner, work).await {
+                if let Err(e) = handle(&engine, &owner, work, true).await {
                     tracing::error!(error = %format!("{e:#}"), %owner, "work failed; it will be retried");
                     // Give the lease back so the retry need not wait for it to expire.
                     if let Err(e) = engine.store.release_leases(Some(&owner)).await {
@@ -62,6 +62,36 @@ pub async fn run(engine: Engine, owner: String) {
         }
     }
     tracing::debug!(%owner, "worker stopped");
+}
+
+/// Does one task's work now, in the caller's runtime: its chunks, then its export, leased
+/// like any worker's (a worker takes over whatever a failure here leaves, once the lease
+/// expires). For small tasks, which then skip the queue and the workers' low priority.
+pub async fn run_now(engine: Engine, task: numcheck_core::TaskId) {
+    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+    let owner = format!("{}-now-{}", std::process::id(), task);
+    loop {
+        let work = match engine
+            .store
+            .claim_task_work(&task, &owner, now_ms(), lease_ms)
+            .await
+        {
+            Ok(Some(work)) => work,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, %task, "cannot claim a small task's work; the workers will");
+                break;
+            }
+        };
+        if let Err(e) = handle(&engine, &owner, work, false).await {
+            tracing::warn!(error = %format!("{e:#}"), %task, "a small task's work failed; the workers will retry it");
+            if let Err(e) = engine.store.release_leases(Some(&owner)).await {
+                tracing::warn!(error = %e, "could not release leases");
+            }
+            engine.work.notify_waiters();
+            break;
+        }
+    }
 }
 
 /// Relays every node's announcements of work (a shared database's notifications) to this
@@ -96,9 +126,13 @@ async fn pause(engine: &Engine, d: Duration) {
     }
 }
 
-async fn handle(engine: &Engine, owner: &str, work: Work) -> anyhow::Result<()> {
+/// Does one piece of work. `share` says whether a finished task's export is for the other
+/// workers (a worker's loop) or is this caller's next step ([`run_now`]).
+async fn handle(engine: &Engine, owner: &str, work: Work, share: bool) -> anyhow::Result<()> {
     match work {
-        Work::Chunk { task, seq, spec } => process_chunk(engine, owner, &task, seq, spec).await,
+        Work::Chunk { task, seq, spec } => {
+            process_chunk(engine, owner, &task, seq, spec, share).await
+        }
         Work::Export { task } => export_task(engine, owner, &task).await,
     }
 }
@@ -109,6 +143,7 @@ async fn process_chunk(
     task: &Task,
     seq: i64,
     spec: ChunkSpec,
+    share: bool,
 ) -> anyhow::Result<()> {
     let range = spec.byte_start as u64..spec.byte_end as u64;
     let data = match engine.blobs.get_range(&task.input_key, range).await {
@@ -168,7 +203,7 @@ async fn process_chunk(
         engine.metrics.chunk_seconds.observe(started.elapsed());
         engine.metrics.verdicts(&summary.by_status, summary.failure);
         tracing::debug!(task = %task.id, seq, success = summary.success, failure = summary.failure, "chunk committed");
-        if seq + 1 == task.chunk_count {
+        if share && seq + 1 == task.chunk_count {
             engine.work.notify_waiters();
         }
     } else {

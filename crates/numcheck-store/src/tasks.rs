@@ -48,6 +48,16 @@ pub trait TaskQueue: Send + Sync {
     /// Leases the next piece of work: an export of a fully processed task, else the next
     /// unprocessed chunk. Work whose lease expired is handed out again.
     async fn claim_work(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Work>>;
+    /// Leases the next piece of one task's work, as [`TaskQueue::claim_work`] does for any
+    /// task: its export once its chunks are done, else its next free chunk in order. For a
+    /// small task run at once where it was created; workers still take over what it leaves.
+    async fn claim_task_work(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Work>>;
     /// Records a processed chunk and adds its counters to the task, atomically. Returns
     /// `false` (and changes nothing) when the lease was lost or the chunk is already done.
     async fn commit_chunk(
@@ -355,24 +365,60 @@ impl<B: Backend> TaskQueue for B {
             return Ok(None);
         };
         let task_id: String = row.col("task_id")?;
-        let seq: i64 = row.col("seq")?;
-        let spec = ChunkSpec {
-            byte_start: row.col("byte_start")?,
-            byte_end: row.col("byte_end")?,
-            first_line: row.col("first_line")?,
-            lines: row.col("lines")?,
-        };
-        sqlx::query(
-            "UPDATE tasks SET status = 'processing', updated_at_ms = $1 \
-             WHERE id = $2 AND status = 'pending'",
-        )
-        .arg(now_ms)
-        .arg(task_id.as_str())
-        .execute(B::Db::conn(&mut tx))
-        .await?;
-        let task = task_in(&mut tx, &task_id).await?;
-        tx.commit().await?;
-        Ok(Some(Work::Chunk { task, seq, spec }))
+        leased_chunk(tx, &task_id, &row, now_ms).await.map(Some)
+    }
+
+    async fn claim_task_work(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Work>> {
+        let mut tx = self.write().await?;
+        let until = now_ms + lease_ms;
+        let free = "(lease_until_ms IS NULL OR lease_until_ms < $3)";
+        let sql = format!(
+            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 \
+             WHERE id = $4 AND status = 'processing' AND chunks_done = chunk_count AND {free} \
+             RETURNING {TASK_COLUMNS}"
+        );
+        let export = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .arg(owner)
+            .arg(until)
+            .arg(now_ms)
+            .arg(task.as_str())
+            .fetch_optional(B::Db::conn(&mut tx))
+            .await?;
+        if let Some(row) = export {
+            let task = task_from_row(&row)?;
+            tx.commit().await?;
+            return Ok(Some(Work::Export { task }));
+        }
+        let sql = format!(
+            "UPDATE chunks SET lease_owner = $1, lease_until_ms = $2 \
+             WHERE task_id = $4 AND {undone} AND {free} AND seq = ( \
+               SELECT seq FROM chunks WHERE task_id = $4 AND {undone} AND {free} \
+               ORDER BY seq LIMIT 1{skip}) \
+               AND EXISTS (SELECT 1 FROM tasks WHERE id = $4 \
+                 AND status IN ('pending', 'processing')) \
+             RETURNING task_id, seq, byte_start, byte_end, first_line, lines",
+            undone = B::Db::UNDONE,
+            skip = B::Db::SKIP_LOCKED,
+        );
+        let chunk = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .arg(owner)
+            .arg(until)
+            .arg(now_ms)
+            .arg(task.as_str())
+            .fetch_optional(B::Db::conn(&mut tx))
+            .await?;
+        match chunk {
+            Some(row) => leased_chunk(tx, task.as_str(), &row, now_ms)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn commit_chunk(
@@ -603,6 +649,34 @@ impl<B: Backend> TaskQueue for B {
     async fn work_signals(&self) -> Result<Option<WorkSignals>> {
         Backend::work_signals(self).await
     }
+}
+
+/// A chunk row just leased (`seq`, `byte_start`, `byte_end`, `first_line`, `lines`) as work:
+/// its task becomes `processing`, and `tx` commits.
+async fn leased_chunk<D: Dialect>(
+    mut tx: Transaction<'static, D>,
+    task_id: &str,
+    row: &D::Row,
+    now_ms: i64,
+) -> Result<Work> {
+    let seq: i64 = row.col("seq")?;
+    let spec = ChunkSpec {
+        byte_start: row.col("byte_start")?,
+        byte_end: row.col("byte_end")?,
+        first_line: row.col("first_line")?,
+        lines: row.col("lines")?,
+    };
+    sqlx::query(
+        "UPDATE tasks SET status = 'processing', updated_at_ms = $1 \
+         WHERE id = $2 AND status = 'pending'",
+    )
+    .arg(now_ms)
+    .arg(task_id)
+    .execute(D::conn(&mut tx))
+    .await?;
+    let task = task_in(&mut tx, task_id).await?;
+    tx.commit().await?;
+    Ok(Work::Chunk { task, seq, spec })
 }
 
 /// The task `id`, read inside `tx`.

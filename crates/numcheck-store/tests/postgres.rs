@@ -45,6 +45,7 @@ common::story_tests! { pg:
     pg_evidence_story => evidence_story,
     pg_fair_share_serves_the_user_with_fewer_leases => fair_share_story,
     pg_progress_story => progress_story,
+    pg_one_task_claim_story => one_task_claim_story,
 }
 
 #[tokio::test]

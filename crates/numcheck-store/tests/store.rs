@@ -31,6 +31,7 @@ common::story_tests! { sqlite:
     sqlite_release_story => release_story,
     sqlite_lookups_story => lookups_story,
     sqlite_progress_story => progress_story,
+    sqlite_one_task_claim_story => one_task_claim_story,
 }
 
 #[tokio::test]

@@ -123,6 +123,9 @@ pub struct WorkerConfig {
     pub chunk_lines: usize,
     /// How long a claimed chunk stays leased to a worker, in seconds.
     pub lease_secs: u64,
+    /// Tasks of at most this many lines are processed at once by the node that took them (when
+    /// it runs workers), at the API's priority, instead of queueing for the workers (0: never).
+    pub small_task_lines: usize,
 }
 
 impl Default for Config {
@@ -160,6 +163,7 @@ impl Default for WorkerConfig {
                 .unwrap_or(3),
             chunk_lines: 50_000,
             lease_secs: 60,
+            small_task_lines: 10_000,
         }
     }
 }

@@ -819,3 +819,44 @@ pub async fn progress_story(store: &dyn Store) {
     assert_eq!(shown(done.clone()), (17, 3));
     assert_eq!(done.success + done.failure, 20);
 }
+
+/// One task's work, claimed where the task was made: its chunks in order, then its export,
+/// never another task's, never what someone else holds.
+pub async fn one_task_claim_story(store: &dyn Store) {
+    let fay = user(store, 12, "fay", None).await;
+    let older = created(store, new_task("d4g8o46p2jvh04o9ulq1", &fay.id, 1, 0, None)).await;
+    let small = created(store, new_task("d4g8o46p2jvh04o9ulq2", &fay.id, 2, 0, None)).await;
+    let claim = |owner: &'static str, at: i64| {
+        let id = small.id.clone();
+        async move { store.claim_task_work(&id, owner, at, 100).await.unwrap() }
+    };
+    let Some(Work::Chunk { task, seq: 0, .. }) = claim("inline", 1_000).await else {
+        panic!("the small task's first chunk")
+    };
+    assert_eq!(
+        (task.id.clone(), task.status),
+        (small.id.clone(), TaskStatus::Processing)
+    );
+    let Some(Work::Chunk { seq: 1, .. }) = claim("inline", 1_000).await else {
+        panic!("its second chunk")
+    };
+    // Both held: nothing more of this task for anyone; a worker gets the older task's chunk.
+    assert!(claim("other", 1_010).await.is_none());
+    let Some(Work::Chunk { task, .. }) = store.claim_work("w1", 1_010, 100).await.unwrap() else {
+        panic!("the older task's chunk")
+    };
+    assert_eq!(task.id, older.id);
+    for seq in [0, 1] {
+        assert!(
+            store
+                .commit_chunk(&small.id, seq, "inline", 10, 0, 1_020)
+                .await
+                .unwrap()
+        );
+    }
+    let Some(Work::Export { task }) = claim("inline", 1_030).await else {
+        panic!("its export")
+    };
+    assert_eq!(task.id, small.id);
+    assert!(claim("other", 1_040).await.is_none(), "the export is held");
+}
