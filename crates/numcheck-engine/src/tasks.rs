@@ -24,7 +24,13 @@ pub async fn create(
     idempotency_key: Option<String>,
 ) -> Result<Created, EngineError> {
     let upload = intake.upload.clone();
-    let created = store_task(engine, user, intake, idempotency_key).await;
+    // A small task is run at once, here, at the API's priority: it skips the queue, its
+    // chunks leased to this node from the start (the workers, at the lowest priority, take
+    // over whatever this leaves once the lease runs out).
+    let worker = &engine.config.worker;
+    let now_owner = (worker.concurrency > 0 && upload.total <= worker.small_task_lines as u64)
+        .then(|| crate::worker::now_owner(&intake.ticket.id));
+    let created = store_task(engine, user, intake, idempotency_key, now_owner.clone()).await;
     let drop_upload = match &created {
         Ok(Created::New(_)) => false,
         Ok(Created::Existing(_)) | Err(_) => true,
@@ -35,13 +41,16 @@ pub async fn create(
     if let Ok(Created::New(task)) = &created {
         tracing::info!(task = %task.id, user = %user.name, total = task.total, "task created");
         engine.metrics.upload(upload.bytes);
-        let worker = &engine.config.worker;
-        if worker.concurrency > 0 && task.total <= worker.small_task_lines as i64 {
-            // At once, here, at the API's priority: a small task skips the queue (the
-            // workers, at the lowest priority, take over whatever this leaves).
-            tokio::spawn(crate::worker::run_now(engine.clone(), task.id.clone()));
-        } else {
-            engine.work.notify_waiters();
+        match now_owner {
+            Some(owner) => {
+                tokio::spawn(crate::worker::run_now(
+                    engine.clone(),
+                    task.clone(),
+                    owner,
+                    upload.chunks.clone(),
+                ));
+            }
+            None => engine.work.notify_waiters(),
         }
     }
     created
@@ -52,6 +61,7 @@ async fn store_task(
     user: &User,
     intake: Intake,
     idempotency_key: Option<String>,
+    now_owner: Option<String>,
 ) -> Result<Created, EngineError> {
     let needs_credits = match engine.store.available_credits(&user.id).await? {
         None => 0,
@@ -74,6 +84,10 @@ async fn store_task(
         options: intake.options.to_json(),
         callback_url: intake.callback_url,
         file_name: intake.upload.file_name,
+        leased_to: now_owner.map(|owner| {
+            let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+            (owner, now_ms() + lease_ms)
+        }),
     };
     Ok(engine.store.create_task(new).await?)
 }

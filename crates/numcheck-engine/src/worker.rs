@@ -64,33 +64,53 @@ pub async fn run(engine: Engine, owner: String) {
     tracing::debug!(%owner, "worker stopped");
 }
 
-/// Does one task's work now, in the caller's runtime: its chunks, then its export, leased
-/// like any worker's (a worker takes over whatever a failure here leaves, once the lease
-/// expires). For small tasks, which then skip the queue and the workers' low priority.
-pub async fn run_now(engine: Engine, task: numcheck_core::TaskId) {
-    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
-    let owner = format!("{}-now-{}", std::process::id(), task);
-    loop {
-        let work = match engine
-            .store
-            .claim_task_work(&task, &owner, now_ms(), lease_ms)
-            .await
-        {
-            Ok(Some(work)) => work,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, %task, "cannot claim a small task's work; the workers will");
-                break;
-            }
-        };
-        if let Err(e) = handle(&engine, &owner, work, false).await {
-            tracing::warn!(error = %format!("{e:#}"), %task, "a small task's work failed; the workers will retry it");
+/// The lease owner [`run_now`] works as for `task` on this node.
+pub fn now_owner(task: &numcheck_core::TaskId) -> String {
+    format!("{}-now-{task}", std::process::id())
+}
+
+/// Does one small task's work now, in the caller's runtime, as `owner`, which holds its
+/// chunks from its creation ([`numcheck_store::NewTask::leased_to`]): its chunks in order,
+/// then its export. Whatever fails here is left to the workers (they take a chunk over once
+/// its lease runs out).
+pub async fn run_now(engine: Engine, task: Task, owner: String, chunks: Vec<ChunkSpec>) {
+    let give_up = |e: anyhow::Error| {
+        let engine = engine.clone();
+        let owner = owner.clone();
+        let id = task.id.clone();
+        async move {
+            tracing::warn!(error = %format!("{e:#}"), task = %id, "a small task's work failed; the workers will retry it");
             if let Err(e) = engine.store.release_leases(Some(&owner)).await {
                 tracing::warn!(error = %e, "could not release leases");
             }
             engine.work.notify_waiters();
-            break;
         }
+    };
+    for (seq, spec) in chunks.into_iter().enumerate() {
+        if let Err(e) = process_chunk(&engine, &owner, &task, seq as i64, spec, false).await {
+            return give_up(e).await;
+        }
+    }
+    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+    match engine
+        .store
+        .claim_task_work(&task.id, &owner, now_ms(), lease_ms)
+        .await
+    {
+        Ok(Some(work @ Work::Export { .. })) => {
+            if let Err(e) = handle(&engine, &owner, work, false).await {
+                give_up(e).await;
+            }
+        }
+        // A chunk a worker took over (a lease ran out here): the workers finish the task.
+        Ok(Some(other)) => {
+            tracing::debug!(task = %task.id, "a small task's chunk was free again; handing it over");
+            if let Err(e) = handle(&engine, &owner, other, true).await {
+                give_up(e).await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => give_up(e.into()).await,
     }
 }
 

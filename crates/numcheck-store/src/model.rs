@@ -95,6 +95,10 @@ pub struct NewTask {
     /// Where to POST a notice when the task ends (already checked by the caller).
     pub callback_url: Option<String>,
     pub file_name: Option<String>,
+    /// Chunks leased from the start to this owner until this time (ms): a node that runs a
+    /// small task at once holds its chunks before any worker can claim them. (The task turns
+    /// `processing` when its first chunk commits.)
+    pub leased_to: Option<(String, i64)>,
 }
 
 /// What creating a task did.

@@ -50,7 +50,8 @@ pub trait TaskQueue: Send + Sync {
     async fn claim_work(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Work>>;
     /// Leases the next piece of one task's work, as [`TaskQueue::claim_work`] does for any
     /// task: its export once its chunks are done, else its next free chunk in order. For a
-    /// small task run at once where it was created; workers still take over what it leaves.
+    /// small task run at once where it was created (whose chunks that node holds from the
+    /// start, [`NewTask::leased_to`]); workers still take over what it leaves.
     async fn claim_task_work(
         &self,
         task: &TaskId,
@@ -180,6 +181,17 @@ impl<B: Backend> TaskQueue for B {
         .await?;
         self.insert_chunks(&mut tx, new.id.as_str(), &new.chunks)
             .await?;
+        if let Some((owner, until_ms)) = &new.leased_to {
+            // Its node is working on it from the start.
+            sqlx::query(
+                "UPDATE chunks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = $3",
+            )
+            .arg(owner.as_str())
+            .arg(*until_ms)
+            .arg(new.id.as_str())
+            .execute(B::Db::conn(&mut tx))
+            .await?;
+        }
         let task = task_in(&mut tx, new.id.as_str()).await?;
         self.announce_work(&mut tx).await?;
         tx.commit().await?;
@@ -455,10 +467,13 @@ impl<B: Backend> TaskQueue for B {
         // counts a prefix of the same lines).
         let (shown_success, shown_failure): (i64, i64) =
             (done.col("progress_success")?, done.col("progress_failure")?);
+        // (A task whose chunks were leased at creation is still `pending` at its first.)
         sqlx::query(
             "UPDATE tasks SET success = success + $1, failure = failure + $2, \
                progress_success = progress_success - $3, progress_failure = progress_failure - $4, \
-               chunks_done = chunks_done + 1, updated_at_ms = $5 WHERE id = $6",
+               chunks_done = chunks_done + 1, updated_at_ms = $5, \
+               status = CASE WHEN status = 'pending' THEN 'processing' ELSE status END \
+             WHERE id = $6",
         )
         .arg(success)
         .arg(failure)

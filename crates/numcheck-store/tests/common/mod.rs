@@ -48,6 +48,7 @@ pub fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option
         options: "{}".into(),
         callback_url: None,
         file_name: Some(format!("{id}.txt")),
+        leased_to: None,
         chunks: (0..chunks)
             .map(|i| ChunkSpec {
                 byte_start: (i * 100) as i64,
@@ -859,4 +860,38 @@ pub async fn one_task_claim_story(store: &dyn Store) {
     };
     assert_eq!(task.id, small.id);
     assert!(claim("other", 1_040).await.is_none(), "the export is held");
+
+    // A task stored with its chunks leased to the node that runs it: no one else gets them
+    // while the lease lasts, the holder commits them, and after the lease anyone may take them.
+    let held = created(
+        store,
+        NewTask {
+            leased_to: Some(("here".into(), 60_000)),
+            ..new_task("d4g8o46p2jvh04o9ulq3", &fay.id, 2, 0, None)
+        },
+    )
+    .await;
+    while let Some(work) = store.claim_work("w2", 2_000, 100_000).await.unwrap() {
+        assert!(
+            !matches!(&work, Work::Chunk { task, .. } if task.id == held.id),
+            "{work:?}"
+        );
+    }
+    assert!(
+        store
+            .claim_task_work(&held.id, "there", 2_000, 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .commit_chunk(&held.id, 0, "here", 10, 0, 2_010)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.claim_work("w2", 70_000, 100).await.unwrap(),
+        Some(Work::Chunk { .. })
+    ));
 }
