@@ -103,9 +103,10 @@ impl Checker {
                 for batch in numbers.chunks(PROFILE_BATCH) {
                     profiles.extend(self.store.profiles(batch).await?);
                     read += batch.len() as u64;
-                    // Checked lines in proportion to the numbers read, short of the last step.
+                    // Half a checked line per line whose evidence has been read; the other
+                    // half as it is decided (below).
                     let share = numbered * read / (numbers.len() as u64).max(1);
-                    job.progress.set(share.saturating_sub(1), lines - numbered);
+                    job.progress.set(share / 2, lines - numbered);
                 }
                 profiles
             }
@@ -138,8 +139,15 @@ impl Checker {
         }
         let policy = self.policy.clone();
         let (task_type, options, as_of_ms) = (job.task_type, job.options, job.as_of_ms);
+        let progress = job.progress.clone();
+        let refused = lines - numbered;
+        // NumberInfo tasks read no evidence: their rows count whole as they are decided.
+        let before = match task_type {
+            TaskType::ActiveCheck => numbered / 2,
+            TaskType::NumberInfo => 0,
+        };
         let out = tokio::task::spawn_blocking(move || {
-            pipeline::render(
+            pipeline::render_with_progress(
                 &items,
                 &profiles,
                 RenderSpec {
@@ -148,6 +156,10 @@ impl Checker {
                     policy: &policy,
                     plan: &plan,
                     as_of_ms,
+                },
+                &mut |decided| {
+                    let share = before + (numbered - before) * decided / numbered.max(1);
+                    progress.set(share.saturating_sub(1), refused);
                 },
             )
         })

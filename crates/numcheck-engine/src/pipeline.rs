@@ -228,11 +228,24 @@ fn push_e164(out: &mut Vec<u8>, n: E164) {
     out.extend_from_slice(itoa::Buffer::new().format(n.as_u64()).as_bytes());
 }
 
+/// Rows decided between two calls of [`render_with_progress`]'s callback.
+const RENDER_STEP: u64 = 2_048;
+
 /// Decides and writes a parsed chunk.
 pub fn render(
     items: &[Item],
     profiles: &HashMap<E164, Profile>,
     spec: RenderSpec<'_>,
+) -> ChunkOutput {
+    render_with_progress(items, profiles, spec, &mut |_| {})
+}
+
+/// [`render`], telling `progress` every [`RENDER_STEP`] rows how many it has decided.
+pub fn render_with_progress(
+    items: &[Item],
+    profiles: &HashMap<E164, Profile>,
+    spec: RenderSpec<'_>,
+    progress: &mut dyn FnMut(u64),
 ) -> ChunkOutput {
     let mut out = ChunkOutput::default();
     // Result fields are digits, fixed vocabulary and region codes: nothing needs quoting, so
@@ -249,6 +262,9 @@ pub fn render(
         match item {
             Item::Number { line, checked } => {
                 s.success += 1;
+                if s.success % RENDER_STEP == 0 {
+                    progress(s.success);
+                }
                 if checked.valid {
                     s.valid += 1;
                 } else {
@@ -376,6 +392,20 @@ mod tests {
             plan: &NumberingPlan,
             as_of_ms: 1_800_000_000_000,
         }
+    }
+
+    #[test]
+    fn rendering_tells_how_far_it_has_got_and_writes_the_same() {
+        let data: String = (0..5_000)
+            .map(|i| format!("+1415555{:04}\n", i % 10_000))
+            .collect();
+        let items = parse(&NumberingPlan, data.as_bytes(), 0, 1, None);
+        let policy = Policy::default();
+        let s = spec(&policy, TaskType::ActiveCheck, Columns::Full);
+        let mut told = Vec::new();
+        let out = render_with_progress(&items, &HashMap::new(), s, &mut |n| told.push(n));
+        assert_eq!(told, [2_048, 4_096]);
+        assert_eq!(out, render(&items, &HashMap::new(), s));
     }
 
     #[test]
