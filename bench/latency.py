@@ -19,6 +19,9 @@ ap.add_argument("--busy", type=int, default=0, help="CPU-bound processes to run 
 ap.add_argument("--runs", type=int, default=15)
 ap.add_argument("--sizes", default="1,5000")
 ap.add_argument("--small-task-lines", type=int, help="worker.small_task_lines (0: every task queues)")
+ap.add_argument("--postgres", metavar="URL",
+                help="a PostgreSQL server (postgres://postgres@127.0.0.1:5432): a fresh database "
+                     "on it is made (createdb) and dropped")
 args = ap.parse_args()
 
 tmp = tempfile.mkdtemp(prefix="numcheck-latency-")
@@ -30,6 +33,11 @@ lines = open(upload, "rb").read().split(b"\n")
 env = {}
 if args.small_task_lines is not None:
     env["NUMCHECK_WORKER__SMALL_TASK_LINES"] = str(args.small_task_lines)
+db = None
+if args.postgres:
+    db = "numcheck_latency_" + uuid.uuid4().hex[:8]
+    subprocess.run(["psql", args.postgres.rstrip("/") + "/postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
+    env["NUMCHECK_DATABASE_URL"] = args.postgres.rstrip("/") + "/" + db
 srv, base, key = benchserver.start(args.binary, os.path.join(tmp, "data"), env)
 host, port = base.removeprefix("http://").split(":")
 conn = http.client.HTTPConnection(host, int(port))
@@ -61,9 +69,11 @@ try:
             while post("/v1/gettasks", json.dumps({"task_id": task}), "application/json")["status"] not in ("exported", "failed"):
                 time.sleep(0.005)
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"{n:>6} numbers, {args.busy} busy processes: p50 {statistics.median(times):.0f} ms, "
+        print(f"{n:>6} numbers, {'PostgreSQL' if db else 'SQLite'}, {args.busy} busy processes: p50 {statistics.median(times):.0f} ms, "
               f"max {max(times):.0f} ms ({args.runs} runs)")
 finally:
     for h in hogs:
         h.kill()
     benchserver.stop(srv, 30)
+    if db:
+        subprocess.run(["psql", args.postgres.rstrip("/") + "/postgres", "-qc", f"DROP DATABASE {db}"], check=False)
