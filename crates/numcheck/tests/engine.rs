@@ -445,3 +445,43 @@ async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
     assert!(!bad.status.success());
     assert!(bad.stderr.contains("line 3"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_folder_of_the_previous_release_is_read_then_rebuilt_like_a_fresh_import() {
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/release-a3f104b8");
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let old = cwd.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::copy(format!("{FIXTURE}/numcheck.db"), old.join("numcheck.db")).unwrap();
+    std::fs::copy(format!("{FIXTURE}/story.csv"), cwd.join("story.csv")).unwrap();
+    std::fs::write(cwd.join("numbers.txt"), NUMBERS).unwrap();
+
+    // Opened (and migrated) as it is: the stored profiles read, every number gets a verdict.
+    let stats = on_data(cwd, &old, &["evidence", "stats"]).await;
+    assert!(stats.status.success(), "{}", stats.stderr);
+    let (before, _) = check(cwd, &old, "numbers.txt", "before.zip").await;
+    assert_eq!(verdicts(&before).len(), 6);
+    // A rebuild rewrites every old profile once; then nothing differs.
+    for expect in ["5 differed", "0 differed"] {
+        let rebuild = on_data(cwd, &old, &["evidence", "rebuild"]).await;
+        assert!(rebuild.status.success(), "{}", rebuild.stderr);
+        assert!(rebuild.stdout.contains(expect), "{expect}: {}", rebuild.stdout);
+    }
+    // Then it decides exactly as the same evidence imported by this release.
+    let (upgraded, _) = check(cwd, &old, "numbers.txt", "upgraded.zip").await;
+    let fresh = cwd.join("fresh");
+    let import = on_data(cwd, &fresh, &["evidence", "import", "story.csv"]).await;
+    assert!(import.status.success(), "{}", import.stderr);
+    let (fresh_csv, _) = check(cwd, &fresh, "numbers.txt", "fresh.zip").await;
+    let columns = |csv: &str| -> Vec<Vec<String>> {
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                [0, 1, 2, 3, 7].iter().map(|&i| f[i].to_owned()).collect()
+            })
+            .collect()
+    };
+    assert_eq!(columns(&upgraded), columns(&fresh_csv));
+}
