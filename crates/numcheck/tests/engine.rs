@@ -448,7 +448,10 @@ async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_data_folder_of_the_previous_release_is_read_then_rebuilt_like_a_fresh_import() {
-    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/release-a3f104b8");
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/release-a3f104b8"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
     let old = cwd.join("old");
@@ -466,7 +469,11 @@ async fn a_data_folder_of_the_previous_release_is_read_then_rebuilt_like_a_fresh
     for expect in ["5 differed", "0 differed"] {
         let rebuild = on_data(cwd, &old, &["evidence", "rebuild"]).await;
         assert!(rebuild.status.success(), "{}", rebuild.stderr);
-        assert!(rebuild.stdout.contains(expect), "{expect}: {}", rebuild.stdout);
+        assert!(
+            rebuild.stdout.contains(expect),
+            "{expect}: {}",
+            rebuild.stdout
+        );
     }
     // Then it decides exactly as the same evidence imported by this release.
     let (upgraded, _) = check(cwd, &old, "numbers.txt", "upgraded.zip").await;
