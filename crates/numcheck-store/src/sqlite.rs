@@ -191,8 +191,16 @@ impl SqliteStore {
             // 8 MiB of page cache per pooled connection (bounded memory: 4 connections).
             .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
+        // Every connection is opened here, at start, and kept: sqlx runs each SQLite
+        // connection on a thread of its own, which inherits the CPU priority of the thread
+        // that opened it. Opened lazily from a worker (whose threads run at the lowest
+        // priority), a connection would make every request it serves wait behind any busy
+        // process on the host.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .min_connections(4)
+            .idle_timeout(None)
+            .max_lifetime(None)
             // A COMMIT that fails with SQLITE_FULL or SQLITE_IOERR is rolled back by SQLite
             // itself; sqlx's later ROLLBACK then fails ("no transaction is active") and its
             // own transaction depth stays at one, so every later `BEGIN IMMEDIATE` on that
@@ -208,6 +216,9 @@ impl SqliteStore {
         // queued behind workers' write transactions.
         let reads = SqlitePoolOptions::new()
             .max_connections(3)
+            .min_connections(3)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(
                 options
                     .read_only(true)
