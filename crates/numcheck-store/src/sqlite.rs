@@ -191,14 +191,9 @@ impl SqliteStore {
             // 8 MiB of page cache per pooled connection (bounded memory: 4 connections).
             .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
-        // Every connection is opened here, at start, and kept: sqlx runs each SQLite
-        // connection on a thread of its own, which inherits the CPU priority of the thread
-        // that opened it. Opened lazily from a worker (whose threads run at the lowest
-        // priority), a connection would make every request it serves wait behind any busy
-        // process on the host.
+        // Every connection is opened at start, one after another, and kept (see `open_all`).
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(4)
+            .max_connections(WRITE_CONNECTIONS)
             .idle_timeout(None)
             .max_lifetime(None)
             // A COMMIT that fails with SQLITE_FULL or SQLITE_IOERR is rolled back by SQLite
@@ -215,8 +210,7 @@ impl SqliteStore {
         // Polls (key check, task read) get connections of their own: in the shared pool they
         // queued behind workers' write transactions.
         let reads = SqlitePoolOptions::new()
-            .max_connections(3)
-            .min_connections(3)
+            .max_connections(READ_CONNECTIONS)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(
@@ -226,6 +220,8 @@ impl SqliteStore {
                     .pragma("cache_size", "-2048"),
             )
             .await?;
+        open_all(&pool, WRITE_CONNECTIONS).await?;
+        open_all(&reads, READ_CONNECTIONS).await?;
         let readers = std::sync::Arc::new(ProfileReaders {
             path: path.to_owned(),
             idle: std::sync::Mutex::new(Vec::new()),
@@ -491,6 +487,23 @@ impl Backend for SqliteStore {
             p.rebuild();
         }
     }
+}
+
+/// Connections of the pool for writes, and of the pool for polls.
+const WRITE_CONNECTIONS: u32 = 4;
+const READ_CONNECTIONS: u32 = 3;
+
+/// Opens all `n` connections of `pool` now, one after another, from the caller's thread. sqlx
+/// runs each SQLite connection on a thread of its own, which inherits the CPU priority of the
+/// thread that opened it: opened lazily from a worker (whose threads run at the lowest
+/// priority), a connection would make every request it serves wait behind any busy process
+/// on the host. The pools keep their connections (no idle timeout, no maximum lifetime).
+async fn open_all(pool: &SqlitePool, n: u32) -> Result<()> {
+    let mut held = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        held.push(pool.acquire().await?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
