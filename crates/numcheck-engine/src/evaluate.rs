@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use numcheck_core::calibration::{Calibration, Curve};
 use numcheck_core::{E164, NumberingPlan};
 use serde::Serialize;
 
@@ -164,6 +165,54 @@ pub fn read_result_csv(text: &str) -> anyhow::Result<HashMap<E164, Scored>> {
         );
     }
     Ok(out)
+}
+
+/// Reads a truth file ([`read_truth`]), naming the file in any error.
+pub fn read_truth_file(path: &Path) -> anyhow::Result<HashMap<E164, Label>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    read_truth(&text).with_context(|| path.display().to_string())
+}
+
+/// Fits the calibration from a result checked with raw scores (no calibration, no floor):
+/// per side, each `active` or `inactive` row's confidence against whether the truth agrees.
+/// `source` names the labels in the file's `fitted_on`.
+pub fn fit_calibration(
+    truth: &HashMap<E164, Label>,
+    result: &HashMap<E164, Scored>,
+    source: &str,
+) -> anyhow::Result<Calibration> {
+    let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    for (number, row) in result {
+        let (Some(label), Some(score)) = (truth.get(number), row.confidence) else {
+            continue;
+        };
+        if row.reason.as_deref() == Some("invalid_number") {
+            continue;
+        }
+        match row.status.as_str() {
+            "active" => active.push((score, label.active)),
+            "inactive" => inactive.push((score, !label.active)),
+            _ => {}
+        }
+    }
+    let fit = |points: &[(f64, bool)], side: &str| {
+        Curve::fit(points).with_context(|| {
+            format!(
+                "no {side} verdicts among the labelled numbers: nothing to fit the {side} curve on"
+            )
+        })
+    };
+    Ok(Calibration {
+        fitted_on: format!(
+            "{} active and {} inactive verdicts of {} labelled numbers ({source})",
+            active.len(),
+            inactive.len(),
+            truth.len(),
+        ),
+        active: fit(&active, "active")?,
+        inactive: fit(&inactive, "inactive")?,
+    })
 }
 
 /// Precision and recall of one verdict.

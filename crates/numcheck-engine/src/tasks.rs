@@ -85,7 +85,7 @@ async fn store_task(
         callback_url: intake.callback_url,
         file_name: intake.upload.file_name,
         leased_to: now_owner.map(|owner| {
-            let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+            let lease_ms = engine.config.worker.lease_ms();
             (owner, now_ms() + lease_ms)
         }),
     };

@@ -28,7 +28,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// One worker's loop. Returns when the server shuts down, after finishing the work in hand.
 pub async fn run(engine: Engine, owner: String) {
-    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+    let lease_ms = engine.config.worker.lease_ms();
     tracing::debug!(%owner, "worker started");
     loop {
         if engine.shutdown.is_cancelled() {
@@ -41,10 +41,7 @@ pub async fn run(engine: Engine, owner: String) {
             Ok(Some(work)) => {
                 if let Err(e) = handle(&engine, &owner, work, true).await {
                     tracing::error!(error = %format!("{e:#}"), %owner, "work failed; it will be retried");
-                    // Give the lease back so the retry need not wait for it to expire.
-                    if let Err(e) = engine.store.release_leases(Some(&owner)).await {
-                        tracing::warn!(error = %e, "could not release leases");
-                    }
+                    give_back(&engine, &owner).await;
                     pause(&engine, ERROR_PAUSE).await;
                 }
             }
@@ -74,43 +71,40 @@ pub fn now_owner(task: &numcheck_core::TaskId) -> String {
 /// then its export. Whatever fails here is left to the workers (they take a chunk over once
 /// its lease runs out).
 pub async fn run_now(engine: Engine, task: Task, owner: String, chunks: Vec<ChunkSpec>) {
-    let give_up = |e: anyhow::Error| {
-        let engine = engine.clone();
-        let owner = owner.clone();
-        let id = task.id.clone();
-        async move {
-            tracing::warn!(error = %format!("{e:#}"), task = %id, "a small task's work failed; the workers will retry it");
-            if let Err(e) = engine.store.release_leases(Some(&owner)).await {
-                tracing::warn!(error = %e, "could not release leases");
-            }
-            engine.work.notify_waiters();
-        }
-    };
-    for (seq, spec) in chunks.into_iter().enumerate() {
-        if let Err(e) = process_chunk(&engine, &owner, &task, seq as i64, spec, false).await {
-            return give_up(e).await;
-        }
+    if let Err(e) = work_now(&engine, &task, &owner, chunks).await {
+        tracing::warn!(error = %format!("{e:#}"), task = %task.id, "a small task's work failed; the workers will retry it");
+        give_back(&engine, &owner).await;
+        engine.work.notify_waiters();
     }
-    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+}
+
+async fn work_now(
+    engine: &Engine,
+    task: &Task,
+    owner: &str,
+    chunks: Vec<ChunkSpec>,
+) -> anyhow::Result<()> {
+    for (seq, spec) in chunks.into_iter().enumerate() {
+        process_chunk(engine, owner, task, seq as i64, spec, false).await?;
+    }
+    let lease_ms = engine.config.worker.lease_ms();
     match engine
         .store
-        .claim_task_work(&task.id, &owner, now_ms(), lease_ms)
-        .await
+        .claim_task_work(&task.id, owner, now_ms(), lease_ms)
+        .await?
     {
-        Ok(Some(work @ Work::Export { .. })) => {
-            if let Err(e) = handle(&engine, &owner, work, false).await {
-                give_up(e).await;
-            }
-        }
-        // A chunk a worker took over (a lease ran out here): the workers finish the task.
-        Ok(Some(other)) => {
-            tracing::debug!(task = %task.id, "a small task's chunk was free again; handing it over");
-            if let Err(e) = handle(&engine, &owner, other, true).await {
-                give_up(e).await;
-            }
-        }
-        Ok(None) => {}
-        Err(e) => give_up(e.into()).await,
+        Some(work @ Work::Export { .. }) => handle(engine, owner, work, false).await,
+        // A chunk that came free again (its lease ran out here): done here too; the workers
+        // are told when it was the last, and take the export.
+        Some(chunk) => handle(engine, owner, chunk, true).await,
+        None => Ok(()),
+    }
+}
+
+/// Gives back every lease `owner` holds, so a retry need not wait for them to expire.
+async fn give_back(engine: &Engine, owner: &str) {
+    if let Err(e) = engine.store.release_leases(Some(owner)).await {
+        tracing::warn!(error = %e, "could not release leases");
     }
 }
 
@@ -243,7 +237,7 @@ async fn with_heartbeat<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<Option<T>> {
     let seq = chunk.map(|(seq, _)| seq);
-    let lease_ms = (engine.config.worker.lease_secs * 1000) as i64;
+    let lease_ms = engine.config.worker.lease_ms();
     let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut tick =

@@ -732,15 +732,20 @@ fn write_app(out: &mut String, number: E164, seq: usize, at_ms: i64) {
     );
 }
 
+/// The region of a number, by the numbering plan (`None`: not geographic, or not valid).
+fn region_of(number: E164) -> Option<String> {
+    numcheck_core::NumberingPlan
+        .check_line(number.to_string().as_bytes(), None)
+        .ok()
+        .and_then(|c| c.region)
+        .map(|r| r.as_str().to_owned())
+}
+
 /// Counts per country, for the summary a run prints.
 pub fn by_region(truth: &[Truth]) -> BTreeMap<String, (usize, usize)> {
     let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for t in truth {
-        let region = numcheck_core::NumberingPlan
-            .check_line(t.number.to_string().as_bytes(), None)
-            .ok()
-            .and_then(|c| c.region)
-            .map_or_else(|| "??".to_owned(), |r| r.as_str().to_owned());
+        let region = region_of(t.number).unwrap_or_else(|| "??".to_owned());
         let e = out.entry(region).or_default();
         e.0 += 1;
         e.1 += usize::from(t.active);
@@ -830,12 +835,7 @@ mod tests {
         let reuse = ReuseTable::shipped();
         for line in &world.lines {
             for pair in line.holdings.windows(2) {
-                let region = numcheck_core::NumberingPlan
-                    .check_line(line.number.to_string().as_bytes(), None)
-                    .ok()
-                    .and_then(|c| c.region)
-                    .map(|r| r.as_str().to_owned());
-                let min = reuse.period(region.as_deref()).min_days;
+                let min = reuse.period(region_of(line.number).as_deref()).min_days;
                 let gap = (pair[1].start_ms - pair[0].end_ms) as f64 / DAY_MS as f64;
                 assert!(gap >= min, "{}: {gap} < {min}", line.number);
             }

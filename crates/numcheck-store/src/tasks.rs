@@ -338,8 +338,7 @@ impl<B: Backend> TaskQueue for B {
         // Exports first: they finish tasks.
         let sql = format!(
             "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE id = ( \
-               SELECT id FROM tasks WHERE status = 'processing' AND chunks_done = chunk_count \
-                 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+               SELECT id FROM tasks WHERE {EXPORTABLE} \
                ORDER BY created_at_ns, id LIMIT 1{}) \
              RETURNING {TASK_COLUMNS}",
             B::Db::SKIP_LOCKED
@@ -351,9 +350,7 @@ impl<B: Backend> TaskQueue for B {
             .fetch_optional(B::Db::conn(&mut tx))
             .await?;
         if let Some(row) = export {
-            let task = task_from_row(&row)?;
-            tx.commit().await?;
-            return Ok(Some(Work::Export { task }));
+            return leased_export(tx, &row).await.map(Some);
         }
         // Then the next chunk, fair share first.
         let chunk = sqlx::query(B::Db::CLAIM_CHUNK)
@@ -389,11 +386,9 @@ impl<B: Backend> TaskQueue for B {
     ) -> Result<Option<Work>> {
         let mut tx = self.write().await?;
         let until = now_ms + lease_ms;
-        let free = "(lease_until_ms IS NULL OR lease_until_ms < $3)";
         let sql = format!(
             "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 \
-             WHERE id = $4 AND status = 'processing' AND chunks_done = chunk_count AND {free} \
-             RETURNING {TASK_COLUMNS}"
+             WHERE id = $4 AND {EXPORTABLE} RETURNING {TASK_COLUMNS}"
         );
         let export = sqlx::query(sqlx::AssertSqlSafe(sql))
             .arg(owner)
@@ -403,10 +398,9 @@ impl<B: Backend> TaskQueue for B {
             .fetch_optional(B::Db::conn(&mut tx))
             .await?;
         if let Some(row) = export {
-            let task = task_from_row(&row)?;
-            tx.commit().await?;
-            return Ok(Some(Work::Export { task }));
+            return leased_export(tx, &row).await.map(Some);
         }
+        let free = "(lease_until_ms IS NULL OR lease_until_ms < $3)";
         let sql = format!(
             "UPDATE chunks SET lease_owner = $1, lease_until_ms = $2 \
              WHERE task_id = $4 AND {undone} AND {free} AND seq = ( \
@@ -664,6 +658,17 @@ impl<B: Backend> TaskQueue for B {
     async fn work_signals(&self) -> Result<Option<WorkSignals>> {
         Backend::work_signals(self).await
     }
+}
+
+/// A task whose export may be leased now (`$3`: the time): every chunk done, no live lease.
+const EXPORTABLE: &str = "status = 'processing' AND chunks_done = chunk_count \
+    AND (lease_until_ms IS NULL OR lease_until_ms < $3)";
+
+/// A task row just leased for its export, as work; `tx` commits.
+async fn leased_export<D: Dialect>(tx: Transaction<'static, D>, row: &D::Row) -> Result<Work> {
+    let task = task_from_row(row)?;
+    tx.commit().await?;
+    Ok(Work::Export { task })
 }
 
 /// A chunk row just leased (`seq`, `byte_start`, `byte_end`, `first_line`, `lines`) as work:

@@ -812,10 +812,7 @@ async fn check_numbers(
 }
 
 async fn evaluate_command(args: EvaluateArgs) -> anyhow::Result<()> {
-    let truth_text = std::fs::read_to_string(&args.truth)
-        .with_context(|| format!("cannot read {}", args.truth.display()))?;
-    let truth = numcheck_engine::evaluate::read_truth(&truth_text)
-        .with_context(|| args.truth.display().to_string())?;
+    let truth = numcheck_engine::evaluate::read_truth_file(&args.truth)?;
     let scratch = tempfile::tempdir()?;
     let zip = match (&args.result, &args.numbers) {
         (Some(zip), _) => zip.clone(),
@@ -845,11 +842,8 @@ async fn evaluate_command(args: EvaluateArgs) -> anyhow::Result<()> {
 }
 
 async fn calibrate_command(args: CalibrateArgs) -> anyhow::Result<()> {
-    use numcheck_core::calibration::{Calibration, Curve};
-    let truth_text = std::fs::read_to_string(&args.truth)
-        .with_context(|| format!("cannot read {}", args.truth.display()))?;
-    let truth = numcheck_engine::evaluate::read_truth(&truth_text)
-        .with_context(|| args.truth.display().to_string())?;
+    use numcheck_core::calibration::Calibration;
+    let truth = numcheck_engine::evaluate::read_truth_file(&args.truth)?;
     let (data, config, _guard) = open_for_check(&args.common).await?;
     // Raw scores: no calibration, and every verdict the rules reach (no floor).
     let mut raw = checker(&data, &config);
@@ -862,38 +856,11 @@ async fn calibrate_command(args: CalibrateArgs) -> anyhow::Result<()> {
     let zip = check_numbers(&raw, &config, &args.numbers, scratch.path(), Some(0.0)).await?;
     data.store.close().await;
     let result = numcheck_engine::evaluate::read_result_zip(&zip)?;
-    let (mut active, mut inactive) = (Vec::new(), Vec::new());
-    for (number, row) in &result {
-        let (Some(label), Some(score)) = (truth.get(number), row.confidence) else {
-            continue;
-        };
-        if row.reason.as_deref() == Some("invalid_number") {
-            continue;
-        }
-        match row.status.as_str() {
-            "active" => active.push((score, label.active)),
-            "inactive" => inactive.push((score, !label.active)),
-            _ => {}
-        }
-    }
-    let fit = |points: &[(f64, bool)], side: &str| {
-        Curve::fit(points).with_context(|| {
-            format!(
-                "no {side} verdicts among the labelled numbers: nothing to fit the {side} curve on"
-            )
-        })
-    };
-    let calibration = Calibration {
-        fitted_on: format!(
-            "{} active and {} inactive verdicts of {} labelled numbers ({})",
-            active.len(),
-            inactive.len(),
-            truth.len(),
-            args.truth.display()
-        ),
-        active: fit(&active, "active")?,
-        inactive: fit(&inactive, "inactive")?,
-    };
+    let calibration = numcheck_engine::evaluate::fit_calibration(
+        &truth,
+        &result,
+        &args.truth.display().to_string(),
+    )?;
     std::fs::write(
         &args.out,
         serde_json::to_string_pretty(&calibration)? + "\n",

@@ -336,17 +336,11 @@ async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
     }
 
     // Measured against the truth: every number scored, figures that are shares.
+    let labelled = ["--truth", "w/truth.csv", "--numbers", "w/numbers.txt"];
     let eval = on_data(
         cwd,
         &data,
-        &[
-            "evaluate",
-            "--truth",
-            "w/truth.csv",
-            "--numbers",
-            "w/numbers.txt",
-            "--json",
-        ],
+        &[&["evaluate"][..], &labelled, &["--json"]].concat(),
     )
     .await;
     assert!(eval.status.success(), "{}", eval.stderr);
@@ -366,18 +360,7 @@ async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
         assert!((0.0..=1.0).contains(&v), "{e}");
     }
     assert!(e["active"]["predicted"].as_u64().unwrap() > 100, "{e}");
-    let text = on_data(
-        cwd,
-        &data,
-        &[
-            "evaluate",
-            "--truth",
-            "w/truth.csv",
-            "--numbers",
-            "w/numbers.txt",
-        ],
-    )
-    .await;
+    let text = on_data(cwd, &data, &[&["evaluate"][..], &labelled].concat()).await;
     assert!(
         text.stdout.contains("precision") && text.stdout.contains("PossiblyReassigned"),
         "{}",
@@ -388,15 +371,7 @@ async fn a_world_is_measured_calibrated_and_its_calibration_checked_at_start() {
     let cal = on_data(
         cwd,
         &data,
-        &[
-            "calibrate",
-            "--truth",
-            "w/truth.csv",
-            "--numbers",
-            "w/numbers.txt",
-            "--out",
-            "cal.json",
-        ],
+        &[&["calibrate"][..], &labelled, &["--out", "cal.json"]].concat(),
     )
     .await;
     assert!(cal.status.success(), "{}", cal.stderr);

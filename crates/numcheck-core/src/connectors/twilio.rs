@@ -34,7 +34,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::{Event, LineFormat, ParseError, bounded, error_code, field, form_pairs, status_codes};
+use super::{
+    Event, LineFormat, ParseError, bounded, error_code, field, form_pairs, lists, status_codes,
+};
 
 /// Code table for `MessageStatus` values (`codes/twilio_status.csv`).
 pub const STATUS_TABLE: &str = "twilio_status";
@@ -178,28 +180,23 @@ const JSON_NAMES: &[(&str, &str)] = &[
     ("timestamp", "Timestamp"),
 ];
 
-/// A date as Twilio writes it (RFC 2822, `Thu, 24 Aug 2023 05:01:45 +0000`), RFC 3339, or
-/// Unix time in seconds or milliseconds.
+/// A date as Twilio writes it (RFC 2822, `Thu, 24 Aug 2023 05:01:45 +0000`), or any time an
+/// HLR result may carry ([`lists::result_time`]: RFC 3339, Unix seconds or milliseconds, …).
 fn parse_date(name: &str, text: &str) -> Result<i64, ParseError> {
     let t = text.trim();
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc2822(t) {
-        return Ok(dt.timestamp_millis());
-    }
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_millis());
-    }
-    if !t.is_empty() && t.len() <= 13 && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t.parse().unwrap_or(0);
-        // Ten digits or fewer are seconds (until the year 2286), more are milliseconds.
-        return Ok(if t.len() <= 10 { n * 1000 } else { n });
-    }
-    Err(ParseError::new(
-        "invalid_date",
-        format!(
-            "{name} {:?} is not a date like \"Thu, 24 Aug 2023 05:01:45 +0000\", RFC 3339 or Unix time",
-            t.chars().take(64).collect::<String>()
-        ),
-    ))
+    chrono::DateTime::parse_from_rfc2822(t)
+        .map(|dt| dt.timestamp_millis())
+        .ok()
+        .or_else(|| lists::result_time(t, false))
+        .ok_or_else(|| {
+            ParseError::new(
+                "invalid_date",
+                format!(
+                    "{name} {:?} is not a date like \"Thu, 24 Aug 2023 05:01:45 +0000\", RFC 3339 or Unix time",
+                    super::record::excerpt(t)
+                ),
+            )
+        })
 }
 
 /// When a recorded line happened, from its own date fields; `None` when it has none.

@@ -152,6 +152,13 @@ impl Default for Config {
     }
 }
 
+impl WorkerConfig {
+    /// [`WorkerConfig::lease_secs`] in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        (self.lease_secs * 1000) as i64
+    }
+}
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
