@@ -150,7 +150,7 @@ struct SubmitArgs {
     callback_url: Option<String>,
     /// Verdicts less sure than this probability (0 to 1) come back `unknown`
     /// (`low_confidence`). Default: the server's `policy.min_confidence`.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = probability)]
     min_confidence: Option<f64>,
     /// Follow the task to its end with a progress bar, then download and unpack the result.
     #[arg(long)]
@@ -211,7 +211,7 @@ struct CheckArgs {
     xlsx: bool,
     /// Verdicts less sure than this probability (0 to 1) become `unknown`
     /// (`low_confidence`). Default: `policy.min_confidence`.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = probability)]
     min_confidence: Option<f64>,
 }
 
@@ -234,7 +234,7 @@ struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     numbers: Option<PathBuf>,
     /// With --numbers: the confidence floor of the check (default: policy.min_confidence).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = probability)]
     min_confidence: Option<f64>,
     /// Print the figures as JSON.
     #[arg(long)]
@@ -780,6 +780,13 @@ async fn open_for_check(
     let scratch = tempfile::tempdir()?;
     let data = DataDir::open(scratch.path()).await?;
     Ok((data, loaded.config, Some(scratch)))
+}
+
+/// A `--min-confidence` value: a probability from 0 to 1, read as the form field is.
+fn probability(text: &str) -> Result<f64, String> {
+    numcheck_engine::options::TaskOptions::min_confidence_from_form(Some(text))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "give a number from 0 to 1".to_owned())
 }
 
 /// Checks a numbers file against the data folder's evidence into a result zip in `dir`.

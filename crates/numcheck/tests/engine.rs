@@ -211,6 +211,18 @@ async fn check_refuses_binary_missing_and_empty_files_with_a_clear_message() {
         "{}",
         out.stderr
     );
+    // A confidence floor outside 0–1 is refused before anything is read.
+    std::fs::write(cwd.join("one.txt"), b"+14155550100\n").unwrap();
+    for floor in ["1.5", "-0.1", "most"] {
+        let flag = format!("--min-confidence={floor}");
+        let out = run_cli(cwd, &["check", "one.txt", &flag]).await;
+        assert!(!out.status.success(), "{floor}");
+        assert!(
+            out.stderr.contains("--min-confidence") && out.stderr.contains("from 0 to 1"),
+            "{floor}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// A day `days` ago, as `YYYY-MM-DD` and as SMPP's `YYMMDDhhmm`.
