@@ -641,6 +641,12 @@ async function onUpload(event) {
     $('callback-url').focus();
     return;
   }
+  const floor = $('min-confidence').value.trim();
+  if (floor && !(Number(floor) >= 0 && Number(floor) <= 1)) {
+    error.textContent = 'The confidence floor is a probability from 0 to 1, such as 0.97.';
+    $('min-confidence').focus();
+    return;
+  }
   const columnPicked = !$('column-field').hidden;
   if (columnPicked && !$('phone-column').value) {
     error.textContent = 'Choose the column that holds the phone numbers.';
@@ -653,6 +659,7 @@ async function onUpload(event) {
   form.append('columns', $('opt-full').checked ? 'full' : 'basic');
   form.append('formats', $('opt-xlsx').checked ? 'csv,xlsx' : 'csv');
   if (callback) form.append('callback_url', callback);
+  if (floor) form.append('min_confidence', floor);
   if (columnPicked) form.append('phone_column', $('phone-column').value);
   if (!$('sheet-field').hidden) form.append('sheet', $('sheet').value);
   form.append('file', state.file, state.file.name);
