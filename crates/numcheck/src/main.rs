@@ -3,6 +3,7 @@
 //! engine. The flags and their help live here; the work does not.
 
 mod client;
+mod malloc;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -376,6 +377,9 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        malloc::limit_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
