@@ -7,6 +7,7 @@
 
 use anyhow::Context;
 use numcheck_core::UserId;
+pub use numcheck_store::KeyRights;
 use numcheck_store::{Store, StoreError, User};
 use sha2::{Digest, Sha256};
 
@@ -98,7 +99,7 @@ pub async fn issue(
     user_name: &str,
     credits: Option<i64>,
     is_admin: bool,
-    can_ingest: bool,
+    rights: KeyRights,
 ) -> anyhow::Result<Issued> {
     let name = user_name.trim();
     anyhow::ensure!(
@@ -131,7 +132,7 @@ pub async fn issue(
     };
     let key = generate()?;
     store
-        .add_key(&user.id, &key.prefix, &key.hash, can_ingest, now_ms())
+        .add_key(&user.id, &key.prefix, &key.hash, rights, now_ms())
         .await?;
     Ok(Issued {
         user,

@@ -41,6 +41,7 @@ pub mod pipeline;
 pub mod signing;
 pub mod sweep;
 pub mod tasks;
+pub mod warnings;
 pub mod worker;
 pub mod world;
 

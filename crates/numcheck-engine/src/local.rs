@@ -11,6 +11,7 @@ use crate::blob_keys::Parts;
 use crate::chunk::{Checker, ChunkJob};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::export::{self, ResultSpec};
+use crate::intake::tabular;
 use crate::options::TaskOptions;
 use crate::pipeline::Summary;
 
@@ -28,13 +29,20 @@ pub struct LocalCheck {
     pub chunk_lines: usize,
     /// The confidence floor (`None`: the policy's own).
     pub min_confidence: Option<f64>,
+    /// A CSV's or spreadsheet's phone column: a header name or a 1-based number (`None`:
+    /// detected, as the server does).
+    pub phone_column: Option<String>,
+    /// A spreadsheet's worksheet (`None`: the first visible one).
+    pub sheet: Option<String>,
 }
 
 /// What a local check did.
 #[derive(Debug, Clone)]
 pub struct LocalReport {
-    /// The name of the CSV inside the zip (an id like a task's).
+    /// The name of the CSV inside the zip: the input's, without its extension.
     pub name: String,
+    /// The phone column of a CSV or spreadsheet (1-based), and whether it had a header.
+    pub table: Option<tabular::Converted>,
     pub total: u64,
     pub unique: i64,
     pub summary: Summary,
@@ -47,8 +55,19 @@ pub async fn check_file(
     mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<LocalReport> {
     let file_name = check.file.display().to_string();
+    let scratch = tempfile::tempdir().context("cannot create a scratch folder")?;
+    // A CSV or a spreadsheet is first turned into one line per row holding the phone
+    // column's cell, as the server does with an upload.
+    let (path, table) = match tabular_kind(&check.file)? {
+        tabular::Kind::Text => (check.file.clone(), None),
+        kind => {
+            let text = scratch.path().join("numbers.txt");
+            let converted = to_text(kind, check, &text, checker).await?;
+            (text, Some(converted))
+        }
+    };
     // Pass 1: cut the file into chunks (streaming, bounded memory).
-    let mut f = tokio::fs::File::open(&check.file)
+    let mut f = tokio::fs::File::open(&path)
         .await
         .with_context(|| format!("cannot open {file_name}"))?;
     let mut splitter = LineSplitter::new();
@@ -82,9 +101,8 @@ pub async fn check_file(
     let chunks = chunker.finish();
 
     // Pass 2: run each chunk; parts go to a scratch blob store.
-    let scratch = tempfile::tempdir().context("cannot create a scratch folder")?;
     let blobs = BlobStore::local(&scratch.path().join("blobs"))?;
-    let name = xid::new().to_string();
+    let name = result_name(&check.file);
     let as_of_ms = now_ms();
     let options = TaskOptions {
         columns: check.columns,
@@ -136,16 +154,90 @@ pub async fn check_file(
     copy_out(assembled.file.path(), &check.out)?;
     Ok(LocalReport {
         name,
+        table,
         total,
         unique: assembled.unique,
         summary: assembled.summary,
     })
 }
 
+/// Writes the zip as a new file of the user's (the usual mode, under their umask), not a
+/// copy of the private scratch file.
 fn copy_out(from: &Path, to: &Path) -> anyhow::Result<()> {
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::copy(from, to).with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut out = std::fs::File::create(to)?;
+        std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
+        out.sync_all()
+    };
+    write().with_context(|| format!("cannot write {}", to.display()))
+}
+
+/// The result CSV's name: the input's file name without its extension (`leads.csv` gives
+/// `leads.csv` inside the zip), unless that is the name of another file in the zip.
+fn result_name(input: &Path) -> String {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .and_then(|s| crate::intake::clean_file_name(&s))
+        .filter(|s| !s.is_empty() && s != "-");
+    match stem {
+        Some(s) if s == "rejected" || s == "summary" => format!("{s}-checked"),
+        Some(s) => s,
+        None => xid::new().to_string(),
+    }
+}
+
+/// What kind of file `check` was given, as the server decides for an upload.
+fn tabular_kind(file: &Path) -> anyhow::Result<tabular::Kind> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(tabular::MAGIC_BYTES);
+    std::fs::File::open(file)
+        .with_context(|| format!("cannot open {}", file.display()))?
+        .take(tabular::MAGIC_BYTES as u64)
+        .read_to_end(&mut head)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    tabular::kind_of(name.as_deref(), None, &head)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// Converts a CSV, TSV or spreadsheet into the text file `out`.
+async fn to_text(
+    kind: tabular::Kind,
+    check: &LocalCheck,
+    out: &Path,
+    checker: &Checker,
+) -> anyhow::Result<tabular::Converted> {
+    let (input, out) = (check.file.clone(), out.to_owned());
+    let (phone_column, sheet, region) = (
+        check.phone_column.clone(),
+        check.sheet.clone(),
+        check.default_region,
+    );
+    let plan = checker.plan;
+    tokio::task::spawn_blocking(move || {
+        let options = tabular::Options {
+            phone_column: phone_column.as_deref(),
+            sheet: sheet.as_deref(),
+            region,
+            max_output: u64::MAX,
+            max_expanded: u64::MAX,
+        };
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(&input)
+                .with_context(|| format!("cannot open {}", input.display()))?,
+        );
+        let writer = std::io::BufWriter::new(std::fs::File::create(&out)?);
+        let converted = match kind {
+            tabular::Kind::Xlsx => tabular::convert_xlsx(reader, plan, &options, writer),
+            kind => {
+                tabular::convert_csv(reader, kind == tabular::Kind::Tsv, plan, &options, writer)
+            }
+        };
+        converted.map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))
+    })
+    .await
+    .context("the conversion stopped")?
 }

@@ -168,6 +168,82 @@ pub async fn summary(
     }
 }
 
+/// The first rows of an exported task's result, for a look without downloading it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FirstRows {
+    /// The result CSV's header.
+    pub columns: Vec<String>,
+    /// Its first rows, in input order, each as many fields as `columns`.
+    pub rows: Vec<Vec<String>>,
+    /// The result has more rows than these.
+    pub more: bool,
+}
+
+/// Bytes read from the start of a result zip for [`first_rows`]: the result CSV is its first
+/// entry, so its first rows sit at the start, whatever the zip's size.
+const FIRST_ROWS_BYTES: u64 = 256 * 1024;
+
+/// The first `limit` rows of an exported task's result CSV, read from the first bytes of its
+/// zip rather than the whole file. `Ok(None)` before the task is exported.
+pub async fn first_rows(
+    engine: &Engine,
+    task: &Task,
+    limit: usize,
+) -> Result<Option<FirstRows>, EngineError> {
+    if task.status != TaskStatus::Exported {
+        return Ok(None);
+    }
+    let key = TaskFiles::of(&task.id).result();
+    let size = engine.blobs.size(&key).await?.unwrap_or(0);
+    let head = engine
+        .blobs
+        .get_range(&key, 0..size.min(FIRST_ROWS_BYTES))
+        .await?;
+    let whole = head.len() as u64 >= size;
+    Ok(Some(rows_of_zip_head(&head, whole, limit)))
+}
+
+/// Reads the first entry of a zip from its first bytes (`whole`: all of the zip); a row the
+/// end of those bytes may have cut is left out.
+fn rows_of_zip_head(head: &[u8], whole: bool, limit: usize) -> FirstRows {
+    let mut out = FirstRows {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        more: false,
+    };
+    let mut cursor = std::io::Cursor::new(head);
+    let Ok(Some(entry)) = zip::read::read_zipfile_from_stream(&mut cursor) else {
+        return out;
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(entry));
+    let mut records = csv.records();
+    if let Some(Ok(header)) = records.next() {
+        out.columns = header.iter().map(str::to_owned).collect();
+    }
+    for record in records {
+        // An error is the end of the bytes read: the rows before it are whole.
+        let Ok(record) = record else { break };
+        if record.len() != out.columns.len() {
+            break;
+        }
+        if out.rows.len() == limit {
+            out.more = true;
+            break;
+        }
+        out.rows.push(record.iter().map(str::to_owned).collect());
+    }
+    if !whole && !out.more {
+        // Stopped by the end of the bytes read: the last row may be cut short.
+        out.rows.pop();
+        out.more = true;
+    }
+    out
+}
+
 /// Cancels a user's open task: nothing more is processed or charged, and the chunk outputs
 /// written so far are removed.
 pub async fn cancel(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, EngineError> {
@@ -225,5 +301,54 @@ pub async fn remove_parts(engine: &Engine, task: &Task) {
     let parts = TaskFiles::of(&task.id).parts();
     if let Err(e) = engine.blobs.delete_prefix(parts.prefix()).await {
         tracing::warn!(task = %task.id, error = %e, "could not remove a task's chunk outputs");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn zip_of(csv: &str) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("t.csv", options).unwrap();
+        zip.write_all(csv.as_bytes()).unwrap();
+        zip.start_file("rejected.csv", options).unwrap();
+        zip.write_all(b"Line,Input,Reason\n").unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn the_first_rows_come_from_the_start_of_the_zip() {
+        let mut csv = String::from("Number,ActiveStatus\n");
+        for i in 0..5000 {
+            csv.push_str(&format!("+1415555{i:04},active\n"));
+        }
+        let zip = zip_of(&csv);
+        let got = rows_of_zip_head(&zip, true, 3);
+        assert_eq!(got.columns, ["Number", "ActiveStatus"]);
+        assert_eq!(got.rows.len(), 3);
+        assert_eq!(got.rows[2], ["+14155550002", "active"]);
+        assert!(got.more);
+        // All of a small result.
+        let small = rows_of_zip_head(&zip_of("Number,ActiveStatus\n+1,unknown\n"), true, 50);
+        assert_eq!(small.rows, [["+1", "unknown"]]);
+        assert!(!small.more);
+        // Only the first bytes of a big one: whole rows, in order, none cut short.
+        let part = rows_of_zip_head(&zip[..zip.len() / 3], false, 100_000);
+        assert!(
+            part.more && !part.rows.is_empty() && part.rows.len() < 5000,
+            "{}",
+            part.rows.len()
+        );
+        for (i, row) in part.rows.iter().enumerate() {
+            assert_eq!(row[0], format!("+1415555{i:04}"));
+            assert_eq!(row[1], "active");
+        }
+        // Not a zip: nothing.
+        assert!(rows_of_zip_head(b"not a zip", true, 5).rows.is_empty());
     }
 }

@@ -69,7 +69,14 @@ impl Application {
         };
         engine.recover(&data).await?;
         let first_admin_key = if api && engine.store.count_keys().await? == 0 {
-            let issued = keys::issue(engine.store.as_ref(), "admin", None, true, true).await?;
+            let issued = keys::issue(
+                engine.store.as_ref(),
+                "admin",
+                None,
+                true,
+                keys::KeyRights::ALL,
+            )
+            .await?;
             Some(issued.key.secret)
         } else {
             None
@@ -190,6 +197,20 @@ impl Application {
         match listener {
             Some(listener) => {
                 let app = routes::router(state.clone());
+                // The webhook sources are read at start only: a change to `[[sources]]` needs
+                // a restart, and this says what the running server accepts.
+                let sources = state.engine.sources.all();
+                if sources.is_empty() {
+                    tracing::info!("no webhook sources configured ([[sources]])");
+                }
+                for s in sources {
+                    tracing::info!(
+                        source = %s.spec.name,
+                        format = %s.format,
+                        path = %format!("/v1/webhooks/{}/{}", s.format, s.spec.name),
+                        "webhook source"
+                    );
+                }
                 tracing::info!(addr = %listener.local_addr()?, "numcheck listening");
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopping)

@@ -196,9 +196,14 @@ pub(crate) struct TaskDetail {
     /// `as_of`, `numbering_plan`, `total`, `unique_numbers`, `duplicates`, `success`,
     /// `failure`, counts `by_status`, `by_reason`, `by_region`, `by_line_type`,
     /// `failures_by_reason`, `possibly_reassigned`, `valid`, `invalid` and, when the task made
-    /// live lookups, `lookups`.
+    /// live lookups, `lookups`, and `warnings`.
     #[schema(value_type = Option<Object>, required = true)]
     pub(crate) summary: Option<serde_json::Value>,
+    /// What most likely went wrong, once exported: most lines refused for one fixable reason
+    /// (`national_numbers_without_region`, `most_lines_rejected`, `file_name_sent_as_text`) or
+    /// no number with any evidence (`no_evidence`). Empty when nothing did, and before the
+    /// export.
+    pub(crate) warnings: Vec<numcheck_engine::warnings::Warning>,
     /// The completion notice, when the task asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

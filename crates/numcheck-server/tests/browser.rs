@@ -388,6 +388,13 @@ async fn story(c: Client, downloads: PathBuf) {
             .starts_with("Phone — +1 415 555 2671"),
         "{options:?}"
     );
+    // The server picked the column by its header, and the hint says so.
+    assert!(
+        text_of(&c, "#column-hint")
+            .await
+            .starts_with("Picked by its header"),
+        "the column hint"
+    );
     c.find(Locator::Css("#phone-column"))
         .await
         .unwrap()
@@ -463,6 +470,28 @@ async fn story(c: Client, downloads: PathBuf) {
         "Done",
         "the detail view's status"
     );
+    // Numbers with evidence, a region for each: nothing to warn of.
+    assert_eq!(detail["warnings"], json!([]));
+    let warned = js(
+        &c,
+        "return document.querySelector('#detail-warnings').hidden;",
+        vec![],
+    )
+    .await;
+    assert_eq!(warned, json!(true));
+    // The result's rows are on the page: one per number, the header as the API gives it.
+    let (code, api_rows) = server.get(&key, &format!("/v1/tasks/{task_id}/rows")).await;
+    assert_eq!(code, 200, "{api_rows}");
+    let shown_rows = until_page(
+        &c,
+        "the result rows",
+        "const rows = document.querySelectorAll('#result-rows tbody tr'); \
+         if (!rows.length) return null; \
+         return [...rows].map((r) => [...r.cells].map((c) => c.textContent));",
+    )
+    .await;
+    assert_eq!(shown_rows, api_rows["rows"]);
+    assert_eq!(api_rows["rows"].as_array().unwrap().len(), 4, "{api_rows}");
     screenshot(&c, 1280, "detail.png").await;
     screenshot(&c, 375, "detail-mobile.png").await;
 

@@ -7,7 +7,7 @@ use sqlx::Transaction;
 use crate::backend::Backend;
 use crate::dialect::{Dialect, QueryExt, RowExt, RowsAffected};
 use crate::rows::{KEY_COLUMNS, LEDGER_COLUMNS, key_from_row, ledger_from_row, user_from_row};
-use crate::{KeyInfo, LedgerRow, Principal, Result, StoreError, User};
+use crate::{KeyInfo, KeyRights, LedgerRow, Principal, Result, StoreError, User};
 
 /// Users, their API keys, their credits and the ledger of credit movements.
 #[async_trait]
@@ -38,7 +38,7 @@ pub trait Accounts: Send + Sync {
         user: &UserId,
         prefix: &str,
         hash: &[u8],
-        can_ingest: bool,
+        rights: KeyRights,
         now_ms: i64,
     ) -> Result<KeyInfo>;
     async fn list_keys(&self) -> Result<Vec<KeyInfo>>;
@@ -165,21 +165,23 @@ impl<B: Backend> Accounts for B {
         user: &UserId,
         prefix: &str,
         hash: &[u8],
-        can_ingest: bool,
+        rights: KeyRights,
         now_ms: i64,
     ) -> Result<KeyInfo> {
         let row = self
             .write_one_returning(
                 sqlx::query(
-                    "INSERT INTO api_keys (user_id, prefix, hash, can_ingest, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5) \
+                    "INSERT INTO api_keys (user_id, prefix, hash, can_check, can_ingest, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
                      RETURNING id, (SELECT u.name FROM users u WHERE u.id = api_keys.user_id) AS name, \
-                       prefix, can_ingest, created_at_ms, revoked_at_ms",
+                       (SELECT u.credits FROM users u WHERE u.id = api_keys.user_id) AS credits, \
+                       prefix, can_check, can_ingest, created_at_ms, revoked_at_ms",
                 )
                 .arg(user.as_str())
                 .arg(prefix)
                 .arg(hash)
-                .arg(can_ingest)
+                .arg(rights.check)
+                .arg(rights.ingest)
                 .arg(now_ms),
             )
             .await?
@@ -234,7 +236,7 @@ impl<B: Backend> Accounts for B {
 
     async fn principal_for_key_hash(&self, hash: &[u8]) -> Result<Option<Principal>> {
         let row = sqlx::query(
-            "SELECT u.*, k.can_ingest AS can_ingest FROM api_keys k \
+            "SELECT u.*, k.can_check AS can_check, k.can_ingest AS can_ingest FROM api_keys k \
              JOIN users u ON u.id = k.user_id WHERE k.hash = $1 AND k.revoked_at_ms IS NULL",
         )
         .arg(hash)
@@ -244,7 +246,10 @@ impl<B: Backend> Accounts for B {
             .map(|r| {
                 Ok(Principal {
                     user: user_from_row(r)?,
-                    can_ingest: r.col("can_ingest")?,
+                    rights: KeyRights {
+                        check: r.col("can_check")?,
+                        ingest: r.col("can_ingest")?,
+                    },
                 })
             })
             .transpose()

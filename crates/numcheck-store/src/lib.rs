@@ -47,7 +47,8 @@ pub use evidence::{EvidenceStore, dedupe_key};
 pub use lookups::LookupLog;
 pub use model::{
     Callback, CallbackOutcome, CallbackState, ChunkSpec, Created, EvidenceStats, IngestOutcome,
-    KeyInfo, LedgerRow, NewTask, Principal, RebuildReport, Task, TaskCursor, Usage, User, Work,
+    KeyInfo, KeyRights, LedgerRow, NewTask, Principal, RebuildReport, Task, TaskCursor, Usage,
+    User, Work,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

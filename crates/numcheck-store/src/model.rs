@@ -14,12 +14,48 @@ pub struct User {
     pub created_at_ms: i64,
 }
 
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyRights {
+    /// May create, read and manage tasks (every call but posting evidence).
+    pub check: bool,
+    /// May post evidence.
+    pub ingest: bool,
+}
+
+impl KeyRights {
+    /// Tasks only: what `keys create` gives by default.
+    pub const CHECK: KeyRights = KeyRights {
+        check: true,
+        ingest: false,
+    };
+    /// Evidence only: `keys create --ingest`.
+    pub const INGEST: KeyRights = KeyRights {
+        check: false,
+        ingest: true,
+    };
+    /// Both: the first admin key, or `keys create --ingest --check`.
+    pub const ALL: KeyRights = KeyRights {
+        check: true,
+        ingest: true,
+    };
+
+    /// As `keys list` shows them: `check`, `ingest`, `check+ingest` (or `none`).
+    pub fn label(&self) -> &'static str {
+        match (self.check, self.ingest) {
+            (true, true) => "check+ingest",
+            (true, false) => "check",
+            (false, true) => "ingest",
+            (false, false) => "none",
+        }
+    }
+}
+
 /// Who a request's key belongs to, and what the key may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user: User,
-    /// May post evidence.
-    pub can_ingest: bool,
+    pub rights: KeyRights,
 }
 
 /// An API key as listed (never the key itself).
@@ -28,7 +64,9 @@ pub struct KeyInfo {
     pub id: i64,
     pub user_name: String,
     pub prefix: String,
-    pub can_ingest: bool,
+    pub rights: KeyRights,
+    /// The user's balance (`None`: unlimited).
+    pub credits: Option<i64>,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
 }

@@ -7,7 +7,7 @@ use numcheck_core::{E164, Profile};
 use sqlx::Row;
 
 use crate::dialect::{Dialect, RowExt};
-use crate::{CallbackState, KeyInfo, LedgerRow, Result, StoreError, Task, User};
+use crate::{CallbackState, KeyInfo, KeyRights, LedgerRow, Result, StoreError, Task, User};
 
 /// The columns [`task_from_row`] reads, in the order of the table.
 /// `success` and `failure` include the progress of chunks still in work.
@@ -17,8 +17,7 @@ pub(crate) const TASK_COLUMNS: &str = "id, user_id, task_type, status, total, \
     charged, message, chunk_count, chunks_done, options, lookups_made, callback_url, file_name";
 
 /// The columns [`key_from_row`] reads, from `api_keys k JOIN users u`.
-pub(crate) const KEY_COLUMNS: &str =
-    "k.id, u.name, k.prefix, k.can_ingest, k.created_at_ms, k.revoked_at_ms";
+pub(crate) const KEY_COLUMNS: &str = "k.id, u.name, u.credits, k.prefix, k.can_check, k.can_ingest, k.created_at_ms, k.revoked_at_ms";
 
 /// The columns [`ledger_from_row`] reads.
 pub(crate) const LEDGER_COLUMNS: &str = "id, at_ms, amount, kind, task_id, note";
@@ -81,7 +80,11 @@ pub(crate) fn key_from_row<R: Row<Database: Dialect>>(row: &R) -> Result<KeyInfo
         id: row.col("id")?,
         user_name: row.col("name")?,
         prefix: row.col("prefix")?,
-        can_ingest: row.col("can_ingest")?,
+        rights: KeyRights {
+            check: row.col("can_check")?,
+            ingest: row.col("can_ingest")?,
+        },
+        credits: row.col("credits")?,
         created_at_ms: row.col("created_at_ms")?,
         revoked_at_ms: row.col("revoked_at_ms")?,
     })

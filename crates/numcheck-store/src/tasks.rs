@@ -595,23 +595,26 @@ impl<B: Backend> TaskQueue for B {
             return Ok(false);
         };
         let user_id: String = row.col("user_id")?;
-        sqlx::query(
-            "UPDATE users SET credits = credits - $1 WHERE id = $2 AND credits IS NOT NULL",
-        )
-        .arg(charge)
-        .arg(user_id.as_str())
-        .execute(B::Db::conn(&mut tx))
-        .await?;
-        sqlx::query(
-            "INSERT INTO ledger (user_id, at_ms, amount, kind, task_id, note) \
-             VALUES ($1, $2, $3, 'charge', $4, 'unique numbers checked')",
-        )
-        .arg(user_id.as_str())
-        .arg(now_ms)
-        .arg(-charge)
-        .arg(task.as_str())
-        .execute(B::Db::conn(&mut tx))
-        .await?;
+        // A task without a single number costs nothing and leaves no ledger row.
+        if charge > 0 {
+            sqlx::query(
+                "UPDATE users SET credits = credits - $1 WHERE id = $2 AND credits IS NOT NULL",
+            )
+            .arg(charge)
+            .arg(user_id.as_str())
+            .execute(B::Db::conn(&mut tx))
+            .await?;
+            sqlx::query(
+                "INSERT INTO ledger (user_id, at_ms, amount, kind, task_id, note) \
+                 VALUES ($1, $2, $3, 'charge', $4, 'unique numbers checked')",
+            )
+            .arg(user_id.as_str())
+            .arg(now_ms)
+            .arg(-charge)
+            .arg(task.as_str())
+            .execute(B::Db::conn(&mut tx))
+            .await?;
+        }
         queue_callback_in(&mut tx, task.as_str(), now_ms).await?;
         tx.commit().await?;
         Ok(true)

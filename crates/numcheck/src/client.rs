@@ -242,13 +242,42 @@ pub async fn status(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
     remote.call(request, "gettasks").await
 }
 
+/// The task in full (`GET /v1/tasks/{id}`): its summary and warnings once exported.
+pub async fn detail(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
+    let request = remote.request(Method::GET, &format!("/v1/tasks/{task_id}"))?;
+    remote.call(request, "task").await
+}
+
+/// The verdict counts and warnings of an exported task's detail, a line each (empty before
+/// the export).
+pub fn describe_outcome(detail: &Value) -> String {
+    let mut out = String::new();
+    if let Some(by_status) = detail["summary"]["by_status"].as_object() {
+        for (status, n) in by_status {
+            out.push_str(&format!("{status:<11} {n}\n"));
+        }
+    }
+    if let Some(warnings) = detail["warnings"].as_array() {
+        for w in warnings {
+            out.push_str(&format!(
+                "warning     {} ({})\n",
+                w["message"].as_str().unwrap_or_default(),
+                w["code"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 /// Polls until the task ends, with a progress bar on a terminal.
 pub async fn wait(remote: &Remote, task_id: &str) -> anyhow::Result<Value> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta} left)",
+                // Whole numbers, and no estimate of the time left: a task's pace changes
+                // between its upload, its chunks and its export, so an estimate would be made up.
+                "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} lines ({elapsed})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );

@@ -193,14 +193,22 @@ struct StatusArgs {
 struct CheckArgs {
     #[command(flatten)]
     common: Common,
-    /// The file of numbers, one per line.
+    /// The numbers: a text file (one a line), a CSV or TSV, or an .xlsx workbook, as the
+    /// server takes them.
     file: PathBuf,
     /// Where to write the result zip (default: <file stem>-result.zip here).
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
     /// Region for numbers written in national format (ISO 3166 alpha-2, e.g. DE).
-    #[arg(long, value_name = "XX")]
-    default_region: Option<String>,
+    #[arg(long, value_name = "XX", alias = "default-region")]
+    region: Option<String>,
+    /// For CSV and XLSX files: the phone column, by header name or 1-based number
+    /// (default: detected).
+    #[arg(long, value_name = "COLUMN")]
+    phone_column: Option<String>,
+    /// For XLSX files: the worksheet (default: the first visible one).
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
     /// active_check (default) or number_info.
     #[arg(long, default_value = "active_check")]
     task_type: String,
@@ -357,11 +365,15 @@ enum KeysCommand {
         /// existing limited user.
         #[arg(long)]
         credits: Option<i64>,
-        /// The key may post evidence (POST /v1/evidence).
+        /// A key for posting evidence (POST /v1/evidence) only: it cannot create or read
+        /// tasks. Add --check for a key that may do both.
         #[arg(long)]
         ingest: bool,
+        /// With --ingest: the key may also create and read tasks (the default without --ingest).
+        #[arg(long, requires = "ingest")]
+        check: bool,
     },
-    /// List keys (prefix, user, created, revoked). Never shows a key.
+    /// List keys (prefix, user, rights, the user's credits, created, revoked). Never shows a key.
     List {
         #[command(flatten)]
         common: Common,
@@ -425,16 +437,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let done = client::wait(&remote, &id).await?;
                 let dir = client::download(&done, &args.out).await?;
                 print!("{}", client::describe(&done));
+                print!(
+                    "{}",
+                    client::describe_outcome(&client::detail(&remote, &id).await?)
+                );
                 println!("result      {}", dir.display());
             }
             Ok(())
         }
         Command::Status(args) => {
             let remote = args.remote.connect()?;
-            print!(
-                "{}",
-                client::describe(&client::status(&remote, &args.task_id).await?)
-            );
+            let v = client::status(&remote, &args.task_id).await?;
+            print!("{}", client::describe(&v));
+            if v["status"] == "exported" {
+                print!(
+                    "{}",
+                    client::describe_outcome(&client::detail(&remote, &args.task_id).await?)
+                );
+            }
             Ok(())
         }
         Command::Tasks(args) => {
@@ -527,8 +547,12 @@ impl RemoteArgs {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NUMCHECK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colours only on a terminal (and not with NO_COLOR): a log file or the journal gets
+    // plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -811,6 +835,8 @@ async fn check_numbers(
         xlsx: false,
         chunk_lines: config.worker.chunk_lines,
         min_confidence,
+        phone_column: None,
+        sheet: None,
     };
     let progress = bar(0, "checking");
     check_file(checker, &check, |done, total| {
@@ -935,7 +961,7 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--columns {other:?}: use basic or full"),
     };
     let default_region = args
-        .default_region
+        .region
         .as_deref()
         .map(|r| r.parse::<RegionCode>())
         .transpose()?;
@@ -957,6 +983,8 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         xlsx: args.xlsx,
         chunk_lines: config.worker.chunk_lines,
         min_confidence: args.min_confidence,
+        phone_column: args.phone_column.clone(),
+        sheet: args.sheet.clone(),
     };
     let progress = bar(0, "checking");
     let report = check_file(&checker(&data, &config), &check, |done, total| {
@@ -967,6 +995,19 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     data.store.close().await;
     let s = &report.summary;
+    if let Some(table) = &report.table
+        && let Some(column) = table.phone_column
+    {
+        println!(
+            "read column {column} of {}{}",
+            args.file.display(),
+            if table.has_header {
+                " (below its header)"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "checked {} lines: {} numbers, {} failures, {} unique",
         report.total, s.success, s.failure, report.unique
@@ -975,6 +1016,15 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<()> {
         println!("  {k:<12} {n:>10}");
     }
     println!("wrote {} ({}.csv inside)", out.display(), report.name);
+    for w in numcheck_engine::warnings::of_summary(s, report.total) {
+        eprintln!("warning: {} ({})", w.message, w.code);
+    }
+    anyhow::ensure!(
+        s.success > 0,
+        "no line of {} could be read as a phone number; the reasons are in rejected.csv inside {}",
+        args.file.display(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -1037,9 +1087,14 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             user,
             credits,
             ingest,
+            check,
         } => {
             let data = open(&common).await?;
-            let issued = keys::issue(data.store.as_ref(), &user, credits, false, ingest).await?;
+            let rights = keys::KeyRights {
+                check: check || !ingest,
+                ingest,
+            };
+            let issued = keys::issue(data.store.as_ref(), &user, credits, false, rights).await?;
             let balance = match issued.user.credits {
                 Some(c) => format!("{c} credits"),
                 None => "unlimited credits".to_owned(),
@@ -1055,7 +1110,14 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                     issued.user.name, issued.user.id
                 );
             }
-            println!("new API key (shown only once; store it now):");
+            println!(
+                "new API key, rights: {} (shown only once; store it now):",
+                match (rights.check, rights.ingest) {
+                    (true, true) => "create and read tasks, post evidence",
+                    (false, true) => "post evidence only",
+                    _ => "create and read tasks",
+                }
+            );
             println!("{}", issued.key.secret);
             data.store.close().await;
         }
@@ -1063,15 +1125,19 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             let data = open(&common).await?;
             let keys = data.store.list_keys().await.context("cannot list keys")?;
             println!(
-                "{:>5}  {:<14} {:<20} {:<24} REVOKED",
-                "ID", "PREFIX", "USER", "CREATED"
+                "{:>5}  {:<14} {:<20} {:<13} {:>10}  {:<24} REVOKED",
+                "ID", "PREFIX", "USER", "RIGHTS", "CREDITS", "CREATED"
             );
             for k in keys {
                 println!(
-                    "{:>5}  {:<14} {:<20} {:<24} {}",
+                    "{:>5}  {:<14} {:<20} {:<13} {:>10}  {:<24} {}",
                     k.id,
                     k.prefix,
                     k.user_name,
+                    k.rights.label(),
+                    k.credits
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "unlimited".into()),
                     time_ms(k.created_at_ms),
                     k.revoked_at_ms.map(time_ms).unwrap_or_else(|| "-".into())
                 );

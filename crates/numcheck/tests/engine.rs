@@ -196,8 +196,10 @@ async fn check_refuses_binary_missing_and_empty_files_with_a_clear_message() {
     let cwd = tmp.path();
     std::fs::write(cwd.join("bin.dat"), b"PK\x03\x04\x00\x00binary").unwrap();
     std::fs::write(cwd.join("empty.txt"), b"\n\n").unwrap();
+    std::fs::write(cwd.join("nul.txt"), b"+14155550100\x00\x01\x02").unwrap();
     for (file, says) in [
-        ("bin.dat", "not a text file"),
+        ("nul.txt", "not a text file"),
+        ("bin.dat", "the workbook could not be read"),
         ("missing.txt", "cannot open"),
         ("empty.txt", "no phone numbers"),
     ] {
@@ -223,6 +225,90 @@ async fn check_refuses_binary_missing_and_empty_files_with_a_clear_message() {
             out.stderr
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_a_csv_by_its_phone_column_and_names_a_missing_region() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let data = cwd.join("data");
+    std::fs::write(
+        cwd.join("leads.csv"),
+        "name,phone\nAnna,0151 23456789\nBen,030 12345678\nCarl,+33 6 12 34 56 78\n",
+    )
+    .unwrap();
+    // Without a region the national numbers fail: the command says why and exits non-zero
+    // only when nothing at all could be read.
+    let out = on_data(cwd, &data, &["check", "leads.csv", "--out", "a.zip"]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("read column 2 of leads.csv (below its header)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("1 numbers, 2 failures"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("(national_numbers_without_region)") && out.stderr.contains("--region"),
+        "{}",
+        out.stderr
+    );
+    // With the region (the old flag name still works), every row is read.
+    for flag in ["--region", "--default-region"] {
+        let out = on_data(
+            cwd,
+            &data,
+            &["check", "leads.csv", flag, "DE", "--out", "b.zip"],
+        )
+        .await;
+        assert!(out.status.success(), "{}", out.stderr);
+        assert!(
+            out.stdout.contains("3 numbers, 0 failures"),
+            "{flag}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("(leads.csv inside)"), "{}", out.stdout);
+        // No evidence in this folder: the warning says so and where to start.
+        assert!(out.stderr.contains("(no_evidence)"), "{}", out.stderr);
+    }
+    let bytes = std::fs::read(cwd.join("b.zip")).unwrap();
+    let mut zip = ResultZip::new(bytes.clone());
+    let csv = zip.text("leads.csv");
+    assert!(
+        csv.contains("+4915123456789") && csv.contains("+493012345678"),
+        "{csv}"
+    );
+    assert_eq!(zip.summary()["warnings"][0]["code"], "no_evidence");
+    // The zip is an ordinary file of the user's, its entries dated today.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(cwd.join("b.zip"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o044, 0, "{mode:o}");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let entry = archive.by_name("leads.csv").unwrap();
+    let when = entry.last_modified().unwrap();
+    let year_now = 1970 + now_s() / 31_556_952;
+    assert!(i64::from(when.year()) >= year_now - 1, "{when:?}");
+    // A file none of whose rows is a number: a clear message and a failure exit.
+    std::fs::write(cwd.join("names.csv"), "name,phone\nAnna,none\n").unwrap();
+    let out = on_data(
+        cwd,
+        &data,
+        &["check", "names.csv", "--phone-column", "phone"],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("no line of names.csv could be read"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A day `days` ago, as `YYYY-MM-DD` and as SMPP's `YYMMDDhhmm`.

@@ -96,6 +96,13 @@ impl Sources {
         self.by_name.get(name)
     }
 
+    /// Every source, by name.
+    pub fn all(&self) -> Vec<&Source> {
+        let mut all: Vec<&Source> = self.by_name.values().collect();
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.by_name.len()
     }

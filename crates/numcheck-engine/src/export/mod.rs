@@ -66,6 +66,8 @@ struct SummaryFile<'a> {
     duplicates: u64,
     #[serde(flatten)]
     counts: &'a Summary,
+    /// What most likely went wrong, when anything did ([`crate::warnings`]).
+    warnings: Vec<crate::warnings::Warning>,
 }
 
 /// Builds the zip into a temporary file in `tmp_dir`.
@@ -92,6 +94,41 @@ pub async fn assemble(
     })
 }
 
+/// The `Input` of the first row of a rejected.csv part (`Line,Input,Reason`, no header).
+fn rejected_input(part: &[u8]) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(part);
+    let row = reader.records().next()?.ok()?;
+    row.get(1).map(str::to_owned)
+}
+
+/// The entries' time: when the export ran, in UTC (a zip keeps a date and time without a
+/// zone). Outside the zip format's 1980–2107 the format's own default stands.
+fn zip_time(ms: i64) -> zip::DateTime {
+    use chrono::{Datelike, Timelike};
+    chrono::DateTime::from_timestamp_millis(ms)
+        .and_then(|t| {
+            let (Ok(year), Ok(month), Ok(day)) = (
+                u16::try_from(t.year()),
+                u8::try_from(t.month()),
+                u8::try_from(t.day()),
+            ) else {
+                return None;
+            };
+            zip::DateTime::from_date_and_time(
+                year,
+                month,
+                day,
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+            )
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 fn write_zip(
     rt: &Handle,
     blobs: &BlobStore,
@@ -106,7 +143,9 @@ fn write_zip(
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(1))
-        .large_file(true);
+        .large_file(true)
+        .last_modified_time(zip_time(crate::clock::now_ms()))
+        .unix_permissions(0o644);
     let csv_header = header(spec.task_type, spec.options.columns);
     zip.start_file(format!("{}.csv", spec.name), options)?;
     zip.write_all(csv_header.as_bytes())?;
@@ -116,8 +155,13 @@ fn write_zip(
     }
     zip.start_file("rejected.csv", options)?;
     zip.write_all(REJECTED_HEADER.as_bytes())?;
+    // A task of one refused line: the line, for the warnings (a file name sent as text).
+    let mut only_line = None;
     for seq in 0..spec.chunk_count {
         let part = rt.block_on(blobs.get(&spec.parts.key(seq, Part::Rejected)))?;
+        if spec.total == 1 && !part.is_empty() {
+            only_line = rejected_input(&part);
+        }
         zip.write_all(&part)?;
     }
 
@@ -137,6 +181,7 @@ fn write_zip(
         unique_numbers: unique,
         duplicates: summary.success.saturating_sub(unique.max(0) as u64),
         counts: &summary,
+        warnings: crate::warnings::of_task(&summary, spec.total, only_line.as_deref()),
     };
     let mut summary_json = serde_json::to_vec_pretty(&file)?;
     summary_json.push(b'\n');
@@ -287,5 +332,24 @@ mod tests {
         }
         assert_eq!(run_block(100_000), RUN_BLOCK_MIN);
         assert_eq!(run_block(0), RUN_BLOCK);
+    }
+
+    #[test]
+    fn zip_entries_carry_the_export_time_in_utc() {
+        // 2026-12-07T08:30:17.500Z; the zip format keeps even seconds.
+        let t = zip_time(1_796_632_217_500);
+        assert_eq!(
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            (2026, 12, 7, 8, 30, 16)
+        );
+        // Before 1980 the format cannot say it: its default (1980-01-01).
+        assert_eq!(zip_time(0), zip::DateTime::default());
     }
 }

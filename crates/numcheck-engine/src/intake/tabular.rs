@@ -624,6 +624,19 @@ pub struct Column {
     pub samples: Vec<String>,
 }
 
+/// How the phone column was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PickedBy {
+    /// The caller named it (`phone_column`).
+    Request,
+    /// Its header names phone numbers (`Phone`, `MSISDN`, …).
+    Header,
+    /// Its cells read as phone numbers more than any other column's.
+    Values,
+}
+
 /// What the detection found in a file's first records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
@@ -631,6 +644,8 @@ pub struct Layout {
     pub columns: Vec<Column>,
     /// 1-based; `None` when no column looks like phone numbers and none was named.
     pub phone_column: Option<usize>,
+    /// How `phone_column` was chosen (`None` with it).
+    pub picked_by: Option<PickedBy>,
     /// The header's record number.
     pub header: Option<u64>,
 }
@@ -749,6 +764,7 @@ pub fn layout(
             has_header: false,
             columns: Vec::new(),
             phone_column: None,
+            picked_by: None,
             header: None,
         });
     };
@@ -821,17 +837,17 @@ pub fn layout(
     let best = |candidates: &mut dyn Iterator<Item = usize>| {
         candidates.max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))
     };
-    let phone_column = match wanted {
-        Some(w) => Some(resolve(w, &columns)?),
+    let (phone_column, picked_by) = match wanted {
+        Some(w) => (Some(resolve(w, &columns)?), Some(PickedBy::Request)),
         None => {
             let by_header = best(&mut phoneish.iter().copied());
             let by_data = best(&mut (0..width).filter(|&c| shares[c] >= MIN_SHARE));
             match (by_header, by_data) {
                 // A phone-ish header wins unless nothing below it reads as a number while
                 // another column's cells do.
-                (Some(h), Some(d)) if scores[h] == 0.0 => Some(d + 1),
-                (Some(h), _) => Some(h + 1),
-                (None, d) => d.map(|d| d + 1),
+                (Some(h), Some(d)) if scores[h] == 0.0 => (Some(d + 1), Some(PickedBy::Values)),
+                (Some(h), _) => (Some(h + 1), Some(PickedBy::Header)),
+                (None, d) => (d.map(|d| d + 1), d.map(|_| PickedBy::Values)),
             }
         }
     };
@@ -839,6 +855,7 @@ pub fn layout(
         has_header,
         columns,
         phone_column,
+        picked_by,
         header: has_header.then_some(first.number),
     })
 }
@@ -1114,6 +1131,9 @@ pub struct Preview {
     pub phone_column: Option<usize>,
     /// The workbook's worksheets (`.xlsx` only, else empty).
     pub sheets: Vec<String>,
+    /// How `phone_column` was chosen: `request`, `header` or `values`; `null` with it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub picked_by: Option<PickedBy>,
 }
 
 impl Preview {
@@ -1125,6 +1145,7 @@ impl Preview {
             columns: layout.columns,
             phone_column: layout.phone_column,
             sheets,
+            picked_by: layout.picked_by,
         }
     }
 }
@@ -1176,6 +1197,8 @@ pub fn preview_text(
         }],
         phone_column: (!lines.is_empty()).then_some(1),
         sheets: Vec::new(),
+        // A text file has one column.
+        picked_by: (!lines.is_empty()).then_some(PickedBy::Values),
     })
 }
 

@@ -64,6 +64,9 @@ export function client(key) {
       return call(key, 'GET', `/v1/tasks?${query}`);
     },
     task: (id) => call(key, 'GET', `/v1/tasks/${enc(id)}`),
+    rows: (id, limit = 50) => call(key, 'GET', `/v1/tasks/${enc(id)}/rows?limit=${limit}`),
+    callbackSecret: () => call(key, 'GET', '/v1/callback-secret'),
+    rotateCallbackSecret: () => call(key, 'POST', '/v1/callback-secret/rotate'),
     cancel: (id) => call(key, 'POST', `/v1/tasks/${enc(id)}/cancel`),
     remove: (id) => call(key, 'DELETE', `/v1/tasks/${enc(id)}`),
     preview: (file, sheet) => {

@@ -241,8 +241,11 @@ function signOut(message) {
   $('tasks-body').replaceChildren();
   $('ledger-body').replaceChildren();
   $('detail-summary').replaceChildren();
+  $('detail-rows').replaceChildren();
+  $('callback-secret').textContent = '';
+  $('callback-secret').hidden = true;
   clearFile();
-  for (const id of ['tasks-error', 'upload-error', 'account-error', 'detail-error', 'status']) {
+  for (const id of ['tasks-error', 'upload-error', 'account-error', 'detail-error', 'status', 'secret-error']) {
     $(id).textContent = '';
   }
   if (window.location.hash) window.history.replaceState(null, '', window.location.pathname);
@@ -316,6 +319,25 @@ function renderBalance(b) {
   $('ledger-empty').hidden = ledger.length > 0;
 }
 
+/** The callback-signing secret: shown on request, rotated after a confirmation. */
+async function showSecret(rotate) {
+  if (!state.api) return;
+  const error = $('secret-error');
+  error.textContent = '';
+  if (rotate && !(await confirmDialog('Rotate the callback secret? Receivers that check signatures with the old one will refuse new callbacks until they have the new one.'))) {
+    return;
+  }
+  try {
+    const answer = rotate ? await state.api.rotateCallbackSecret() : await state.api.callbackSecret();
+    const field = $('callback-secret');
+    field.textContent = String(answer.secret || '');
+    field.hidden = false;
+    announce(rotate ? 'The callback secret was rotated.' : 'The callback secret is shown.');
+  } catch (e) {
+    showError(error, e);
+  }
+}
+
 async function refreshBalance() {
   if (!state.api) return;
   try {
@@ -332,6 +354,8 @@ function buildRow(id) {
   const parts = {
     link: h('a', { class: 'task-link', href: `#/tasks/${encodeURIComponent(id)}` }),
     id: h('span', { class: 'mono small muted block' }, id),
+    kind: h('span', { class: 'small muted block task-type' }),
+    verdicts: h('span', { class: 'small block verdict-counts' }),
     message: h('span', { class: 'row-message small block' }),
     time: h('time'),
     badge: h('span'),
@@ -344,9 +368,9 @@ function buildRow(id) {
   parts.cancel.addEventListener('click', () => cancelTask(id, parts.cancel, $('tasks-error')));
   parts.remove.addEventListener('click', () => deleteTask(id, $('tasks-error')));
   const row = h('tr', { 'data-task-id': id },
-    h('td', { 'data-label': 'File', class: 'cell-file' }, h('div', {}, parts.link, parts.id, parts.message)),
+    h('td', { 'data-label': 'File', class: 'cell-file' }, h('div', {}, parts.link, parts.kind, parts.id, parts.message)),
     h('td', { 'data-label': 'Created', class: 'nowrap' }, h('div', {}, parts.time)),
-    h('td', { 'data-label': 'Status' }, h('div', {}, parts.badge)),
+    h('td', { 'data-label': 'Status' }, h('div', {}, parts.badge, parts.verdicts)),
     h('td', { 'data-label': 'Progress', class: 'cell-progress' }, h('div', {}, parts.bar, parts.barText)),
     h('td', { class: 'cell-actions' },
       h('div', { class: 'actions' }, parts.download, parts.cancel, parts.remove)));
@@ -379,8 +403,30 @@ function fillRow(entry, view) {
   parts.badge.className = statusClass(view.status);
   parts.badge.textContent = statusLabel(view.status);
   parts.message.textContent = view.status === 'failed' && view.message ? view.message : '';
+  parts.kind.textContent = TASK_TYPES[view.task_type] || humanize(view.task_type || '');
   setProgress(parts.bar, parts.barText, view, name);
   fillActions(parts, view, name);
+  if (view.status === 'exported') showVerdictCounts(entry);
+}
+
+/**
+ * An exported row's verdict counts ("3 active · 1 inactive · 2 unknown"), read once from the
+ * task's summary; a task with no number at all says so.
+ */
+async function showVerdictCounts(entry) {
+  const id = entry.view.task_id;
+  if (entry.countsFor === id || !state.api) return;
+  entry.countsFor = id;
+  try {
+    const detail = await state.api.task(id);
+    const byStatus = (detail.summary && detail.summary.by_status) || {};
+    const parts = VERDICTS
+      .filter((v) => Number(byStatus[v.key]) > 0)
+      .map((v) => `${formatNumber(byStatus[v.key])} ${v.label.toLowerCase()}`);
+    entry.parts.verdicts.textContent = parts.length ? parts.join(' · ') : 'no numbers';
+  } catch (e) {
+    entry.countsFor = null;
+  }
 }
 
 function upsertRow(view, where) {
@@ -547,6 +593,10 @@ function setFile(file) {
   const error = $('upload-error');
   error.textContent = '';
   const ext = extension(file.name);
+  if (ext === 'xls') {
+    error.textContent = `“${file.name}” is an old Excel workbook (.xls), which numcheck does not read: save it as .xlsx or .csv and upload that.`;
+    return;
+  }
   if (!ACCEPTED.has(ext)) {
     error.textContent = `“${file.name}” is not a .txt, .csv, .tsv or .xlsx file.`;
     return;
@@ -599,9 +649,11 @@ function renderColumns(preview) {
     options.unshift(h('option', { value: '', selected: true, disabled: true }, 'Choose a column…'));
   }
   select.replaceChildren(...options);
-  $('column-hint').textContent = detected
-    ? 'Picked from the values; change it if another column holds the numbers.'
-    : 'No column looks like phone numbers: choose the one that holds them.';
+  $('column-hint').textContent = !detected
+    ? 'No column looks like phone numbers: choose the one that holds them.'
+    : preview.picked_by === 'header'
+      ? 'Picked by its header; change it if another column holds the numbers.'
+      : 'Picked from the values; change it if another column holds the numbers.';
   $('column-field').hidden = false;
 }
 
@@ -800,18 +852,58 @@ function renderDetail(view) {
   fillActions(detail.parts, view, name);
   detail.parts.download.textContent = 'Download results';
 
+  renderWarnings(Array.isArray(view.warnings) ? view.warnings : []);
   const summary = view.summary && typeof view.summary === 'object' ? view.summary : null;
   if (summary && !detail.summaryShown) {
     detail.summaryShown = true;
     $('detail-summary').replaceChildren(renderSummary(summary));
+    loadRows(view.task_id);
   } else if (!summary) {
     detail.summaryShown = false;
+    $('detail-rows').replaceChildren();
     const waiting = ACTIVE.has(view.status)
       ? 'The charts appear here when the check is done.'
       : 'This task has no results.';
     $('detail-summary').replaceChildren(h('div', { class: 'card' }, h('p', { class: 'muted' }, waiting)));
   }
   schedulePoll();
+}
+
+/** The result's first rows, as a table, so one number can be looked at without the zip. */
+async function loadRows(id) {
+  const target = $('detail-rows');
+  try {
+    const got = await state.api.rows(id, 50);
+    if (!state.detail || state.detail.id !== id) return;
+    const columns = Array.isArray(got.columns) ? got.columns : [];
+    const rows = Array.isArray(got.rows) ? got.rows : [];
+    if (!columns.length || !rows.length) {
+      target.replaceChildren();
+      return;
+    }
+    target.replaceChildren(h('section', { class: 'card', 'aria-labelledby': 'rows-title' },
+      h('h2', { id: 'rows-title' }, got.more ? `The first ${formatNumber(rows.length)} rows` : 'Rows'),
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'table result-rows', id: 'result-rows' },
+          h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+          h('tbody', {}, rows.map((r) => h('tr', {}, r.map((cell) => h('td', {}, cell))))))),
+      got.more ? h('p', { class: 'muted small' }, 'Download the results for every row.') : null));
+  } catch (e) {
+    target.replaceChildren(h('p', { class: 'error' }, e.message || 'The rows could not be read.'));
+  }
+}
+
+/** What most likely went wrong (no region for national numbers, no evidence, …), above the charts. */
+function renderWarnings(warnings) {
+  const box = $('detail-warnings');
+  const items = warnings
+    .filter((w) => w && typeof w.message === 'string')
+    .map((w) => h('li', { 'data-code': String(w.code || '') }, w.message));
+  box.hidden = items.length === 0;
+  box.replaceChildren(
+    h('h2', { class: 'small' }, items.length === 1 ? 'Worth knowing' : `Worth knowing (${items.length})`),
+    h('ul', {}, items),
+  );
 }
 
 function renderSummary(s) {
@@ -850,6 +942,14 @@ function renderSummary(s) {
     ['Possibly reassigned', formatNumber(n(s.possibly_reassigned))],
     ['Rejected lines', formatNumber(n(s.failure))],
   ]);
+  if (checked === 0) {
+    return h('section', { class: 'card', 'aria-labelledby': 'summary-title' },
+      h('h2', { id: 'summary-title' }, 'Results'),
+      tiles,
+      h('p', { class: 'muted', id: 'summary-empty' },
+        'No line of this file was read as a phone number, so there is nothing to chart. '
+        + 'rejected.csv in the result lists each line with the reason.'));
+  }
   const charts = h('div', { class: 'charts' },
     donut({
       id: 'verdicts', title: 'Verdicts', rows: verdictRows, unit: checked === 1 ? 'number' : 'numbers',
@@ -893,6 +993,8 @@ function renderSummary(s) {
 
 async function boot() {
   $('signin-form').addEventListener('submit', onSignIn);
+  $('secret-show').addEventListener('click', () => showSecret(false));
+  $('secret-rotate').addEventListener('click', () => showSecret(true));
   $('sign-out').addEventListener('click', () => signOut());
   $('upload-form').addEventListener('submit', onUpload);
   $('tasks-refresh').addEventListener('click', () => {

@@ -61,8 +61,14 @@ export function donut({ id, title, rows, keyHeading = 'Verdict', unit = 'numbers
     }));
     offset += length;
   }
+  // The total fits inside the ring (92 px across) however many digits it has: smaller type
+  // past four characters (a class, since the page's CSP allows no inline style).
+  const total = formatNumber(whole);
+  const size = total.length <= 4 ? '' : total.length <= 6 ? ' long' : ' longer';
   picture.append(
-    svg('text', { class: 'donut-total', x: 80, y: 80, 'text-anchor': 'middle' }, formatNumber(whole)),
+    svg('text', {
+      class: `donut-total${size}`, x: 80, y: 80, 'text-anchor': 'middle',
+    }, total),
     svg('text', { class: 'donut-unit', x: 80, y: 100, 'text-anchor': 'middle' }, unit),
   );
   return h('figure', { class: 'chart chart-donut', id: `chart-${id}` },

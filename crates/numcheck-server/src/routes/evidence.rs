@@ -10,7 +10,7 @@ use futures::StreamExt;
 use numcheck_core::connectors::ConnectorFormat;
 use numcheck_core::{RowFormat, RowReader};
 
-use crate::auth::AuthUser;
+use crate::auth::IngestUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 use numcheck_engine::clock::now_ms;
@@ -50,17 +50,11 @@ use numcheck_engine::evidence::ingest::{IngestError, IngestReport, Ingestor, Lin
 )]
 pub async fn post(
     State(state): State<AppState>,
-    AuthUser(who): AuthUser,
+    IngestUser(who): IngestUser,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
-    if !who.can_ingest {
-        return Err(ApiError::Forbidden {
-            code: "ingest_not_allowed",
-            message: "this API key may not post evidence; an operator can issue one with `numcheck keys create --ingest`".into(),
-        });
-    }
     let now = now_ms();
     let reader = reader(&state, query.as_deref(), &headers, now)?;
     let mut ingestor = Ingestor::with_reader(

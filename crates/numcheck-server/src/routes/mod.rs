@@ -73,6 +73,12 @@ fn table() -> Vec<Route> {
         route(Method::GET, "/v1/tasks", task_controls::list, Small),
         route(Method::GET, "/v1/tasks/{id}", task_controls::detail, Small),
         route(
+            Method::GET,
+            "/v1/tasks/{id}/rows",
+            task_controls::rows,
+            Small,
+        ),
+        route(
             Method::DELETE,
             "/v1/tasks/{id}",
             task_controls::delete,

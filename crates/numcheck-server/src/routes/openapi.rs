@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::responses::{E401, E429, E500};
+use super::responses::{E401, E403, E429, E500};
 
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -42,6 +42,7 @@ an unknown path, 405 `method_not_allowed` for a known path with the wrong method
         super::tasks::create,
         super::task_controls::list,
         super::task_controls::detail,
+        super::task_controls::rows,
         super::task_controls::delete,
         super::task_controls::cancel,
         super::preview::preview,
@@ -115,7 +116,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// What the annotations leave to one place: a keyed operation (one that names no security of
-/// its own) gets the API key schemes and the 401, 429 and 500 answers it does not list itself;
+/// its own) gets the API key schemes and the 401, 403, 429 and 500 answers it does not list itself;
 /// an open one (`security(())`) loses the marker; every error answer without a body gets
 /// `ErrorBody`. Then two touches utoipa 5 leaves to us: each operation's answers in status
 /// order (the annotations list them as they read best), and the fields of a Link Object in
@@ -151,7 +152,7 @@ fn tidy(doc: &mut serde_json::Value) {
         match op.get("security") {
             None => {
                 op.insert("security".into(), keyed.clone());
-                for (status, text) in [("401", E401), ("429", E429), ("500", E500)] {
+                for (status, text) in [("401", E401), ("403", E403), ("429", E429), ("500", E500)] {
                     responses.entry(status).or_insert_with(|| {
                         let mut r = json!({"description": text});
                         if status == "429" {
@@ -257,7 +258,7 @@ mod tests {
             op["security"],
             serde_json::json!([{"ApiKey": []}, {"Bearer": []}])
         );
-        for status in ["401", "429", "500"] {
+        for status in ["401", "403", "429", "500"] {
             assert_eq!(
                 op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
                 "#/components/schemas/ErrorBody",

@@ -66,28 +66,13 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TaskPage>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).map_err(|_| {
-            ApiError::bad_request("invalid_query", "the query string could not be read")
-        })?;
+    let pairs = query_pairs(query.as_deref())?;
     let mut limit = DEFAULT_LIMIT;
     let mut after = None;
     let mut status = None;
     for (k, v) in &pairs {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            "limit" => limit = parse_limit(v, MAX_LIMIT)?,
             "cursor" if !v.trim().is_empty() => after = Some(parse_cursor(v.trim())?),
             "cursor" => {}
             "status" if !v.trim().is_empty() => {
@@ -132,6 +117,84 @@ pub async fn list(
     }))
 }
 
+/// The query string's parameters, else 400 `invalid_query`.
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|_| ApiError::bad_request("invalid_query", "the query string could not be read"))
+}
+
+/// A `limit` query parameter: a whole number from 1 to `max`, else 400 `invalid_limit`.
+fn parse_limit(value: &str, max: i64) -> Result<i64, ApiError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a whole number from 1 to {max}"),
+            )
+        })
+}
+
+/// Rows `GET /v1/tasks/{id}/rows` gives by default, and at most.
+const DEFAULT_ROWS: i64 = 50;
+const MAX_ROWS: i64 = 500;
+
+/// `GET /v1/tasks/{id}/rows`
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}/rows",
+    operation_id = "get_task_rows",
+    tag = "tasks",
+    summary = "The first rows of a task's result",
+    description = "The result CSV's header and its first rows (50 unless `limit` says, at most \
+        500), read from the start of the result zip, for a look without downloading it. \
+        `more` says the result goes on. Before the task is exported: 409 `not_exported`.",
+    params(
+        ("id" = String, Path, description = "The task's `task_id`."),
+        ("limit" = Option<i64>, Query, description = "Rows, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+    ),
+    responses(
+        (status = 200, description = "The first rows.", body = tasks::FirstRows),
+        (status = 400, description = "`invalid_limit`; `invalid_query`: an unknown parameter."),
+        (status = 404, description = super::responses::E404_TASK),
+        (status = 409, description = "`not_exported`: the task has no result (yet)."),
+    ),
+)]
+pub async fn rows(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<tasks::FirstRows>, ApiError> {
+    let pairs = query_pairs(query.as_deref())?;
+    let mut limit = DEFAULT_ROWS;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "limit" => limit = parse_limit(v, MAX_ROWS)?,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown query parameter {other:?}; use limit"),
+                ));
+            }
+        }
+    }
+    let task = tasks::own_task(&state.engine, &who.user, &id).await?;
+    match tasks::first_rows(&state.engine, &task, limit as usize).await? {
+        Some(rows) => Ok(Json(rows)),
+        None => Err(ApiError::Conflict {
+            code: "not_exported",
+            message: format!(
+                "the task is {}: its rows can be read once it is exported",
+                task.status.as_str()
+            ),
+        }),
+    }
+}
+
 /// `GET /v1/tasks/{id}`
 #[utoipa::path(
     get,
@@ -162,11 +225,17 @@ pub async fn detail(
             state.engine.store.callback_state(&task.id).await?,
         )),
     };
+    let warnings = summary
+        .as_ref()
+        .and_then(|s| s.get("warnings").cloned())
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default();
     Ok(Json(TaskDetail {
         chunks_done: task.chunks_done,
         chunk_count: task.chunk_count,
         item: item(&state, &task, host(&headers)).await?,
         summary,
+        warnings,
         callback,
     }))
 }

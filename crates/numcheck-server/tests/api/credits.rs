@@ -52,6 +52,12 @@ async fn a_task_is_charged_once_for_its_unique_numbers_not_duplicates_or_failure
         ledger(&s, v["user_id"].as_str().unwrap()).await.len(),
         rows.len()
     );
+    // A task of which no line is a number costs nothing and writes no ledger row.
+    let (code, created) = s.create(&key, b"garbage\nmore garbage\n").await;
+    assert_eq!(code, 200, "{created}");
+    let v = s.wait(&key, created["task_id"].as_str().unwrap()).await;
+    assert_eq!(v["failure"], 2);
+    assert_eq!(ledger(&s, user.id.as_str()).await.len(), rows.len());
     s.stop().await;
 }
 

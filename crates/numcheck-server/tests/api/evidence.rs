@@ -3,6 +3,9 @@
 
 use numcheck_testkit::{ResultZip, evidence_story};
 
+use numcheck_engine::keys::KeyRights;
+use reqwest::Method;
+
 use crate::helpers::*;
 
 const DAY: i64 = 86_400;
@@ -199,6 +202,43 @@ async fn evidence_needs_a_key_with_the_ingest_right_and_a_known_format() {
         let got = s.post_evidence(key, content_type, body).await;
         assert_error(got, status, code);
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_ingest_key_posts_evidence_and_nothing_else_unless_asked() {
+    let s = TestServer::start().await;
+    let feed = s.key_with("feed", None, KeyRights::INGEST).await;
+    let both = s.key_with("ops", None, KeyRights::ALL).await;
+    let body =
+        "number,observed_at,source,kind,raw_code\n+33612345678,1761991200,s,sms_dlr,DELIVRD\n";
+    let (code, report) = s.post_evidence(&feed, "text/csv", body.to_owned()).await;
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["inserted"], 1);
+    // Creating, polling, listing and the balance are refused, and nothing is stored.
+    let refused = s.create(&feed, b"+33612345678\n").await;
+    assert_error(refused, 403, "check_not_allowed");
+    let (code, _) = s.create(&both, b"+33612345678\n").await;
+    assert_eq!(code, 200);
+    let store = &s.state.engine.store;
+    let feed_user = store.user_by_name("feed").await.unwrap().unwrap();
+    let stored = store
+        .list_tasks(&feed_user.id, None, None, 10)
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    for (method, path) in [
+        (Method::POST, "/v1/gettasks"),
+        (Method::GET, "/v1/tasks"),
+        (Method::GET, "/v1/balance"),
+    ] {
+        let got = s.call(method.clone(), path, Some(&feed)).await;
+        assert_error(got, 403, "check_not_allowed");
+    }
+    // A key with both rights posts too.
+    let (code, report) = s.post_evidence(&both, "text/csv", body.to_owned()).await;
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["duplicates"], 1);
     s.stop().await;
 }
 

@@ -100,12 +100,22 @@ impl TestServer {
 
     /// A key for a new user; `credits: None` is unlimited.
     pub async fn key(&self, user: &str, credits: Option<i64>) -> String {
+        self.key_with(user, credits, keys::KeyRights::CHECK).await
+    }
+
+    /// A key with these rights (for a new user, or another key of an existing one).
+    pub async fn key_with(
+        &self,
+        user: &str,
+        credits: Option<i64>,
+        rights: keys::KeyRights,
+    ) -> String {
         keys::issue(
             self.state.engine.store.as_ref(),
             user,
             credits,
             false,
-            false,
+            rights,
         )
         .await
         .unwrap()

@@ -30,6 +30,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/tasks"),
     ("POST", "/v1/tasks/preview"),
     ("GET", "/v1/tasks/{id}"),
+    ("GET", "/v1/tasks/{id}/rows"),
     ("DELETE", "/v1/tasks/{id}"),
     ("POST", "/v1/tasks/{id}/cancel"),
     ("GET", "/v1/webhooks/{format}/{source}"),

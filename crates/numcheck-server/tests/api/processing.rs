@@ -202,3 +202,128 @@ async fn the_same_file_always_gives_byte_identical_results() {
     assert_eq!(rej_a, rej_b);
     s.stop().await;
 }
+
+/// The warning codes of an exported task, from `GET /v1/tasks/{id}`; `summary.json` holds the
+/// same, and `gettasks` keeps the original's fields without them.
+async fn warnings_of(s: &TestServer, key: &str, form: reqwest::multipart::Form) -> Vec<String> {
+    let (code, created) = s.create_form(key, form, None).await;
+    assert_eq!(code, 200, "{created}");
+    let id = created["task_id"].as_str().unwrap().to_owned();
+    let polled = s.wait(key, &id).await;
+    assert!(polled.get("warnings").is_none(), "{polled}");
+    let (code, detail) = s.get(key, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(code, 200, "{detail}");
+    assert_eq!(detail["warnings"], detail["summary"]["warnings"]);
+    let mut zip = s.zip(&polled).await;
+    assert_eq!(zip.summary()["warnings"], detail["warnings"]);
+    detail["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            assert!(w["message"].as_str().unwrap().len() > 20, "{w}");
+            w["code"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_task_warns_of_what_most_likely_went_wrong() {
+    let s = TestServer::start().await;
+    let key = s.admin_key.clone();
+    let national = b"030 901820\n0151 12345678\n+14155552671\n";
+    // National numbers without a region; every verdict without evidence.
+    let got = warnings_of(
+        &s,
+        &key,
+        file_form(national).text("task_type", "active_check"),
+    )
+    .await;
+    assert_eq!(got, ["national_numbers_without_region", "no_evidence"]);
+    // With the region there is only the evidence warning.
+    let form = file_form(national)
+        .text("task_type", "active_check")
+        .text("default_region", "DE");
+    assert_eq!(warnings_of(&s, &key, form).await, ["no_evidence"]);
+    // `curl -F file=numbers.txt`: a text field holding a file's name.
+    let form = reqwest::multipart::Form::new()
+        .text("file", "numbers.txt")
+        .text("task_type", "active_check");
+    assert_eq!(
+        warnings_of(&s, &key, form).await,
+        ["file_name_sent_as_text"]
+    );
+    // Numbers with evidence: no warning at all.
+    let evidence = "number,observed_at,source,kind,raw_code\n+14155552671,2026-11-20T10:00:00Z,s,sms_dlr,DELIVRD\n";
+    let (code, _) = s.post_evidence(&key, "text/csv", evidence.to_owned()).await;
+    assert_eq!(code, 200);
+    let form = file_form(b"+14155552671\n").text("task_type", "active_check");
+    let got = warnings_of(&s, &key, form).await;
+    assert!(got.is_empty(), "{got:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_first_rows_of_a_result_are_read_without_the_zip() {
+    let s = TestServer::start().await;
+    let key = s.admin_key.clone();
+    let (file, total, failures) = mixed_file(2_000);
+    let (code, created) = s.create(&key, file.as_bytes()).await;
+    assert_eq!(code, 200, "{created}");
+    let id = created["task_id"].as_str().unwrap().to_owned();
+    let polled = s.wait(&key, &id).await;
+    let path = format!("/v1/tasks/{id}/rows");
+    let (code, got) = s.get(&key, &format!("{path}?limit=3")).await;
+    assert_eq!(code, 200, "{got}");
+    // The same rows as the downloaded CSV's first ones.
+    let (csv, _, _) = s.result(&polled).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        got["columns"].as_array().unwrap().len(),
+        lines.next().unwrap().split(',').count()
+    );
+    for row in got["rows"].as_array().unwrap() {
+        let fields: Vec<&str> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(fields.join(","), lines.next().unwrap());
+    }
+    assert_eq!(got["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(got["more"], true);
+    // All of them: as many as the task checked.
+    let (_, all) = s.get(&key, &format!("{path}?limit=500")).await;
+    assert_eq!(
+        all["rows"].as_array().unwrap().len() as i64,
+        (total - failures).min(500)
+    );
+    for bad in ["0", "501", "x"] {
+        let got = s.get(&key, &format!("{path}?limit={bad}")).await;
+        assert_error(got, 400, "invalid_limit");
+    }
+    assert_error(
+        s.get(&key, &format!("{path}?page=2")).await,
+        400,
+        "invalid_query",
+    );
+    // Another user's task is not found; a task not yet exported has no rows.
+    let other = s.key("other", None).await;
+    assert_error(s.get(&other, &path).await, 404, "task_not_found");
+    let task = s
+        .state
+        .engine
+        .store
+        .task(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut pending = task.clone();
+    pending.status = numcheck_core::TaskStatus::Pending;
+    let none = numcheck_engine::tasks::first_rows(&s.state.engine, &pending, 5)
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    s.stop().await;
+}

@@ -291,13 +291,15 @@ async fn a_csv_preview_lists_the_columns_and_the_detected_one() {
             "has_header",
             "columns",
             "phone_column",
-            "sheets"
+            "sheets",
+            "picked_by"
         ]
     );
     assert_eq!(v["kind"], "csv");
     assert_eq!(v["file_name"], "leads.csv");
     assert_eq!(v["has_header"], true);
     assert_eq!(v["phone_column"], 3);
+    assert_eq!(v["picked_by"], "header");
     assert_eq!(v["sheets"], serde_json::json!([]));
     let columns = v["columns"].as_array().unwrap();
     assert_eq!(columns.len(), 4);

@@ -9,7 +9,8 @@ use numcheck_core::{
 };
 use numcheck_store::prelude::*;
 use numcheck_store::{
-    CallbackOutcome, ChunkSpec, Created, NewTask, StoreError, Task, TaskCursor, User, Work,
+    CallbackOutcome, ChunkSpec, Created, KeyRights, NewTask, StoreError, Task, TaskCursor, User,
+    Work,
 };
 
 /// Declares one test per story, named as given, each on a fresh store from `$fresh` (an
@@ -92,7 +93,7 @@ pub async fn keys_story(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     let k = store
-        .add_key(&alice.id, "nck_abcd", &[7; 32], true, 2)
+        .add_key(&alice.id, "nck_abcd", &[7; 32], KeyRights::ALL, 2)
         .await
         .unwrap();
     assert_eq!(k.user_name, "alice");
@@ -103,7 +104,7 @@ pub async fn keys_story(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(who.user.id, alice.id);
-    assert!(who.can_ingest);
+    assert_eq!(who.rights, KeyRights::ALL);
     assert!(
         store
             .principal_for_key_hash(&[8; 32])
