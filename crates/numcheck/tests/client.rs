@@ -76,6 +76,73 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{text}");
     assert!(text.contains("status      exported"), "{text}");
+    // The verdict counts, after submit --wait and in status: one line per verdict, adding
+    // up to the numbers checked.
+    for shown in [out.stdout.as_str(), &*text] {
+        let counted: i64 = shown
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(k, _)| ["active", "inactive", "unknown"].contains(k))
+            .map(|(_, n)| n.trim().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(counted, upload.successes, "{shown}");
+    }
+
+    // National numbers without a region: the output names the region problem.
+    std::fs::write(
+        root.path().join("national.txt"),
+        "030 901820\n0151 12345678\n",
+    )
+    .unwrap();
+    let national = run_cli(
+        root.path(),
+        &[
+            "submit",
+            "national.txt",
+            "--wait",
+            "--out",
+            "results",
+            "--server",
+            &server.base,
+            "--api-key",
+            &key,
+        ],
+    )
+    .await;
+    assert!(national.status.success(), "{}", national.stderr);
+    assert!(
+        national
+            .stdout
+            .contains("(national_numbers_without_region)")
+            && national.stdout.contains("--region"),
+        "{}",
+        national.stdout
+    );
+    // With the region they are read; nothing is known of them, and the output says so.
+    let with_region = run_cli(
+        root.path(),
+        &[
+            "submit",
+            "national.txt",
+            "--region",
+            "DE",
+            "--wait",
+            "--out",
+            "results",
+            "--server",
+            &server.base,
+            "--api-key",
+            &key,
+        ],
+    )
+    .await;
+    assert!(with_region.status.success(), "{}", with_region.stderr);
+    assert!(
+        with_region.stdout.contains("unknown     2")
+            && with_region.stdout.contains("(no_evidence)"),
+        "{}",
+        with_region.stdout
+    );
 
     // API errors come out as what the server said.
     let bad = run_cli(
