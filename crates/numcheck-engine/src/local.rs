@@ -93,6 +93,11 @@ pub async fn check_file(
                 }
             }
         }
+        if memchr::memchr(0, &buf[..n]).is_some() {
+            anyhow::bail!(
+                "{file_name} holds a NUL byte, so it is not a text file; give one phone number per line"
+            );
+        }
         splitter.push(&buf[..n], |line| chunker.line(&line));
     }
     splitter.finish(|line| chunker.line(&line));

@@ -354,11 +354,7 @@ pub fn render_with_progress(
                 s.failure += 1;
                 *counts.failures.entry(error.code()).or_default() += 1;
                 // Keep spreadsheets from running a rejected line as a formula.
-                let shown = if text.starts_with(['=', '@', '\t', '\r']) {
-                    format!("'{text}")
-                } else {
-                    text.clone()
-                };
+                let shown = spreadsheet_safe(text);
                 // Writing into a Vec cannot fail.
                 let _ = rejected.write_record([line.to_string().as_str(), &shown, error.code()]);
             }
@@ -374,10 +370,39 @@ pub fn render_with_progress(
     out
 }
 
+/// A cell of text that numcheck did not produce (a user's line, as echoed in `rejected.csv`),
+/// made safe to open in a spreadsheet: one that starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return, which spreadsheets may run as a formula (OWASP "CSV Injection"), gets a
+/// leading `'`, which they show as text. Every output that echoes such text goes through here.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use numcheck_core::{EvidenceClass, EvidenceKind, Observation};
+
+    #[test]
+    fn echoed_text_cannot_start_a_formula() {
+        for (text, shown) in [
+            ("=1+2", "'=1+2"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("hello", "hello"),
+            ("0049 30 1", "0049 30 1"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(text), shown, "{text:?}");
+        }
+    }
 
     fn spec(policy: &Policy, task_type: TaskType, columns: Columns) -> RenderSpec<'_> {
         RenderSpec {

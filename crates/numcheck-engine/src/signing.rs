@@ -63,8 +63,9 @@ impl LinkSigner {
         signature: &str,
         now: i64,
     ) -> Result<(), LinkError> {
+        // As `query` writes it, and only so: unpadded URL-safe base64.
         let given = URL_SAFE_NO_PAD
-            .decode(signature.trim_end_matches('='))
+            .decode(signature)
             .map_err(|_| LinkError::BadSignature)?;
         let want = self.mac(task.as_str(), expires);
         if given.len() != want.len() || !bool::from(given.ct_eq(&want)) {
@@ -77,9 +78,36 @@ impl LinkSigner {
     }
 }
 
+/// A link's `expires` as [`Signer::query`] writes it: decimal digits without a sign or a
+/// leading zero. Any other spelling of the same number is refused, so a link has one form.
+pub fn parse_expires(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !(text.len() > 1 && text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expires_has_one_spelling() {
+        assert_eq!(parse_expires("1796044099"), Some(1_796_044_099));
+        assert_eq!(parse_expires("0"), Some(0));
+        for other in [
+            "+1796044099",
+            "01796044099",
+            "-5",
+            " 17",
+            "17 ",
+            "",
+            "1e9",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_expires(other), None, "{other:?}");
+        }
+    }
 
     fn parts(q: &str) -> (i64, String) {
         let mut expires = 0;

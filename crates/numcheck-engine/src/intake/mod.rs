@@ -544,6 +544,19 @@ impl LineCounter {
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        // The sniff reads the first 8 KiB; a NUL byte anywhere later also makes the upload
+        // binary, and nothing of it is stored or echoed back.
+        if let Some(at) = memchr::memchr(0, bytes) {
+            let line =
+                self.chunker.total() + 1 + memchr::memchr_iter(b'\n', &bytes[..at]).count() as u64;
+            return Err(EngineError::invalid(
+                "file_not_text",
+                format!(
+                    "the file holds a NUL byte (near line {line}), so it is not a text file; send \
+                     plain text with one phone number per line"
+                ),
+            ));
+        }
         let chunker = &mut self.chunker;
         self.splitter.push(bytes, |line| chunker.line(&line));
         if self.max_lines > 0 && self.chunker.total() > self.max_lines {

@@ -43,7 +43,7 @@ pub(crate) struct PollRequest {
         (status = 400, description = "`missing_task_id`: no `task_id`; `invalid_json`: an unreadable JSON body; \
             `invalid_multipart`: a broken multipart body; `invalid_request`: an unreadable body."),
         (status = 404, description = super::responses::E404_TASK),
-        (status = 413, description = "`file_too_large`: a multipart body over the 64 KiB limit."),
+        (status = 413, description = "`file_too_large`: a body over the 64 KiB limit (multipart, urlencoded or JSON)."),
     ),
 )]
 pub async fn get_task(
@@ -98,9 +98,15 @@ async fn task_id_from(request: Request, state: &AppState) -> Result<String, ApiE
         }
         return Err(missing());
     }
-    let body = Bytes::from_request(request, state)
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let body = Bytes::from_request(request, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                limit: Some(super::SMALL_BODY as u64),
+            }
+        } else {
+            ApiError::bad_request("invalid_request", e.body_text())
+        }
+    })?;
     if content_type.starts_with("application/json") || body.first() == Some(&b'{') {
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Small bodies: everything but uploads.
-const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
 /// What a route's request body may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,11 +51,16 @@ pub async fn download(
     // Parsed here rather than by an extractor so that any malformed query gets our JSON error.
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    // One canonical form: each parameter once.
     let param = |name: &str| {
-        query
+        let mut given = query
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        match (given.next(), given.next()) {
+            (Some(v), None) => Some(v),
+            _ => None,
+        }
     };
     let forbidden = |code: &'static str, message: &str| ApiError::Forbidden {
         code,
@@ -66,7 +71,7 @@ pub async fn download(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
     let expires: i64 = param("expires")
-        .and_then(|e| e.parse().ok())
+        .and_then(numcheck_engine::signing::parse_expires)
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;
     let signature = param("signature")
         .ok_or_else(|| forbidden("invalid_signature", "this result link is not valid"))?;

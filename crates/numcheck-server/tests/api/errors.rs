@@ -68,7 +68,11 @@ async fn empty_blank_only_and_binary_files_get_400() {
     let s = TestServer::start().await;
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(std::iter::repeat_n(0u8, 20_000));
-    let refused: [(&[u8], &str); 5] = [
+    // Text for well past the sniffed 8 KiB, then a NUL byte.
+    let mut late_nul = "+14155552671\n".repeat(5_000).into_bytes();
+    late_nul.extend_from_slice(b"x\x00y\n+14155552672\n");
+    let refused: [(&[u8], &str); 6] = [
+        (&late_nul[..], "file_not_text"),
         (b"", "empty_file"),
         (b"\n\r\n   \n\t\n", "empty_file"),
         (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "file_not_text"),
@@ -192,6 +196,24 @@ async fn forged_tampered_and_expired_result_links_get_403() {
     let past = numcheck_engine::clock::now_ms() / 1000 - 10;
     let query = s.state.signer.query(&task_id, past);
     let expired = format!("{}/v1/results/{id}.zip?{query}", s.base);
+    // The same valid link spelled another way: one canonical form only.
+    let (_, query) = url.split_once('?').unwrap();
+    let (expires, signature) = query.split_once('&').unwrap();
+    let n = expires.trim_start_matches("expires=");
+    let respelled: Vec<String> = [
+        format!("expires=%2B{n}&{signature}"),
+        format!("expires=0{n}&{signature}"),
+        format!("{expires}&{signature}%3D"),
+        format!("{expires}&{signature}=="),
+        format!("{expires}&{expires}&{signature}"),
+    ]
+    .iter()
+    .map(|q| format!("{}/v1/results/{id}.zip?{q}", s.base))
+    .collect();
+    for link in respelled {
+        let got = json(s.http.get(&link).send().await.unwrap()).await;
+        assert_error(got, 403, "invalid_signature");
+    }
     for (link, code) in [
         (tampered, "invalid_signature"),
         (unsigned, "invalid_signature"),
@@ -224,5 +246,26 @@ async fn rejections_made_by_the_framework_get_the_json_error_body_too() {
         .await
         .unwrap();
     assert_error(json(resp).await, 413, "file_too_large");
+    // A poll body over 64 KiB, as JSON or urlencoded: 413, as the OpenAPI says.
+    let padding = "x".repeat(70 * 1024);
+    for (content_type, body) in [
+        (
+            "application/json",
+            format!("{{\"task_id\":\"a\",\"pad\":\"{padding}\"}}"),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            format!("task_id=a&pad={padding}"),
+        ),
+    ] {
+        let resp = s
+            .request(Method::POST, "/v1/gettasks", Some(&key))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(json(resp).await, 413, "file_too_large");
+    }
     s.stop().await;
 }

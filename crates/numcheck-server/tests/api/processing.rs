@@ -327,3 +327,33 @@ async fn the_first_rows_of_a_result_are_read_without_the_zip() {
     assert!(none.is_none());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn rejected_lines_that_could_run_as_formulas_are_neutralised() {
+    let s = TestServer::start().await;
+    let key = s.admin_key.clone();
+    let body =
+        "=HYPERLINK(\"http://x\")\n+cmd|' /C calc'!A0\n-2+3\n@SUM(A1)\n\tx\nplain\n+14155552671\n";
+    let (code, created) = s.create(&key, body.as_bytes()).await;
+    assert_eq!(code, 200, "{created}");
+    let v = s.wait(&key, created["task_id"].as_str().unwrap()).await;
+    let (_, rejected, _) = s.result(&v).await;
+    let mut reader = csv::ReaderBuilder::new().from_reader(rejected.as_bytes());
+    let inputs: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap().get(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            "'=HYPERLINK(\"http://x\")",
+            "'+cmd|' /C calc'!A0",
+            "'-2+3",
+            "'@SUM(A1)",
+            // Lines are read trimmed: a leading tab is gone before anything is echoed.
+            "x",
+            "plain"
+        ]
+    );
+    s.stop().await;
+}
