@@ -47,7 +47,21 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let first = s[0];
+    // Forms that carry an IPv4 address inside: 6to4 (2002::/16, RFC 3056) and SIIT's
+    // IPv4-translated addresses (::ffff:0:a.b.c.d, RFC 2765) reach that IPv4 address.
+    let embedded = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    if first == 0x2002 {
+        return is_public_v4(embedded(s[1], s[2]));
+    }
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return is_public_v4(embedded(s[6], s[7]));
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -58,7 +72,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x2001 && ip.segments()[1] == 0x0db8)
         // IPv4-compatible and NAT64 forms are refused rather than reasoned about.
         || ip.segments()[..6].iter().all(|s| *s == 0)
-        || (first == 0x0064 && ip.segments()[1] == 0xff9b))
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b)
+        // Teredo (2001::/32) hides its IPv4 address; discard-only (100::/64).
+        || (first == 0x2001 && s[1] == 0)
+        || (first == 0x0100 && s[1..4] == [0, 0, 0]))
 }
 
 /// Checks a `callback_url` form field: an absolute http(s) URL without credentials, and not an
@@ -87,8 +104,9 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, EngineError> {
         url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
         url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
         url::Host::Domain(d) => {
-            if !allow_private && (d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"))
-            {
+            // A trailing dot names the same host (`localhost.`).
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if !allow_private && (d == "localhost" || d.ends_with(".localhost")) {
                 return Err(refused());
             }
             None
@@ -158,6 +176,9 @@ mod tests {
     #[test]
     fn callback_urls_are_checked() {
         assert!(check_url("https://hooks.example.com/numcheck?x=1", false).is_ok());
+        // The same forms around a public IPv4 address are public.
+        assert!(check_url("http://[2002:5db8:d822::1]/", false).is_ok());
+        assert!(check_url("http://[::ffff:0:93.184.216.34]/", false).is_ok());
         let (invalid, refused) = ("invalid_callback_url", "callback_url_refused");
         for (url, code) in [
             ("ftp://example.com/", invalid),
@@ -169,6 +190,14 @@ mod tests {
             ("http://localhost/", refused),
             ("http://169.254.169.254/latest/meta-data/", refused),
             ("http://10.0.0.5/", refused),
+            ("http://localhost./", refused),
+            ("http://foo.localhost./", refused),
+            ("http://LOCALHOST/", refused),
+            ("http://[::ffff:0:127.0.0.1]/", refused),
+            ("http://[::ffff:0:10.1.2.3]/", refused),
+            ("http://[2002:7f00:1::]/", refused),
+            ("http://[2002:a00:1::]/", refused),
+            ("http://[2001:0:4136:e378::1]/", refused),
         ] {
             let e = check_url(url, false).unwrap_err();
             assert_eq!(e.code(), Some(code), "{url}");
