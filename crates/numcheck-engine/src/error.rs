@@ -60,6 +60,7 @@ impl EngineError {
             EngineError::Store(StoreError::InsufficientCredits { .. }) => {
                 Some("insufficient_credits")
             }
+            EngineError::Store(StoreError::TooManyOpenTasks { .. }) => Some("too_many_tasks"),
             _ => None,
         }
     }

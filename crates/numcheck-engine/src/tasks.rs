@@ -88,6 +88,10 @@ async fn store_task(
             let lease_ms = engine.config.worker.lease_ms();
             (owner, now_ms() + lease_ms)
         }),
+        max_open: match engine.config.limits.max_open_tasks {
+            0 => None,
+            cap => Some(i64::from(cap)),
+        },
     };
     Ok(engine.store.create_task(new).await?)
 }

@@ -179,12 +179,24 @@ pub async fn json_rejections(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// 429 `too_many_tasks`: the user has `cap` tasks pending or processing.
+pub(crate) fn too_many_tasks(cap: i64) -> ApiError {
+    ApiError::RateLimited {
+        code: "too_many_tasks",
+        message: format!(
+            "this user already has {cap} tasks pending or processing; wait for one to end"
+        ),
+        retry_after: std::time::Duration::from_secs(10),
+    }
+}
+
 impl From<numcheck_store::StoreError> for ApiError {
     fn from(e: numcheck_store::StoreError) -> Self {
         match e {
             numcheck_store::StoreError::InsufficientCredits { needed, available } => {
                 ApiError::InsufficientCredits { needed, available }
             }
+            numcheck_store::StoreError::TooManyOpenTasks { cap } => too_many_tasks(cap),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -7,6 +7,9 @@ pub enum StoreError {
     NotFound,
     #[error("not enough credits: the task needs {needed}, the balance allows {available}")]
     InsufficientCredits { needed: i64, available: i64 },
+    /// The user already has `cap` tasks pending or processing.
+    #[error("the user already has {cap} tasks pending or processing")]
+    TooManyOpenTasks { cap: i64 },
     #[error("{0}")]
     Conflict(String),
     #[error("stored data is corrupt: {0}")]

@@ -137,6 +137,9 @@ pub struct NewTask {
     /// small task at once holds its chunks before any worker can claim them. (The task turns
     /// `processing` when its first chunk commits.)
     pub leased_to: Option<(String, i64)>,
+    /// The most tasks the user may have pending or processing, this one included (`None`:
+    /// no cap), checked as the task is stored, so concurrent creates cannot pass it together.
+    pub max_open: Option<i64>,
 }
 
 /// What creating a task did.

@@ -144,6 +144,19 @@ impl<B: Backend> TaskQueue for B {
                 return Ok(Created::Existing(task_in(&mut tx, &id).await?));
             }
         }
+        if let Some(cap) = new.max_open {
+            let open: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM tasks WHERE user_id = $1 \
+                 AND status IN ('pending', 'processing')",
+            )
+            .arg(new.user_id.as_str())
+            .fetch_one(B::Db::conn(&mut tx))
+            .await?
+            .col("n")?;
+            if open >= cap {
+                return Err(StoreError::TooManyOpenTasks { cap });
+            }
+        }
         let available = available_in(&mut tx, &new.user_id).await?;
         let reserved = match available {
             Some(available) if new.needs_credits > available => {

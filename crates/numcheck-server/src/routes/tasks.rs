@@ -105,17 +105,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Refuses a user who already has `limits.max_open_tasks` tasks pending or processing.
+/// Refuses a user who already has `limits.max_open_tasks` tasks pending or processing, before
+/// the body is read. The store checks again as it stores the task, for creates that race.
 async fn open_task_cap(state: &AppState, user: &User) -> Result<(), ApiError> {
-    let cap = state.config.limits.max_open_tasks;
-    if cap > 0 && state.engine.store.open_tasks(&user.id).await? >= i64::from(cap) {
-        return Err(ApiError::RateLimited {
-            code: "too_many_tasks",
-            message: format!(
-                "this user already has {cap} tasks pending or processing; wait for one to end"
-            ),
-            retry_after: std::time::Duration::from_secs(10),
-        });
+    let cap = i64::from(state.config.limits.max_open_tasks);
+    if cap > 0 && state.engine.store.open_tasks(&user.id).await? >= cap {
+        return Err(crate::error::too_many_tasks(cap));
     }
     Ok(())
 }

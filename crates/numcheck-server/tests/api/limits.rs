@@ -1,5 +1,6 @@
 //! Per-key request rates and the open-task cap: 429 with Retry-After, nothing charged.
 
+use futures::StreamExt;
 use reqwest::Method;
 
 use crate::helpers::{TestServer, assert_error, json};
@@ -64,6 +65,61 @@ async fn a_user_at_the_open_task_cap_is_refused_before_the_upload_and_not_charge
         "only the two accepted tasks hold credits"
     );
     assert_eq!(balance["usage"]["tasks"], 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn creates_that_pass_the_early_check_together_still_keep_to_the_cap() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_open_tasks = 3;
+        c.worker.concurrency = 0;
+    })
+    .await;
+    let key = s.key("ula", None).await;
+    // Eight uploads start at once, each stalled after its first bytes until all have passed
+    // the check made before the body is read; then they finish together.
+    let (go, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut creates = Vec::new();
+    for i in 0..8 {
+        let mut wait = go.subscribe();
+        let body =
+            futures::stream::once(async { Ok::<_, std::io::Error>(b"+1415555267".to_vec()) })
+                .chain(futures::stream::once(async move {
+                    let _ = wait.recv().await;
+                    Ok(format!("{i}\n").into_bytes())
+                }));
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body))
+            .file_name("n.txt")
+            .mime_str("text/plain")
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("task_type", "active_check")
+            .part("file", part);
+        creates.push(
+            s.request(Method::POST, "/v1/tasks", Some(&key))
+                .multipart(form)
+                .send(),
+        );
+    }
+    let sent = tokio::spawn(futures::future::join_all(creates));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    go.send(()).unwrap();
+    let mut codes: Vec<u16> = sent
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 200, 200, 429, 429, 429, 429, 429]);
+    let (_, balance) = s.get(&key, "/v1/balance").await;
+    assert_eq!(balance["usage"]["tasks"], 3);
+    // The refused uploads left nothing behind.
+    let uploads = s.data_dir.join("blobs").join("uploads");
+    assert_eq!(
+        std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0),
+        3
+    );
     s.stop().await;
 }
 

@@ -50,6 +50,7 @@ pub fn new_task(id: &str, user: &UserId, chunks: usize, needs: i64, idem: Option
         callback_url: None,
         file_name: Some(format!("{id}.txt")),
         leased_to: None,
+        max_open: None,
         chunks: (0..chunks)
             .map(|i| ChunkSpec {
                 byte_start: (i * 100) as i64,
@@ -168,6 +169,23 @@ pub async fn task_story(store: &dyn Store) {
         .unwrap();
     assert!(matches!(again, Created::Existing(ref e) if e.id == t.id));
     assert_eq!(store.available_credits(&bob.id).await.unwrap(), Some(5));
+    // The open-task cap is checked as the task is stored: bob has one open task.
+    assert!(matches!(
+        store
+            .create_task(NewTask {
+                max_open: Some(1),
+                ..new_task("d4g8o46p2jvh04o9uol6", &bob.id, 1, 1, None)
+            })
+            .await,
+        Err(StoreError::TooManyOpenTasks { cap: 1 })
+    ));
+    assert!(
+        store
+            .task(&"d4g8o46p2jvh04o9uol6".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The hold counts against a second task.
     assert!(matches!(
         store
