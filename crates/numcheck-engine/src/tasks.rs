@@ -248,8 +248,8 @@ fn rows_of_zip_head(head: &[u8], whole: bool, limit: usize) -> FirstRows {
     out
 }
 
-/// Cancels a user's open task: nothing more is processed or charged, and the chunk outputs
-/// written so far are removed.
+/// Cancels a user's open task: nothing more is processed or charged, and its files (upload,
+/// chunk outputs) are removed; a worker still busy with it removes what it writes after.
 pub async fn cancel(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, EngineError> {
     let id: TaskId = raw_id.parse().map_err(|_| EngineError::TaskNotFound)?;
     let task = match engine.store.cancel_task(&user.id, &id, now_ms()).await {
@@ -269,7 +269,7 @@ pub async fn cancel(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, 
         Err(e) => return Err(e.into()),
     };
     tracing::info!(task = %task.id, user = %user.name, "task cancelled");
-    remove_parts(engine, &task).await;
+    remove_files(engine, &task).await;
     Ok(task)
 }
 
@@ -282,22 +282,38 @@ pub async fn delete(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, 
         Err(StoreError::NotFound) => return Err(EngineError::TaskNotFound),
         Err(e) => return Err(e.into()),
     };
-    // The row is gone, so no link or poll reaches these blobs any more; a failure to remove
-    // one is logged (the bytes are unreachable, not exposed).
+    // The row is gone, so no link or poll reaches these blobs any more.
+    remove_files(engine, &task).await;
+    tracing::info!(task = %task.id, user = %user.name, "task deleted");
+    Ok(task)
+}
+
+/// Removes every file of a task that has ended by a user's hand (cancelled or deleted): its
+/// upload, chunk outputs, result and summary. Called by the cancel or delete, and again by a
+/// worker that was still busy with the task, for what it wrote after. A failure to remove one
+/// is logged (the bytes are unreachable, not exposed).
+pub async fn remove_files(engine: &Engine, task: &Task) {
     let files = TaskFiles::of(&task.id);
-    let mut keys = vec![task.input_key.clone(), files.summary()];
+    let mut keys = vec![task.input_key.clone(), files.result(), files.summary()];
     keys.extend(task.result_key.clone());
+    keys.dedup();
     for key in keys {
         match engine.blobs.delete(&key).await {
             Ok(()) | Err(numcheck_blob::BlobError::NotFound(_)) => {}
             Err(e) => {
-                tracing::warn!(task = %task.id, %key, error = %e, "could not remove a deleted task's file")
+                tracing::warn!(task = %task.id, %key, error = %e, "could not remove an ended task's file")
             }
         }
     }
-    remove_parts(engine, &task).await;
-    tracing::info!(task = %task.id, user = %user.name, "task deleted");
-    Ok(task)
+    remove_parts(engine, task).await;
+}
+
+/// Whether a task has been cancelled or deleted (by its user) since `task` was read.
+pub async fn ended_by_user(engine: &Engine, task: &TaskId) -> Result<bool, EngineError> {
+    Ok(match engine.store.task(task).await? {
+        None => true,
+        Some(t) => t.status == TaskStatus::Cancelled,
+    })
 }
 
 /// Removes a task's chunk outputs (they are of no use once it has ended).

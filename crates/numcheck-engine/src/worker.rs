@@ -162,6 +162,10 @@ async fn process_chunk(
     let range = spec.byte_start as u64..spec.byte_end as u64;
     let data = match engine.blobs.get_range(&task.input_key, range).await {
         Ok(d) => d,
+        Err(BlobError::NotFound(_)) if crate::tasks::ended_by_user(engine, &task.id).await? => {
+            given_up(engine, task, "reading its upload").await;
+            return Ok(());
+        }
         Err(BlobError::NotFound(_)) => {
             tracing::error!(task = %task.id, "the task's upload is gone; failing the task");
             engine
@@ -197,10 +201,22 @@ async fn process_chunk(
         },
     );
     let started = std::time::Instant::now();
-    let Some(summary) = with_heartbeat(engine, owner, task, Some((seq, &progress)), job).await?
-    else {
-        tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
-        return Ok(());
+    let summary = match with_heartbeat(engine, owner, task, Some((seq, &progress)), job).await {
+        Ok(Some(summary)) => summary,
+        Ok(None) if crate::tasks::ended_by_user(engine, &task.id).await? => {
+            given_up(engine, task, "processing a chunk").await;
+            return Ok(());
+        }
+        Ok(None) => {
+            tracing::warn!(task = %task.id, seq, "chunk lease lost while working; another worker owns it");
+            return Ok(());
+        }
+        Err(e) if crate::tasks::ended_by_user(engine, &task.id).await? => {
+            tracing::debug!(task = %task.id, error = %e, "chunk stopped by the task's end");
+            given_up(engine, task, "processing a chunk").await;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     };
     let committed = engine
         .store
@@ -220,10 +236,19 @@ async fn process_chunk(
         if share && seq + 1 == task.chunk_count {
             engine.work.notify_waiters();
         }
+    } else if crate::tasks::ended_by_user(engine, &task.id).await? {
+        given_up(engine, task, "processing a chunk").await;
     } else {
         tracing::warn!(task = %task.id, seq, "chunk lease lost; another worker owns it");
     }
     Ok(())
+}
+
+/// A task cancelled or deleted while this worker was at it: the work is dropped and what it
+/// wrote meanwhile removed (the cancel or delete removed what was there before).
+async fn given_up(engine: &Engine, task: &Task, step: &str) {
+    crate::tasks::remove_files(engine, task).await;
+    tracing::info!(task = %task.id, step, "task cancelled or deleted meanwhile; its files are removed");
 }
 
 /// Runs `work` while renewing the lease on it every third of the lease time, and, for a chunk,
@@ -301,9 +326,18 @@ async fn export_task(engine: &Engine, owner: &str, task: &Task) -> anyhow::Resul
         drop(assembled);
         anyhow::Ok(unique)
     };
-    let Some(unique) = with_heartbeat(engine, owner, task, None, build).await? else {
-        tracing::warn!(task = %task.id, "export lease lost while assembling; another worker has it");
-        return Ok(());
+    let unique = match with_heartbeat(engine, owner, task, None, build).await {
+        Ok(Some(unique)) => unique,
+        // A cancel or delete while the export ran (it may have removed the parts being read).
+        Ok(None) | Err(_) if crate::tasks::ended_by_user(engine, &task.id).await? => {
+            given_up(engine, task, "exporting").await;
+            return Ok(());
+        }
+        Ok(None) => {
+            tracing::warn!(task = %task.id, "export lease lost while assembling; another worker has it");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     };
     let published = engine
         .store
@@ -313,8 +347,180 @@ async fn export_task(engine: &Engine, owner: &str, task: &Task) -> anyhow::Resul
         engine.metrics.export_seconds.observe(started.elapsed());
         tracing::info!(task = %task.id, success = task.success, failure = task.failure, charged = unique, "task exported");
         crate::tasks::remove_parts(engine, task).await;
+    } else if crate::tasks::ended_by_user(engine, &task.id).await? {
+        given_up(engine, task, "exporting").await;
     } else {
         tracing::warn!(task = %task.id, "export lease lost; another worker published the result");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineError;
+    use crate::intake::{FileMeta, Intake, Ticket, Upload};
+    use numcheck_core::{TaskStatus, TaskType};
+    use numcheck_store::{Created, User};
+
+    /// An engine on a fresh data folder with no workers of its own, and a user.
+    async fn engine() -> (tempfile::TempDir, Engine, User) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        };
+        config.worker.concurrency = 0;
+        config.worker.chunk_lines = 100;
+        let (engine, _data) = Engine::open(config).await.unwrap();
+        let user = engine
+            .store
+            .create_user(
+                numcheck_core::UserId::from_random([9; 20]),
+                "u",
+                None,
+                false,
+                1,
+            )
+            .await
+            .unwrap();
+        (dir, engine, user)
+    }
+
+    /// A new task of `lines` numbers.
+    async fn new_task(engine: &Engine, user: &User, lines: usize) -> Task {
+        let ticket = Ticket::new().unwrap();
+        let text: String = (0..lines).map(|i| format!("+1415555{i:04}\n")).collect();
+        let stream = futures::stream::iter([Ok::<_, EngineError>(bytes::Bytes::from(text))]);
+        let meta = FileMeta {
+            file_name: Some("n.txt".into()),
+            content_type: Some("text/plain".into()),
+        };
+        let Upload::Text(upload) = crate::intake::receive(engine, &ticket.id, meta, stream)
+            .await
+            .unwrap()
+        else {
+            panic!("a text upload");
+        };
+        let intake = Intake {
+            ticket,
+            task_type: TaskType::ActiveCheck,
+            region: None,
+            options: Default::default(),
+            callback_url: None,
+            upload,
+        };
+        match crate::tasks::create(engine, user, intake, None)
+            .await
+            .unwrap()
+        {
+            Created::New(task) => task,
+            Created::Existing(_) => panic!("a new task"),
+        }
+    }
+
+    /// A task whose chunks are processed, and its export, held by the worker `w`.
+    async fn exportable(engine: &Engine, user: &User) -> (Task, Task) {
+        let task = new_task(engine, user, 450).await;
+        loop {
+            match engine
+                .store
+                .claim_work("w", now_ms(), 60_000)
+                .await
+                .unwrap()
+            {
+                Some(Work::Chunk { task, seq, spec }) => {
+                    process_chunk(engine, "w", &task, seq, spec, false)
+                        .await
+                        .unwrap()
+                }
+                Some(Work::Export { task: held }) => return (task, held),
+                None => panic!("no export"),
+            }
+        }
+    }
+
+    /// The files of the task left in the blob store.
+    async fn files_left(engine: &Engine, task: &Task) -> Vec<String> {
+        let mut left: Vec<String> = engine
+            .blobs
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| k.contains(task.id.as_str()))
+            .collect();
+        left.sort();
+        left
+    }
+
+    #[tokio::test]
+    async fn a_task_cancelled_or_deleted_during_its_export_leaves_no_file() {
+        let (_dir, engine, user) = engine().await;
+        // Cancelled after the parts were read: the result is written, then refused.
+        let (task, held) = exportable(&engine, &user).await;
+        assert!(!files_left(&engine, &task).await.is_empty());
+        engine
+            .store
+            .cancel_task(&user.id, &task.id, now_ms())
+            .await
+            .unwrap();
+        export_task(&engine, "w", &held).await.unwrap();
+        assert_eq!(files_left(&engine, &task).await, Vec::<String>::new());
+        let stored = engine.store.task(&task.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, TaskStatus::Cancelled);
+
+        // Cancelled the way users do, its parts removed before the export reads them: the
+        // export stops without an error.
+        let (task, held) = exportable(&engine, &user).await;
+        crate::tasks::cancel(&engine, &user, task.id.as_str())
+            .await
+            .unwrap();
+        export_task(&engine, "w", &held).await.unwrap();
+        assert_eq!(files_left(&engine, &task).await, Vec::<String>::new());
+
+        // Deleted during the export.
+        let (task, held) = exportable(&engine, &user).await;
+        engine
+            .store
+            .delete_task(&user.id, &task.id, now_ms())
+            .await
+            .unwrap();
+        export_task(&engine, "w", &held).await.unwrap();
+        assert_eq!(files_left(&engine, &task).await, Vec::<String>::new());
+
+        // Not ended: the export publishes as before.
+        let (task, held) = exportable(&engine, &user).await;
+        export_task(&engine, "w", &held).await.unwrap();
+        let stored = engine.store.task(&task.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, TaskStatus::Exported);
+        let left = files_left(&engine, &task).await;
+        assert_eq!(left.len(), 3, "upload, result, summary: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_of_a_task_cancelled_meanwhile_leaves_no_part() {
+        let (_dir, engine, user) = engine().await;
+        let task = new_task(&engine, &user, 300).await;
+        let Some(Work::Chunk {
+            task: held,
+            seq,
+            spec,
+        }) = engine
+            .store
+            .claim_work("w", now_ms(), 60_000)
+            .await
+            .unwrap()
+        else {
+            panic!("a chunk");
+        };
+        crate::tasks::cancel(&engine, &user, task.id.as_str())
+            .await
+            .unwrap();
+        process_chunk(&engine, "w", &held, seq, spec, false)
+            .await
+            .unwrap();
+        assert_eq!(files_left(&engine, &task).await, Vec::<String>::new());
+    }
 }

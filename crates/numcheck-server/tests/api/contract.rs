@@ -186,7 +186,7 @@ async fn formatting_noise_blanks_garbage_duplicates_and_national_numbers_are_han
     );
     assert_eq!(
         rejected,
-        "Line,Input,Reason\n6,hello,not_a_number\n8,+999 12345,unknown_country_code\n"
+        "Line,Input,Reason\n6,hello,not_a_number\n8,'+999 12345,unknown_country_code\n"
     );
     s.stop().await;
 }

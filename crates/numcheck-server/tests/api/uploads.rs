@@ -100,7 +100,7 @@ async fn a_csv_with_a_header_reads_the_phone_column_like_the_same_numbers_as_tex
     );
     assert_eq!(
         rejected,
-        "Line,Input,Reason\n3,not a number,not_a_number\n6,+999 12345,unknown_country_code\n"
+        "Line,Input,Reason\n3,not a number,not_a_number\n6,'+999 12345,unknown_country_code\n"
     );
     assert_eq!(spooled_files(&s), 0, "the spool file is removed");
     s.stop().await;
