@@ -13,6 +13,7 @@ pub mod callback;
 mod error;
 pub mod limits;
 mod routes;
+mod serve;
 mod state;
 pub mod telemetry;
 mod upload;
@@ -212,10 +213,11 @@ impl Application {
                     );
                 }
                 tracing::info!(addr = %listener.local_addr()?, "numcheck listening");
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopping)
-                    .await
-                    .context("server error")?;
+                let header_timeout = match state.config.limits.header_timeout_secs {
+                    0 => None,
+                    s => Some(std::time::Duration::from_secs(s)),
+                };
+                serve::serve(listener, app, header_timeout, stopping).await;
             }
             None => {
                 tracing::info!(

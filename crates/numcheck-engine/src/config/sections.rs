@@ -128,6 +128,9 @@ pub struct LimitsConfig {
     pub max_open_tasks: u32,
     /// Seconds an upload may stall (no bytes arriving) before it is refused.
     pub upload_idle_secs: u64,
+    /// Seconds a connection may take to send a request's headers (and an idle keep-alive
+    /// connection may wait for the next request) before it is closed.
+    pub header_timeout_secs: u64,
     /// Non-blank lines (rows) an upload may hold (0: no limit).
     pub max_upload_lines: u64,
 }
@@ -139,6 +142,7 @@ impl Default for LimitsConfig {
             burst: 200,
             max_open_tasks: 20,
             upload_idle_secs: 30,
+            header_timeout_secs: 10,
             max_upload_lines: 50_000_000,
         }
     }

@@ -158,6 +158,52 @@ async fn an_upload_that_stalls_is_cut_off_with_408_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn a_connection_that_trickles_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.limits.header_timeout_secs = 1).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = std::time::Instant::now();
+    // One header line every half second, never the blank line that ends the head.
+    let mut closed = false;
+    for i in 0..20 {
+        let line = if i == 0 {
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n")
+        } else {
+            format!("X-Slow-{i}: a\r\n")
+        };
+        if conn.write_all(line.as_bytes()).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(std::time::Duration::from_millis(500), conn.read(&mut byte))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                // An answer (a 408) is as good as a close; then the server hangs up.
+                let mut rest = Vec::new();
+                let _ = conn.read_to_end(&mut rest).await;
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(closed, "the server kept a trickling connection open");
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    // A prompt client is served as ever.
+    let (code, _) = s.call(Method::GET, "/healthz", None).await;
+    assert_eq!(code, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn an_upload_over_the_line_limit_is_refused_with_413_and_not_stored() {
     let s = TestServer::start_with(|c| c.limits.max_upload_lines = 1000).await;
     let key = s.key("val", Some(100_000)).await;
