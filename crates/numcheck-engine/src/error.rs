@@ -18,6 +18,9 @@ pub enum EngineError {
     /// An upload (or what a spreadsheet unpacks to) over the byte limit.
     #[error("the upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// An upload past another bound on size, with its own stable code (`workbook_too_large`).
+    #[error("{message}")]
+    TooLargeWith { code: &'static str, message: String },
     /// An upload with more lines than `limits.max_upload_lines`.
     #[error("the upload holds more than {limit} lines (rows); split it into several tasks")]
     TooManyLines { limit: u64 },
@@ -54,6 +57,7 @@ impl EngineError {
         match self {
             EngineError::Invalid { code, .. } => Some(code),
             EngineError::TooLarge { .. } => Some("file_too_large"),
+            EngineError::TooLargeWith { code, .. } => Some(code),
             EngineError::TooManyLines { .. } => Some("too_many_lines"),
             EngineError::TaskNotFound => Some("task_not_found"),
             EngineError::TaskEnded(_) => Some("task_finished"),

@@ -85,7 +85,13 @@ pub struct Engine {
     /// Cancelled when the process starts shutting down.
     pub shutdown: CancellationToken,
     pub metrics: Arc<metrics::WorkMetrics>,
+    /// Workbooks read at once (previews and uploads): reading one holds its shared strings,
+    /// so this bounds what spreadsheets take of memory together.
+    pub workbooks: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many `.xlsx` workbooks a node reads at once; the rest wait their turn.
+pub const WORKBOOKS_AT_ONCE: usize = 1;
 
 impl Engine {
     /// Opens what the configuration names: reads the code tables, sources and lookup
@@ -128,6 +134,7 @@ impl Engine {
             work: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             metrics: Arc::default(),
+            workbooks: Arc::new(tokio::sync::Semaphore::new(WORKBOOKS_AT_ONCE)),
         };
         Ok((engine, data))
     }

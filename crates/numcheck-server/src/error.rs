@@ -41,6 +41,9 @@ pub enum ApiError {
     Stalled(String),
     #[error("the upload holds more than {limit} lines (rows); split it into several tasks")]
     TooManyLines { limit: u64 },
+    /// 413 with its own code (`workbook_too_large`).
+    #[error("{message}")]
+    PayloadTooLarge { code: &'static str, message: String },
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
     #[error("internal error: {0:#}")]
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "upload_stalled"),
             ApiError::TooManyLines { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_lines"),
+            ApiError::PayloadTooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -209,6 +213,9 @@ impl From<numcheck_engine::EngineError> for ApiError {
             EngineError::Invalid { code, message } => ApiError::BadRequest { code, message },
             EngineError::TooLarge { limit } => ApiError::TooLarge { limit: Some(limit) },
             EngineError::TooManyLines { limit } => ApiError::TooManyLines { limit },
+            EngineError::TooLargeWith { code, message } => {
+                ApiError::PayloadTooLarge { code, message }
+            }
             EngineError::TaskNotFound => ApiError::task_not_found(),
             EngineError::TaskEnded(message) => ApiError::Conflict {
                 code: "task_finished",

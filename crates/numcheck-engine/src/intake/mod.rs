@@ -647,8 +647,13 @@ async fn convert(
         choice.region,
     );
     let plan = engine.plan;
+    let permit = match kind {
+        Kind::Xlsx => Some(workbook_turn(engine).await?),
+        _ => None,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let options = read.options();
         let input = std::io::BufReader::new(std::fs::File::open(&path)?);
         let out = ChannelWriter {
@@ -704,6 +709,16 @@ async fn convert(
         chunks,
         file_name,
     })
+}
+
+/// Waits for this node's turn to read a workbook ([`crate::WORKBOOKS_AT_ONCE`]).
+async fn workbook_turn(engine: &Engine) -> Result<tokio::sync::OwnedSemaphorePermit, EngineError> {
+    engine
+        .workbooks
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| EngineError::internal("the workbook queue is closed"))
 }
 
 /// Hands the converting thread's output to the async writer in batches.
@@ -799,7 +814,12 @@ pub async fn preview(engine: &Engine, form: PreviewForm) -> Result<tabular::Prev
     let region = parse_region(form.default_region.as_deref())?;
     let read = TableRead::new(engine, form.phone_column, form.sheet, region);
     let plan = engine.plan;
+    let permit = match &file {
+        PreviewFile::Workbook(_) => Some(workbook_turn(engine).await?),
+        PreviewFile::Head { .. } => None,
+    };
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let options = read.options();
         let (file_name, preview) = match file {
             PreviewFile::Head {

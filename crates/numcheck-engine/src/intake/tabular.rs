@@ -37,6 +37,14 @@ pub const MAGIC_BYTES: usize = 8;
 /// The media type of `.xlsx` files.
 pub const XLSX_MIME: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
+/// Most bytes one run of an `.xlsx` part's XML may hold: a cell's or a shared string's text,
+/// or one tag with its attributes. calamine's XML reader buffers a whole run, and a cell's
+/// value is copied before it is cut to [`MAX_CELL_BYTES`]: this bounds both.
+pub const MAX_XML_RUN: usize = 1 << 20;
+/// Most bytes a workbook's shared strings may unpack to: calamine holds them all while the
+/// sheet is read (about 2.5 times their XML size in memory for short strings).
+pub const MAX_SHARED_STRINGS: u64 = 64 << 20;
+
 /// Bytes of cells the detection sample may hold (a few very wide records end it early).
 const SAMPLE_BUDGET: usize = 4 << 20;
 /// What a record costs the sample budget besides its cells' bytes.
@@ -114,6 +122,9 @@ pub enum TabularError {
     InvalidXlsx(String),
     #[error("the numbers read from the file come to more than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A workbook past a bound on what reading it holds in memory.
+    #[error("{0}; save the sheet as .csv (or split it) and upload that")]
+    WorkbookTooLarge(String),
     #[error("reading the upload failed: {0}")]
     Io(#[from] io::Error),
 }
@@ -134,6 +145,12 @@ impl From<TabularError> for EngineError {
             TabularError::UnknownSheet { .. } => "unknown_sheet",
             TabularError::InvalidXlsx(_) => "invalid_xlsx",
             TabularError::TooLarge { limit } => return EngineError::TooLarge { limit: *limit },
+            TabularError::WorkbookTooLarge(_) => {
+                return EngineError::TooLargeWith {
+                    code: "workbook_too_large",
+                    message: e.to_string(),
+                };
+            }
             TabularError::Io(_) => return EngineError::Internal(e.into()),
         };
         EngineError::invalid(code, e.to_string())
@@ -1070,9 +1087,76 @@ fn open_xlsx<RS: Read + Seek>(mut input: RS, max_expanded: u64) -> Result<Xlsx<R
                 "it unpacks to more than {max_expanded} bytes"
             )));
         }
+        check_xml_parts(&mut zip)?;
     }
     input.seek(SeekFrom::Start(0))?;
     Xlsx::new(input).map_err(xlsx_error)
+}
+
+/// Reads every XML part of a workbook once, streaming, before calamine does: refuses a run
+/// of XML (a value, a shared string, a tag) over [`MAX_XML_RUN`] and shared strings over
+/// [`MAX_SHARED_STRINGS`], whatever the parts declare.
+fn check_xml_parts<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), TabularError> {
+    let mut buf = vec![0u8; READ_BUFFER];
+    for i in 0..zip.len() {
+        let mut part = zip
+            .by_index(i)
+            .map_err(|e| TabularError::InvalidXlsx(e.to_string()))?;
+        let shown = part
+            .name()
+            .map(|n| n.into_owned())
+            .map_err(|e| TabularError::InvalidXlsx(e.to_string()))?;
+        let name = shown.to_ascii_lowercase();
+        if !(name.ends_with(".xml") || name.ends_with(".rels")) {
+            continue;
+        }
+        let shared = name.ends_with("sharedstrings.xml");
+        let mut runs = XmlRuns::default();
+        let mut total = 0u64;
+        loop {
+            let n = match part.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(TabularError::InvalidXlsx(e.to_string())),
+            };
+            total += n as u64;
+            if shared && total > MAX_SHARED_STRINGS {
+                return Err(TabularError::WorkbookTooLarge(format!(
+                    "the workbook's shared strings unpack to more than {} MiB",
+                    MAX_SHARED_STRINGS >> 20
+                )));
+            }
+            if runs.feed(&buf[..n]) > MAX_XML_RUN {
+                return Err(TabularError::WorkbookTooLarge(format!(
+                    "a cell or value of the workbook ({}) holds more than {} MiB",
+                    shown,
+                    MAX_XML_RUN >> 20
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The longest run of XML bytes between `<` and `>` (a tag) or `>` and `<` (text), fed in
+/// pieces.
+#[derive(Debug, Default)]
+struct XmlRuns {
+    run: usize,
+    longest: usize,
+}
+
+impl XmlRuns {
+    /// Reads the next piece; returns the longest run so far.
+    fn feed(&mut self, mut bytes: &[u8]) -> usize {
+        while let Some(at) = memchr::memchr2(b'<', b'>', bytes) {
+            self.longest = self.longest.max(self.run + at);
+            self.run = 0;
+            bytes = &bytes[at + 1..];
+        }
+        self.run += bytes.len();
+        self.longest.max(self.run)
+    }
 }
 
 /// The sheet to read and the names of all worksheets.
@@ -1255,6 +1339,24 @@ pub fn preview_xlsx<RS: Read + Seek>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_longest_xml_run_is_measured_across_pieces() {
+        let xml = b"<a><b x=\"12345\">hello world</b><c>0123456789abcdef</c></a>";
+        let whole = XmlRuns::default().feed(xml);
+        assert_eq!(whole, "0123456789abcdef".len());
+        for cut in 1..xml.len() {
+            let mut runs = XmlRuns::default();
+            runs.feed(&xml[..cut]);
+            assert_eq!(runs.feed(&xml[cut..]), whole, "cut at {cut}");
+        }
+        // A tag counts too, and an unfinished run at the end.
+        assert_eq!(
+            XmlRuns::default().feed(b"<t attr=\"0123456789012345678901\">"),
+            31
+        );
+        assert_eq!(XmlRuns::default().feed(b"<t>unfinished text"), 15);
+    }
 
     const PLAN: NumberingPlan = NumberingPlan;
 

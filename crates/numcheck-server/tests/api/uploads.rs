@@ -247,6 +247,67 @@ async fn an_xlsx_sheet_is_read_with_numeric_cells_as_digits_and_rows_as_lines() 
     s.stop().await;
 }
 
+/// A workbook holding one shared string of `bytes` letters beside a phone number: small
+/// compressed, large unpacked. (Excel's own limit is 32,767 characters a cell, which a
+/// crafted file need not keep, so the string is put into the saved file's XML.)
+fn bomb(bytes: usize) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "Phone").unwrap();
+    sheet.write_string(1, 0, "+14155552671").unwrap();
+    sheet.write_string(1, 1, "PLACEHOLDER").unwrap();
+    let saved = book.save_to_buffer().unwrap();
+    let mut from = zip::ZipArchive::new(std::io::Cursor::new(saved)).unwrap();
+    let mut to = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..from.len() {
+        let mut part = from.by_index(i).unwrap();
+        let name = part.name().unwrap().into_owned();
+        let mut text = Vec::new();
+        part.read_to_end(&mut text).unwrap();
+        if name == "xl/sharedStrings.xml" {
+            let xml = String::from_utf8(text).unwrap();
+            text = xml.replace("PLACEHOLDER", &"x".repeat(bytes)).into_bytes();
+        }
+        to.start_file(name, options).unwrap();
+        to.write_all(&text).unwrap();
+    }
+    to.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_workbook_with_a_huge_cell_is_refused_with_413_before_it_is_read() {
+    let s = TestServer::start().await;
+    // Under the bound: read as ever (the long cell is not the phone column).
+    let (code, v) = preview(&s, sheet_form(&bomb(500_000), "ok.xlsx")).await;
+    assert_eq!(code, 200, "{v}");
+    // Past it: 413 workbook_too_large, on the preview and on the create; nothing stored.
+    let big = bomb(3 << 20);
+    assert!(big.len() < 64 * 1024, "{} bytes compressed", big.len());
+    let got = preview(&s, sheet_form(&big, "bomb.xlsx")).await;
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("save the sheet as .csv"),
+        "{}",
+        got.1
+    );
+    assert_error(got, 413, "workbook_too_large");
+    assert_error(
+        create(&s, sheet_form(&big, "bomb.xlsx")).await,
+        413,
+        "workbook_too_large",
+    );
+    assert_eq!(stored_uploads(&s), 0);
+    assert_eq!(spooled_files(&s), 0);
+    let (_, page) = s.get(&s.admin_key, "/v1/tasks").await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn old_xls_files_and_oversized_workbooks_are_refused() {
     let s = TestServer::start_with(|c| c.max_xlsx_bytes = 2000).await;
