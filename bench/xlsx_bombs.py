@@ -92,6 +92,9 @@ def build(work, gib):
     path = os.path.join(work, "shared-string.xlsx")
     workbook(path, strings=lambda zf: write_repeated(zf, "xl/sharedStrings.xml", sst_head + "<si><t>", b"x", big, "</t></si></sst>"))
     files["one shared string of %.1f GiB" % gib] = path
+    path = os.path.join(work, "shared-string-arrows.xlsx")
+    workbook(path, strings=lambda zf: write_repeated(zf, "xl/sharedStrings.xml", sst_head + "<si><t>", b"x>", big, "</t></si></sst>"))
+    files["one shared string of %.1f GiB with `>`s" % gib] = path
     path = os.path.join(work, "inline-cell.xlsx")
     workbook(path, sheet=lambda zf: write_repeated(
         zf, "xl/worksheets/sheet1.xml", SHEET_HEAD + rows(3) + '<row r="9"><c r="B9" t="inlineStr"><is><t>',

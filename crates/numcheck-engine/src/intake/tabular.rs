@@ -1138,23 +1138,44 @@ fn check_xml_parts<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), T
     Ok(())
 }
 
-/// The longest run of XML bytes between `<` and `>` (a tag) or `>` and `<` (text), fed in
-/// pieces.
+/// The longest run of XML bytes from one `<` to the next: a tag with the text after it, which
+/// is what an XML reader holds at once. (A `>` may stand in text and in quoted attributes, so
+/// only `<` ends a run.) A `<!` construct (CDATA, a comment, a doctype) may hold `<` inside:
+/// it is one run up to its `]]>` or `-->`. Fed in pieces.
 #[derive(Debug, Default)]
 struct XmlRuns {
     run: usize,
     longest: usize,
+    /// The last byte was a `<` outside a `<!` construct.
+    after_lt: bool,
+    /// Inside a `<!` construct.
+    special: bool,
+    last2: [u8; 2],
 }
 
 impl XmlRuns {
     /// Reads the next piece; returns the longest run so far.
-    fn feed(&mut self, mut bytes: &[u8]) -> usize {
-        while let Some(at) = memchr::memchr2(b'<', b'>', bytes) {
-            self.longest = self.longest.max(self.run + at);
-            self.run = 0;
-            bytes = &bytes[at + 1..];
+    fn feed(&mut self, bytes: &[u8]) -> usize {
+        for &b in bytes {
+            if self.special {
+                self.run += 1;
+                if b == b'>' && (self.last2 == *b"]]" || self.last2 == *b"--") {
+                    self.special = false;
+                }
+            } else {
+                if self.after_lt && b == b'!' {
+                    self.special = true;
+                }
+                self.after_lt = b == b'<';
+                if b == b'<' {
+                    self.longest = self.longest.max(self.run);
+                    self.run = 0;
+                } else {
+                    self.run += 1;
+                }
+            }
+            self.last2 = [self.last2[1], b];
         }
-        self.run += bytes.len();
         self.longest.max(self.run)
     }
 }
@@ -1342,20 +1363,26 @@ mod tests {
 
     #[test]
     fn the_longest_xml_run_is_measured_across_pieces() {
-        let xml = b"<a><b x=\"12345\">hello world</b><c>0123456789abcdef</c></a>";
+        let xml: &[u8] =
+            b"<a><b x=\"1>2\">hello > world</b><![CDATA[x<y<z]]><c>012</c><!-- a<b --></a>";
         let whole = XmlRuns::default().feed(xml);
-        assert_eq!(whole, "0123456789abcdef".len());
+        // From one `<` to the next; `>` ends nothing.
+        assert_eq!(whole, "b x=\"1>2\">hello > world".len());
         for cut in 1..xml.len() {
             let mut runs = XmlRuns::default();
             runs.feed(&xml[..cut]);
             assert_eq!(runs.feed(&xml[cut..]), whole, "cut at {cut}");
         }
-        // A tag counts too, and an unfinished run at the end.
         assert_eq!(
-            XmlRuns::default().feed(b"<t attr=\"0123456789012345678901\">"),
-            31
+            XmlRuns::default().feed(b"<t>a>b>c>d</t>"),
+            "t>a>b>c>d".len()
         );
-        assert_eq!(XmlRuns::default().feed(b"<t>unfinished text"), 15);
+        // A `<!` construct is one run, whatever it holds.
+        let cdata = XmlRuns::default().feed(b"<a/><![CDATA[x<y<z]]><b/><!-- p<q --><c/>");
+        assert_eq!(cdata, "![CDATA[x<y<z]]>".len());
+        // An unfinished run at the end counts.
+        assert_eq!(XmlRuns::default().feed(b"<t>unfinished text"), 17);
+        assert_eq!(XmlRuns::default().feed(b"<![CDATA[never closed <<<"), 24);
     }
 
     const PLAN: NumberingPlan = NumberingPlan;

@@ -251,6 +251,11 @@ async fn an_xlsx_sheet_is_read_with_numeric_cells_as_digits_and_rows_as_lines() 
 /// compressed, large unpacked. (Excel's own limit is 32,767 characters a cell, which a
 /// crafted file need not keep, so the string is put into the saved file's XML.)
 fn bomb(bytes: usize) -> Vec<u8> {
+    bomb_of("x", bytes)
+}
+
+/// The same, the string made of `unit` repeated.
+fn bomb_of(unit: &str, bytes: usize) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
@@ -269,7 +274,8 @@ fn bomb(bytes: usize) -> Vec<u8> {
         part.read_to_end(&mut text).unwrap();
         if name == "xl/sharedStrings.xml" {
             let xml = String::from_utf8(text).unwrap();
-            text = xml.replace("PLACEHOLDER", &"x".repeat(bytes)).into_bytes();
+            let long = unit.repeat(bytes / unit.len());
+            text = xml.replace("PLACEHOLDER", &long).into_bytes();
         }
         to.start_file(name, options).unwrap();
         to.write_all(&text).unwrap();
@@ -301,6 +307,10 @@ async fn a_workbook_with_a_huge_cell_is_refused_with_413_before_it_is_read() {
         413,
         "workbook_too_large",
     );
+    // Text may hold `>` (only `<` must be escaped): a long value full of them is as long.
+    let arrows = bomb_of("x&gt;>", 3 << 20);
+    let got = preview(&s, sheet_form(&arrows, "arrows.xlsx")).await;
+    assert_error(got, 413, "workbook_too_large");
     assert_eq!(stored_uploads(&s), 0);
     assert_eq!(spooled_files(&s), 0);
     let (_, page) = s.get(&s.admin_key, "/v1/tasks").await;
