@@ -94,11 +94,10 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
         "030 901820\n0151 12345678\n",
     )
     .unwrap();
-    let national = run_cli(
-        root.path(),
-        &[
-            "submit",
-            "national.txt",
+    let submit_wait = |extra: &'static [&'static str]| {
+        let mut args = vec!["submit", "national.txt"];
+        args.extend_from_slice(extra);
+        args.extend([
             "--wait",
             "--out",
             "results",
@@ -106,9 +105,15 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
             &server.base,
             "--api-key",
             &key,
-        ],
-    )
-    .await;
+        ]);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let cwd = root.path().to_owned();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_cli(&cwd, &args).await
+        }
+    };
+    let national = submit_wait(&[]).await;
     assert!(national.status.success(), "{}", national.stderr);
     assert!(
         national
@@ -119,23 +124,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
         national.stdout
     );
     // With the region they are read; nothing is known of them, and the output says so.
-    let with_region = run_cli(
-        root.path(),
-        &[
-            "submit",
-            "national.txt",
-            "--region",
-            "DE",
-            "--wait",
-            "--out",
-            "results",
-            "--server",
-            &server.base,
-            "--api-key",
-            &key,
-        ],
-    )
-    .await;
+    let with_region = submit_wait(&["--region", "DE"]).await;
     assert!(with_region.status.success(), "{}", with_region.stderr);
     assert!(
         with_region.stdout.contains("unknown     2")
