@@ -294,10 +294,8 @@ pub async fn delete(engine: &Engine, user: &User, raw_id: &str) -> Result<Task, 
 /// is logged (the bytes are unreachable, not exposed).
 pub async fn remove_files(engine: &Engine, task: &Task) {
     let files = TaskFiles::of(&task.id);
-    let mut keys = vec![task.input_key.clone(), files.result(), files.summary()];
-    keys.extend(task.result_key.clone());
-    keys.dedup();
-    for key in keys {
+    // A task's result is always at `files.result()` (the export writes it there).
+    for key in [task.input_key.clone(), files.result(), files.summary()] {
         match engine.blobs.delete(&key).await {
             Ok(()) | Err(numcheck_blob::BlobError::NotFound(_)) => {}
             Err(e) => {

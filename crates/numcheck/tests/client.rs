@@ -25,11 +25,11 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
     let key = server.admin_key();
     let upload = generate(5_000);
     std::fs::write(root.path().join("numbers.txt"), &upload.bytes).unwrap();
-    let out = run_cli(
-        root.path(),
-        &[
-            "submit",
-            "numbers.txt",
+    // `submit FILE [extra…] --wait --out results` against the server, with the admin key.
+    let submit_wait = |file: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec!["submit", file];
+        args.extend_from_slice(extra);
+        args.extend([
             "--wait",
             "--out",
             "results",
@@ -37,9 +37,15 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
             &server.base,
             "--api-key",
             &key,
-        ],
-    )
-    .await;
+        ]);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let cwd = root.path().to_owned();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_cli(&cwd, &args).await
+        }
+    };
+    let out = submit_wait("numbers.txt", &[]).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     let id = task_id_in(&out.stdout);
     assert!(
@@ -94,26 +100,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
         "030 901820\n0151 12345678\n",
     )
     .unwrap();
-    let submit_wait = |extra: &'static [&'static str]| {
-        let mut args = vec!["submit", "national.txt"];
-        args.extend_from_slice(extra);
-        args.extend([
-            "--wait",
-            "--out",
-            "results",
-            "--server",
-            &server.base,
-            "--api-key",
-            &key,
-        ]);
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let cwd = root.path().to_owned();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_cli(&cwd, &args).await
-        }
-    };
-    let national = submit_wait(&[]).await;
+    let national = submit_wait("national.txt", &[]).await;
     assert!(national.status.success(), "{}", national.stderr);
     assert!(
         national
@@ -124,7 +111,7 @@ async fn submit_waits_downloads_and_unpacks_the_result() {
         national.stdout
     );
     // With the region they are read; nothing is known of them, and the output says so.
-    let with_region = submit_wait(&["--region", "DE"]).await;
+    let with_region = submit_wait("national.txt", &["--region", "DE"]).await;
     assert!(with_region.status.success(), "{}", with_region.stderr);
     assert!(
         with_region.stdout.contains("unknown     2")
