@@ -15,6 +15,7 @@ pub mod peer;
 pub mod postgres;
 pub mod result_zip;
 pub mod s3;
+pub mod smsc;
 pub mod wait;
 
 pub use http::{assert_error, json};

@@ -1,6 +1,7 @@
 //! Boots the real server in-process on 127.0.0.1:0 with a fresh data folder, and talks HTTP
 //! to it the way a checknumber.ai client does.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -235,6 +236,23 @@ impl TestServer {
     }
 
     /// Downloads and unpacks a result zip: (result csv, rejected csv, member names).
+    /// (ActiveStatus, Reason) per number, from a task over `numbers`.
+    pub async fn verdicts(&self, numbers: &[&str]) -> HashMap<String, (String, String)> {
+        let file: String = numbers.iter().map(|n| format!("{n}\n")).collect();
+        let (_, created) = self.create(&self.admin_key, file.as_bytes()).await;
+        let v = self
+            .wait(&self.admin_key, created["task_id"].as_str().unwrap())
+            .await;
+        let (csv, _, _) = self.result(&v).await;
+        csv.lines()
+            .skip(1)
+            .map(|row| {
+                let f: Vec<&str> = row.split(',').collect();
+                (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
+            })
+            .collect()
+    }
+
     pub async fn result(&self, view: &Value) -> (String, String, Vec<String>) {
         let mut zip = self.zip(view).await;
         let id = view["task_id"].as_str().unwrap();

@@ -97,24 +97,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// (ActiveStatus, Reason) per number, from a task over `numbers`.
-async fn verdicts(s: &TestServer, numbers: &[&str]) -> HashMap<String, (String, String)> {
-    let file: String = numbers.iter().map(|n| format!("{n}\n")).collect();
-    let (_, created) = s.create(&s.admin_key, file.as_bytes()).await;
-    let v = s
-        .wait(&s.admin_key, created["task_id"].as_str().unwrap())
-        .await;
-    let (csv, _, _) = s.result(&v).await;
-    csv.lines()
-        .skip(1)
-        .map(|row| {
-            let f: Vec<&str> = row.split(',').collect();
-            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
-        })
-        .collect()
-}
-
-/// A verdict as [`verdicts`] gives it: (ActiveStatus, Reason).
+/// A verdict as [`TestServer::verdicts`] gives it: (ActiveStatus, Reason).
 fn verdict(status: &str, reason: &str) -> (String, String) {
     (status.to_owned(), reason.to_owned())
 }
@@ -195,16 +178,14 @@ async fn kannel_receipts_count_once_and_the_routes_err_table_decides() {
     .await;
     assert_eq!(code, 200, "{body}");
 
-    let v = verdicts(
-        &s,
-        &[
+    let v = s
+        .verdicts(&[
             "+14155550101",
             "+14155550102",
             "+14155550103",
             "+14155550104",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(v["+14155550101"].0, "active");
     assert_eq!(v["+14155550102"], verdict("unknown", "no_evidence"));
     assert_eq!(v["+14155550103"], verdict("inactive", "disconnected"));
@@ -267,7 +248,7 @@ async fn webhooks_refuse_wrong_tokens_unknown_sources_and_malformed_callbacks() 
             "{body}"
         );
     }
-    let v = verdicts(&s, &["+14155550111", "+14155550112"]).await;
+    let v = s.verdicts(&["+14155550111", "+14155550112"]).await;
     assert_eq!(v["+14155550111"].0, "active");
     assert_eq!(v["+14155550112"], verdict("unknown", "no_evidence"));
     s.stop().await;
@@ -302,7 +283,7 @@ async fn jasmin_gets_its_ack_and_level_one_reports_are_not_evidence() {
     ]);
     let (code, body) = hook_post(&s, &path, FORM, level2.into_bytes()).await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
-    let v = verdicts(&s, &["+14155550121"]).await;
+    let v = s.verdicts(&["+14155550121"]).await;
     assert_eq!(v["+14155550121"], verdict("inactive", "disconnected"));
     s.stop().await;
 }
@@ -365,7 +346,9 @@ async fn twilio_callbacks_need_a_valid_signature() {
     let sig = numcheck_core::connectors::twilio::signature(TWILIO_AUTH, &url, &sent);
     let (_, body) = send(sent, sig).await;
     assert_eq!(parse(&body)["not_final"], 1);
-    let v = verdicts(&s, &["+14155550131", "+14155550132", "+14155550133"]).await;
+    let v = s
+        .verdicts(&["+14155550131", "+14155550132", "+14155550133"])
+        .await;
     assert_eq!(v["+14155550131"], verdict("inactive", "disconnected"));
     assert_eq!(v["+14155550132"].0, "active");
     assert_eq!(v["+14155550133"].1, "no_evidence");
@@ -438,7 +421,9 @@ async fn vonage_and_infobip_receipts_as_json() {
     .await;
     assert_error((code, parse(&body)), 400, "invalid_json");
 
-    let v = verdicts(&s, &["+14155550141", "+14155550142", "+14155550143"]).await;
+    let v = s
+        .verdicts(&["+14155550141", "+14155550142", "+14155550143"])
+        .await;
     assert_eq!(v["+14155550141"].0, "active");
     assert_eq!(v["+14155550143"].0, "active");
     assert_ne!(v["+14155550142"].0, "active");
@@ -495,7 +480,9 @@ async fn connector_files_import_over_http_and_count_once() {
     )
     .await;
     assert_error((code, parse(&body)), 400, "missing_source");
-    let v = verdicts(&s, &["+14155550151", "+14155550152", "+14155550153"]).await;
+    let v = s
+        .verdicts(&["+14155550151", "+14155550152", "+14155550153"])
+        .await;
     assert_eq!(v["+14155550151"].0, "active");
     assert_eq!(v["+14155550152"], verdict("inactive", "disconnected"));
     assert_eq!(v["+14155550153"], verdict("inactive", "disconnected"));
@@ -543,7 +530,7 @@ async fn long_log_lines_are_read_and_oversized_ones_refused_alone() {
     );
     assert_eq!(r["errors"][0]["error"], "line_too_long");
     assert_eq!(r["errors"][0]["line"], 3);
-    let v = verdicts(&s, &["+14155550160"]).await;
+    let v = s.verdicts(&["+14155550160"]).await;
     assert_eq!(v["+14155550160"].0, "active");
     s.stop().await;
 }
@@ -654,7 +641,9 @@ async fn twilio_files_are_dated_by_their_records_and_generic_rows_name_their_tab
         "{body}"
     );
 
-    let v = verdicts(&s, &["+14155550170", "+14155550171", "+14155550172"]).await;
+    let v = s
+        .verdicts(&["+14155550170", "+14155550171", "+14155550172"])
+        .await;
     // A delivery 400 days ago is not today's activity.
     assert_eq!(
         v["+14155550170"],

@@ -1,0 +1,264 @@
+//! Kannel 1.4.5 (Debian's `kannel`): bearerbox and smsbox run the page's `kannel.conf`,
+//! bind to the SMSC stand-in over SMPP, and smsbox fetches the page's `dlr-url` for every
+//! report. The `dlr-url` goes through the recorder, so the test sees each callback as Kannel
+//! made it and numcheck's answer to it.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use numcheck_testkit::Peer;
+use numcheck_testkit::smsc::{Receipt, Smsc};
+use numcheck_testkit::wait_for;
+
+use crate::docs::{change, snippet};
+use crate::recorder::Recorder;
+use crate::support::{Daemon, field, free_port, numcheck, profile, stored, token};
+
+/// Kannel's bearer box (Debian's `kannel`, 1.4.5 in bookworm).
+const BEARERBOX: Peer = Peer {
+    program: "bearerbox",
+    env: None,
+    install: "apt-get install kannel",
+};
+
+/// Kannel's SMS box, from the same package.
+const SMSBOX: Peer = Peer {
+    program: "smsbox",
+    env: None,
+    install: "apt-get install kannel",
+};
+
+/// A running Kannel: the two boxes on the page's configuration.
+struct Kannel {
+    sendsms: String,
+    boxes: Vec<Daemon>,
+}
+
+impl Kannel {
+    /// Writes the page's `kannel.conf` with the SMSC's address, free ports and `dir` for the
+    /// logs, and starts bearerbox and smsbox on it.
+    fn start(smsc: &Smsc, dir: &Path) -> Kannel {
+        let (bearerbox, smsbox) = (BEARERBOX.locate(), SMSBOX.locate());
+        let name = "kannel.conf";
+        let mut conf = snippet(name);
+        let sendsms_port = free_port();
+        for (from, to) in [
+            ("host = smsc.example.net", "host = 127.0.0.1".to_owned()),
+            ("port = 2775", format!("port = {}", smsc.addr().port())),
+            (
+                "admin-port = 13000",
+                format!("admin-port = {}", free_port()),
+            ),
+            (
+                "smsbox-port = 13001",
+                format!("smsbox-port = {}", free_port()),
+            ),
+            (
+                "sendsms-port = 13013",
+                format!("sendsms-port = {sendsms_port}"),
+            ),
+        ] {
+            conf = change(name, &conf, from, &to);
+        }
+        let logs = format!("\"{}/", dir.display());
+        assert_eq!(conf.matches("\"/var/log/kannel/").count(), 3, "{conf}");
+        conf = conf.replace("\"/var/log/kannel/", &logs);
+        let path = dir.join(name);
+        std::fs::write(&path, &conf).unwrap();
+
+        let mut boxes = Vec::new();
+        let mut command = Command::new(bearerbox);
+        command.arg(&path);
+        boxes.push(Daemon::spawn("bearerbox", command, dir));
+        let mut command = Command::new(smsbox);
+        command.arg(&path);
+        boxes.push(Daemon::spawn("smsbox", command, dir));
+        Kannel {
+            sendsms: format!("http://127.0.0.1:{sendsms_port}/cgi-bin/sendsms"),
+            boxes,
+        }
+    }
+
+    /// Everything the boxes printed.
+    fn logs(&self) -> String {
+        self.boxes
+            .iter()
+            .map(Daemon::tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn check(&mut self) {
+        for b in &mut self.boxes {
+            b.check();
+        }
+    }
+
+    /// Sends one message through smsbox's `sendsms`, as the page's `curl` does (the page's
+    /// `sendsms-user` credentials, `dlr-mask=19`).
+    async fn sendsms(&self, http: &reqwest::Client, to: &str, from: &str, dlr_url: &str) {
+        let conf = snippet("kannel.conf");
+        let value = |key: &str| {
+            conf.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                .unwrap_or_else(|| panic!("kannel.conf has no {key}"))
+                .to_owned()
+        };
+        let resp = http
+            .get(&self.sendsms)
+            .query(&[
+                ("username", value("username").as_str()),
+                ("password", value("password").as_str()),
+                ("from", from),
+                ("to", to),
+                ("text", "Your code is 1234"),
+                ("dlr-mask", "19"),
+                ("dlr-url", dlr_url),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 202, "sendsms to {to}: {body}\n{}", self.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let delivered = "+14155550101";
+    let unknown_subscriber = "+14155550102";
+    let absent = "+14155550103";
+    let never_reported = "+14155550104";
+    let probe = "+14155550105";
+    let smsc = Smsc::start(Arc::new(move |to: &str| match to {
+        // Kannel writes the number without its `+` and sets TON international.
+        "14155550101" | "14155550105" => Some(Receipt::new("DELIVRD", "000")),
+        "14155550102" => Some(Receipt::new("UNDELIV", "001")),
+        "14155550103" => Some(Receipt::new("UNDELIV", "027")),
+        _ => None,
+    }))
+    .await;
+    let s = numcheck().await;
+    let front = Recorder::start(&s.base).await;
+    let mut kannel = Kannel::start(&smsc, dir.path());
+    wait_for("bearerbox to bind to the SMSC")
+        .until(|| {
+            kannel.check();
+            let bound = smsc.has_receiver();
+            async move { bound.then_some(()) }
+        })
+        .await;
+
+    let numbers = [delivered, unknown_subscriber, absent, never_reported];
+    let before = s.verdicts(&numbers).await;
+    for n in numbers {
+        assert_eq!(before[n].0, "unknown", "{n} before any message: {before:?}");
+    }
+
+    // The page's dlr-url, numcheck's address replaced by the recorder's.
+    let template = change(
+        "kannel dlr-url",
+        snippet("kannel dlr-url").trim(),
+        "https://numcheck.example",
+        &front.base,
+    );
+    // The first callback reaches numcheck but its answer is lost: smsbox sends it again.
+    front.drop_next(1);
+    for to in [delivered, unknown_subscriber, absent, never_reported] {
+        kannel.sendsms(&s.http, to, "MyBrand", &template).await;
+    }
+    // One more message whose report only shows what Kannel puts in %p and %P.
+    let probe_url = format!("{}/probe?p=%p&P=%P&type=%d", front.base);
+    kannel.sendsms(&s.http, probe, "MyBrand", &probe_url).await;
+
+    let calls = wait_for("Kannel's callbacks, the retried one included")
+        .until(|| {
+            let calls = front.calls();
+            let retried = calls.iter().filter(|c| !c.dropped).count() >= 4;
+            let done = calls.iter().any(|c| c.dropped) && retried;
+            let probed = calls.iter().any(|c| c.target.starts_with("/probe"));
+            kannel.check();
+            async move { (done && probed).then_some(calls) }
+        })
+        .await;
+
+    for c in &calls {
+        eprintln!(
+            "{} {} {:?} -> {:?}",
+            c.method, c.target, c.user_agent, c.answer
+        );
+    }
+    // What Kannel put in the escapes: %p is the handset, %P the sender id.
+    let p = calls
+        .iter()
+        .find(|c| c.target.starts_with("/probe"))
+        .unwrap();
+    assert_eq!(field(&p.target, "p").as_deref(), Some(probe), "{p:?}");
+    assert_eq!(field(&p.target, "P").as_deref(), Some("MyBrand"), "{p:?}");
+    assert_eq!(field(&p.target, "type").as_deref(), Some("1"), "{p:?}");
+
+    let hooks: Vec<_> = calls
+        .iter()
+        .filter(|c| c.target.starts_with("/v1/webhooks/kannel/smsc-eu-1?"))
+        .collect();
+    for c in &hooks {
+        assert_eq!(c.method, "GET", "{c:?}");
+        assert!(
+            c.user_agent
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("Kannel"),
+            "smsbox makes the call: {c:?}"
+        );
+        assert_eq!(field(&c.target, "token"), Some(token("smsc-eu-1")));
+        let (status, body) = c.answer.clone().unwrap();
+        assert_eq!(status, 200, "{c:?}");
+        let to = field(&c.target, "to").unwrap();
+        assert!(
+            [delivered, unknown_subscriber, absent].contains(&to.as_str()),
+            "{c:?}"
+        );
+        let sent = smsc
+            .submitted()
+            .into_iter()
+            .find(|m| format!("+{}", m.destination) == to)
+            .unwrap();
+        assert_eq!(field(&c.target, "id"), Some(sent.message_id.clone()));
+        assert!(body.contains("\"rejected\":0"), "{body}");
+    }
+    // The dropped callback came again, and numcheck counted it once.
+    let dropped = hooks.iter().find(|c| c.dropped).unwrap();
+    let again: Vec<_> = hooks
+        .iter()
+        .filter(|c| c.target == dropped.target && !c.dropped)
+        .collect();
+    assert!(!again.is_empty(), "smsbox retried: {hooks:#?}");
+    for c in again {
+        let (_, body) = c.answer.clone().unwrap();
+        assert!(
+            body.contains("\"inserted\":0") && body.contains("\"duplicates\":1"),
+            "{body}"
+        );
+    }
+    let stats = stored(&s).await;
+    assert_eq!(
+        (stats.observations, stats.numbers),
+        (3, 3),
+        "one observation per reported message: {stats:?}"
+    );
+    assert!(profile(&s, never_reported).await.is_none());
+
+    let after = s.verdicts(&numbers).await;
+    assert_eq!(after[delivered].0, "active", "{after:?}");
+    assert_eq!(after[unknown_subscriber].0, "inactive", "{after:?}");
+    assert_ne!(
+        after[absent].0, "inactive",
+        "an absent subscriber alone does not make a number inactive: {after:?}"
+    );
+    assert_eq!(after[never_reported].0, "unknown", "{after:?}");
+    assert_eq!(after[never_reported].1, "no_evidence", "{after:?}");
+    s.stop().await;
+}
