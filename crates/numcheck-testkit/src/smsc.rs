@@ -125,7 +125,10 @@ impl Smsc {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let ids = Arc::new(AtomicU64::new(1_000_001));
+        // Ids differ from run to run: a gateway may remember a previous run's ids (Jasmin
+        // keeps `queue-msgid:<id>` in Redis for a day).
+        let first = chrono::Utc::now().timestamp_millis().unsigned_abs() % 1_000_000_000 * 10;
+        let ids = Arc::new(AtomicU64::new(first));
         let shared = state.clone();
         let accept = tokio::spawn(async move {
             let mut session = 0u64;

@@ -38,13 +38,75 @@ pub fn change(snippet: &str, text: &str, from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
+/// A `curl -G URL --data-urlencode 'k=v' …` snippet: its URL and its fields, in order.
+pub fn curl(name: &str) -> (String, Vec<(String, String)>) {
+    let text = snippet(name).replace("\\\n", " ");
+    let mut url = None;
+    let mut fields = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('\'') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('\'')
+            .unwrap_or_else(|| panic!("`{name}`: unclosed quote"));
+        let quoted = &after[..close];
+        let before = rest[..open].trim_end();
+        if before.ends_with("--data-urlencode") {
+            let (k, v) = quoted
+                .split_once('=')
+                .unwrap_or_else(|| panic!("`{name}`: {quoted:?} is not k=v"));
+            fields.push((k.to_owned(), v.to_owned()));
+        } else if url.is_none() {
+            url = Some(quoted.to_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    let url = url.unwrap_or_else(|| panic!("`{name}` names no URL"));
+    (url, fields)
+}
+
+/// The value of `key` in a curl snippet's fields.
+pub fn value<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("the snippet sends no {key}"))
+}
+
+/// `fields` with `key` set to `value` (a change the page names).
+pub fn with(fields: &[(String, String)], key: &str, new: &str) -> Vec<(String, String)> {
+    let _ = value(fields, key);
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == key { new.to_owned() } else { v.clone() };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn curl_snippets_read_as_url_and_fields() {
+    let (url, fields) = curl("kannel sendsms");
+    assert!(url.ends_with("/cgi-bin/sendsms"), "{url}");
+    assert_eq!(value(&fields, "dlr-mask"), "19");
+    assert_eq!(value(&fields, "dlr-url"), snippet("kannel dlr-url").trim());
+    let (url, fields) = curl("jasmin send");
+    assert!(url.ends_with("/send"), "{url}");
+    assert_eq!(value(&fields, "dlr-level"), "2");
+    assert_eq!(value(&fields, "dlr-url"), snippet("jasmin dlr-url").trim());
+}
+
 #[test]
 fn every_snippet_the_tests_run_is_on_the_page() {
     for name in [
         "numcheck.toml",
         "kannel.conf",
         "kannel dlr-url",
+        "kannel sendsms",
         "jasmin dlr-url",
+        "jasmin send",
     ] {
         let s = snippet(name);
         assert!(s.trim().len() > 20, "{name}: {s:?}");

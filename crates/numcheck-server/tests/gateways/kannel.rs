@@ -11,7 +11,7 @@ use numcheck_testkit::Peer;
 use numcheck_testkit::smsc::{Receipt, Smsc};
 use numcheck_testkit::wait_for;
 
-use crate::docs::{change, snippet};
+use crate::docs::{change, curl, snippet, value, with};
 use crate::recorder::Recorder;
 use crate::support::{Daemon, field, free_port, numcheck, profile, stored, token};
 
@@ -42,7 +42,7 @@ impl Kannel {
         let (bearerbox, smsbox) = (BEARERBOX.locate(), SMSBOX.locate());
         let name = "kannel.conf";
         let mut conf = snippet(name);
-        let sendsms_port = free_port();
+        let (sendsms_port, box_port) = (free_port(), free_port());
         for (from, to) in [
             ("host = smsc.example.net", "host = 127.0.0.1".to_owned()),
             ("port = 2775", format!("port = {}", smsc.addr().port())),
@@ -50,10 +50,7 @@ impl Kannel {
                 "admin-port = 13000",
                 format!("admin-port = {}", free_port()),
             ),
-            (
-                "smsbox-port = 13001",
-                format!("smsbox-port = {}", free_port()),
-            ),
+            ("smsbox-port = 13001", format!("smsbox-port = {box_port}")),
             (
                 "sendsms-port = 13013",
                 format!("sendsms-port = {sendsms_port}"),
@@ -70,10 +67,21 @@ impl Kannel {
         let mut boxes = Vec::new();
         let mut command = Command::new(bearerbox);
         command.arg(&path);
-        boxes.push(Daemon::spawn("bearerbox", command, dir));
+        let mut bearerbox = Daemon::spawn("bearerbox", command, dir);
+        // smsbox gives up at once when bearerbox does not take its connection yet.
+        wait_for("bearerbox's smsbox port").until_blocking(|| {
+            bearerbox.check();
+            std::net::TcpStream::connect(("127.0.0.1", box_port))
+        });
+        boxes.push(bearerbox);
         let mut command = Command::new(smsbox);
         command.arg(&path);
-        boxes.push(Daemon::spawn("smsbox", command, dir));
+        let mut smsbox = Daemon::spawn("smsbox", command, dir);
+        wait_for("smsbox's sendsms port").until_blocking(|| {
+            smsbox.check();
+            std::net::TcpStream::connect(("127.0.0.1", sendsms_port))
+        });
+        boxes.push(smsbox);
         Kannel {
             sendsms: format!("http://127.0.0.1:{sendsms_port}/cgi-bin/sendsms"),
             boxes,
@@ -95,30 +103,23 @@ impl Kannel {
         }
     }
 
-    /// Sends one message through smsbox's `sendsms`, as the page's `curl` does (the page's
-    /// `sendsms-user` credentials, `dlr-mask=19`).
-    async fn sendsms(&self, http: &reqwest::Client, to: &str, from: &str, dlr_url: &str) {
-        let conf = snippet("kannel.conf");
-        let value = |key: &str| {
-            conf.lines()
-                .find_map(|l| l.strip_prefix(&format!("{key} = ")))
-                .unwrap_or_else(|| panic!("kannel.conf has no {key}"))
-                .to_owned()
-        };
-        let resp = http
-            .get(&self.sendsms)
-            .query(&[
-                ("username", value("username").as_str()),
-                ("password", value("password").as_str()),
-                ("from", from),
-                ("to", to),
-                ("text", "Your code is 1234"),
-                ("dlr-mask", "19"),
-                ("dlr-url", dlr_url),
-            ])
-            .send()
-            .await
-            .unwrap();
+    /// Sends one message to `to` with the page's `sendsms` request, its `dlr-url` pointed at
+    /// `numcheck` (or replaced by `dlr_url`, for the probe).
+    async fn sendsms(
+        &self,
+        http: &reqwest::Client,
+        to: &str,
+        numcheck: &str,
+        dlr_url: Option<&str>,
+    ) {
+        let name = "kannel sendsms";
+        let (url, fields) = curl(name);
+        assert_eq!(url, "http://127.0.0.1:13013/cgi-bin/sendsms");
+        let page_url = value(&fields, "dlr-url");
+        let own = change(name, page_url, "https://numcheck.example", numcheck);
+        let fields = with(&fields, "to", to);
+        let fields = with(&fields, "dlr-url", dlr_url.unwrap_or(&own));
+        let resp = http.get(&self.sendsms).query(&fields).send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap();
         assert_eq!(status, 202, "sendsms to {to}: {body}\n{}", self.logs());
@@ -158,21 +159,16 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
         assert_eq!(before[n].0, "unknown", "{n} before any message: {before:?}");
     }
 
-    // The page's dlr-url, numcheck's address replaced by the recorder's.
-    let template = change(
-        "kannel dlr-url",
-        snippet("kannel dlr-url").trim(),
-        "https://numcheck.example",
-        &front.base,
-    );
     // The first callback reaches numcheck but its answer is lost: smsbox sends it again.
     front.drop_next(1);
     for to in [delivered, unknown_subscriber, absent, never_reported] {
-        kannel.sendsms(&s.http, to, "MyBrand", &template).await;
+        kannel.sendsms(&s.http, to, &front.base, None).await;
     }
     // One more message whose report only shows what Kannel puts in %p and %P.
     let probe_url = format!("{}/probe?p=%p&P=%P&type=%d", front.base);
-    kannel.sendsms(&s.http, probe, "MyBrand", &probe_url).await;
+    kannel
+        .sendsms(&s.http, probe, &front.base, Some(&probe_url))
+        .await;
 
     let calls = wait_for("Kannel's callbacks, the retried one included")
         .until(|| {
@@ -197,7 +193,8 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
         .find(|c| c.target.starts_with("/probe"))
         .unwrap();
     assert_eq!(field(&p.target, "p").as_deref(), Some(probe), "{p:?}");
-    assert_eq!(field(&p.target, "P").as_deref(), Some("MyBrand"), "{p:?}");
+    let from = value(&curl("kannel sendsms").1, "from").to_owned();
+    assert_eq!(field(&p.target, "P"), Some(from), "{p:?}");
     assert_eq!(field(&p.target, "type").as_deref(), Some("1"), "{p:?}");
 
     let hooks: Vec<_> = calls

@@ -14,6 +14,7 @@
 mod helpers;
 
 mod docs;
+mod jasmin;
 
 mod kannel;
 mod recorder;
