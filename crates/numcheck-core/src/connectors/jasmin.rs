@@ -16,8 +16,9 @@
 //! (`ESME_ROK`, `ESME_RINVDSTADR`, …), sent for a requested level of 1 or 3. Level 2 (also
 //! sent as 2 when level 3 was requested; `jasmin/managers/listeners.py`) carries the
 //! receipt: `message_status` is one of `DELIVRD`, `EXPIRED`, `DELETED`, `UNDELIV`, `ACCEPTD`,
-//! `UNKNOWN`, `REJECTD` (`jasmin/managers/content.py`, `DLRContentForHttpapi`). Newer Jasmin
-//! releases may add a `connector` field; it is not used.
+//! `UNKNOWN`, `REJECTD` (`jasmin/managers/content.py`, `DLRContentForHttpapi`). Jasmin 0.11 also
+//! sends `connector` (the connector's name at level 1, the SMSC's message id at level 2); it
+//! is not used.
 //!
 //! The endpoint must answer `200 OK` with the body `ACK/Jasmin` exactly, or Jasmin retries
 //! the DLR (up to `dlr-thrower.max_retries`) — the HTTP layer's job, not this parser's.
@@ -25,13 +26,13 @@
 //! **The callback does not carry the destination number.** Jasmin has no escape codes or
 //! custom parameters for the callback; `dlr-url` is given per message, so the sender must put
 //! the number into it, e.g. `dlr-url=https://numcheck.example/v1/webhooks/jasmin/<source>?token=…&to=%2B14155552671`.
-//! Beware that for `dlr-method=GET` Jasmin appends `?` and its fields to `dlr-url` without
-//! checking for an existing query (`baseurl += '?%s' % encodedArgs`), so the request becomes
-//! `…&to=%2B14155552671?id=…&level=2&…`: the first Jasmin field ends up glued to the value
-//! of the last field of `dlr-url`. [`callback_event`] repairs that (a value holding a `?`
-//! followed by `name=value` is split). With `dlr-method=POST` the fields come in the body
-//! and the query string stays intact; POST is the better choice. Alternatively the HTTP
-//! layer passes the number it took from the path as `number`.
+//! For `dlr-method=GET`, Jasmin 0.11.0 appends its fields to the `dlr-url`'s query with `&`
+//! (seen by the gateway test, `numcheck-server/tests/gateways`). Older releases' code
+//! appended `?` without checking for an existing query (`baseurl += '?%s' % encodedArgs`),
+//! which gives `…&to=%2B14155552671?id=…&level=2&…`: the first Jasmin field glued to the
+//! value of the last field of `dlr-url`. [`callback_event`] repairs that too (a value holding
+//! a `?` followed by `name=value` is split). With `dlr-method=POST` the fields come in the
+//! body. The HTTP layer may also pass the number it took from the path as `number`.
 //!
 //! # `messages.log`
 //!

@@ -7,7 +7,7 @@
 //! in it. numcheck documents the template
 //!
 //! ```text
-//! https://numcheck.example/v1/webhooks/kannel/<source>?token=<token>&type=%d&to=%P&id=%F&smsc=%i&at=%t&receipt=%A
+//! https://numcheck.example/v1/webhooks/kannel/<source>?token=<token>&type=%d&to=%p&id=%F&smsc=%i&at=%t&receipt=%A
 //! ```
 //!
 //! and [`callback_event`] reads its query fields. What the escapes expand to (Kannel
@@ -30,7 +30,9 @@
 //!   not swap them for reports (`gw/smsbox.c`, `obey_request_thread`), and `%P` expands
 //!   `sms.sender` while `%p` expands `sms.receiver` (`gw/urltrans.c`). So in a dlr-url the
 //!   handset number is `%p`, and `%P` is the sender id the message was sent from. The
-//!   template above should read `to=%p`; this parser reads whatever arrives in `to`.
+//!   gateway test (`numcheck-server/tests/gateways`) confirms it with Kannel 1.4.5: `%p`
+//!   arrives as `+14155550105` for a message sent `to=+14155550105`, `%P` as its `from`.
+//!   This parser reads whatever arrives in `to`.
 //!
 //! `at` is also accepted as `YYYY-MM-DD HH:MM` or as Unix seconds (`%T`).
 //!

@@ -2,8 +2,6 @@
 //! payload as the system documents it, the verdict its codes mean, retries counted once,
 //! tokens and signatures enforced, malformed callbacks refused without losing anything.
 
-use std::collections::HashMap;
-
 use numcheck_engine::config::SourceConfig;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -431,6 +431,11 @@ async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
                 2,
                 "the fields are in the body: {c:?}"
             );
+            assert_eq!(
+                c.content_type.as_deref(),
+                Some("application/x-www-form-urlencoded"),
+                "{c:?}"
+            );
         }
         let (status, answer) = c.answer.clone().unwrap();
         assert_eq!((status, answer.trim()), (200, "ACK/Jasmin"), "{c:?}");

@@ -248,6 +248,31 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     );
     assert!(profile(&s, never_reported).await.is_none());
 
+    // bearerbox's access log holds the same reports: imported, the three numcheck was
+    // called for are already there, and the probe's (its callback went elsewhere) is new.
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let resp = s
+        .http
+        .post(format!(
+            "{}/v1/evidence?format=kannel&source=smsc-eu-1",
+            s.base
+        ))
+        .header("X-API-Key", &s.admin_key)
+        .header("Content-Type", "text/plain")
+        .body(log.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let report: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{report}\n{log}");
+    assert_eq!(
+        (report["inserted"].as_i64(), report["duplicates"].as_i64()),
+        (Some(1), Some(3)),
+        "{report}\n{log}"
+    );
+    assert_eq!(stored(&s).await.observations, 4);
+
     let after = s.verdicts(&numbers).await;
     assert_eq!(after[delivered].0, "active", "{after:?}");
     assert_eq!(after[unknown_subscriber].0, "inactive", "{after:?}");
