@@ -104,13 +104,15 @@ impl Kannel {
     }
 
     /// Sends one message to `to` with the page's `sendsms` request, its `dlr-url` pointed at
-    /// `numcheck` (or replaced by `dlr_url`, for the probe).
+    /// `numcheck` (or replaced by `dlr_url`, for the probe), and `dlr-mask` changed when
+    /// `mask` is given.
     async fn sendsms(
         &self,
         http: &reqwest::Client,
         to: &str,
         numcheck: &str,
         dlr_url: Option<&str>,
+        mask: Option<&str>,
     ) {
         let name = "kannel sendsms";
         let (url, fields) = curl(name);
@@ -118,7 +120,10 @@ impl Kannel {
         let page_url = value(&fields, "dlr-url");
         let own = change(name, page_url, "https://numcheck.example", numcheck);
         let fields = with(&fields, "to", to);
-        let fields = with(&fields, "dlr-url", dlr_url.unwrap_or(&own));
+        let mut fields = with(&fields, "dlr-url", dlr_url.unwrap_or(&own));
+        if let Some(mask) = mask {
+            fields = with(&fields, "dlr-mask", mask);
+        }
         let resp = http.get(&self.sendsms).query(&fields).send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap();
@@ -136,7 +141,7 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     let probe = "+14155550105";
     let smsc = Smsc::start(Arc::new(move |to: &str| match to {
         // Kannel writes the number without its `+` and sets TON international.
-        "14155550101" | "14155550105" => Some(Receipt::new("DELIVRD", "000")),
+        "14155550101" | "14155550105" | "14155550106" => Some(Receipt::new("DELIVRD", "000")),
         "14155550102" => Some(Receipt::new("UNDELIV", "001")),
         "14155550103" => Some(Receipt::new("UNDELIV", "027")),
         _ => None,
@@ -162,12 +167,12 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     // The first callback reaches numcheck but its answer is lost: smsbox sends it again.
     front.drop_next(1);
     for to in [delivered, unknown_subscriber, absent, never_reported] {
-        kannel.sendsms(&s.http, to, &front.base, None).await;
+        kannel.sendsms(&s.http, to, &front.base, None, None).await;
     }
     // One more message whose report only shows what Kannel puts in %p and %P.
     let probe_url = format!("{}/probe?p=%p&P=%P&type=%d", front.base);
     kannel
-        .sendsms(&s.http, probe, &front.base, Some(&probe_url))
+        .sendsms(&s.http, probe, &front.base, Some(&probe_url), None)
         .await;
 
     let calls = wait_for("Kannel's callbacks, the retried one included")
@@ -240,16 +245,47 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
             "{body}"
         );
     }
+    // dlr-mask=31 (the page's "works too"): the intermediate report (8, delivered to the
+    // SMSC) comes first and is not final; the final one counts.
+    let intermediate = "+14155550106";
+    kannel
+        .sendsms(&s.http, intermediate, &front.base, None, Some("31"))
+        .await;
+    let late = wait_for("the reports of the dlr-mask=31 message")
+        .until(|| {
+            kannel.check();
+            let mine: Vec<_> = front
+                .calls()
+                .into_iter()
+                .filter(|c| field(&c.target, "to").as_deref() == Some(intermediate))
+                .collect();
+            let done = mine
+                .iter()
+                .any(|c| field(&c.target, "type").as_deref() == Some("1"));
+            async move { done.then_some(mine) }
+        })
+        .await;
+    let answer = |dlr_type: &str| {
+        let c = late
+            .iter()
+            .find(|c| field(&c.target, "type").as_deref() == Some(dlr_type))
+            .unwrap_or_else(|| panic!("no type {dlr_type} report: {late:#?}"));
+        c.answer.clone().unwrap().1
+    };
+    assert!(answer("8").contains("\"not_final\":1"), "{late:#?}");
+    assert!(answer("1").contains("\"inserted\":1"), "{late:#?}");
+
     let stats = stored(&s).await;
     assert_eq!(
         (stats.observations, stats.numbers),
-        (3, 3),
+        (4, 4),
         "one observation per reported message: {stats:?}"
     );
     assert!(profile(&s, never_reported).await.is_none());
 
     // bearerbox's access log holds the same reports: imported, the three numcheck was
-    // called for are already there, and the probe's (its callback went elsewhere) is new.
+    // called for are already there (the intermediate one not final), and the probe's (its
+    // callback went elsewhere) is new.
     let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
     let resp = s
         .http
@@ -267,13 +303,18 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     let report: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{report}\n{log}");
     assert_eq!(
-        (report["inserted"].as_i64(), report["duplicates"].as_i64()),
-        (Some(1), Some(3)),
+        (
+            report["inserted"].as_i64(),
+            report["duplicates"].as_i64(),
+            report["not_final"].as_i64()
+        ),
+        (Some(1), Some(4), Some(1)),
         "{report}\n{log}"
     );
-    assert_eq!(stored(&s).await.observations, 4);
+    assert_eq!(stored(&s).await.observations, 5);
 
-    let after = s.verdicts(&numbers).await;
+    let after = s.verdicts(&[&numbers[..], &[intermediate]].concat()).await;
+    assert_eq!(after[intermediate].0, "active", "{after:?}");
     assert_eq!(after[delivered].0, "active", "{after:?}");
     assert_eq!(after[unknown_subscriber].0, "inactive", "{after:?}");
     assert_ne!(
