@@ -10,13 +10,18 @@ pub fn page() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/gateways.md")
 }
 
-/// The fenced block after `<!-- snippet: name -->`.
+/// The fenced block after `<!-- snippet: name -->` on the gateway page.
 pub fn snippet(name: &str) -> String {
-    let text = std::fs::read_to_string(page()).unwrap();
+    snippet_in(&page(), name)
+}
+
+/// The fenced block after `<!-- snippet: name -->` in the Markdown file `path`.
+pub fn snippet_in(path: &std::path::Path, name: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
     let marker = format!("<!-- snippet: {name} -->");
     let at = text
         .find(&marker)
-        .unwrap_or_else(|| panic!("docs/gateways.md has no `{marker}`"));
+        .unwrap_or_else(|| panic!("{} has no `{marker}`", path.display()));
     let rest = &text[at + marker.len()..];
     let mut lines = rest.lines().skip_while(|l| l.trim().is_empty());
     let fence = lines.next().unwrap_or_default();
@@ -96,6 +101,14 @@ fn curl_snippets_read_as_url_and_fields() {
     assert!(url.ends_with("/send"), "{url}");
     assert_eq!(value(&fields, "dlr-level"), "2");
     assert_eq!(value(&fields, "dlr-url"), snippet("jasmin dlr-url").trim());
+}
+
+#[test]
+fn the_readme_shows_the_tested_callback_urls() {
+    let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    for name in ["kannel dlr-url", "jasmin dlr-url"] {
+        assert_eq!(snippet_in(&readme, name), snippet(name), "{name}");
+    }
 }
 
 #[test]
