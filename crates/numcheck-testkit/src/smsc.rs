@@ -170,10 +170,9 @@ impl Smsc {
     }
 }
 
-/// One PDU: command id, status, sequence number and body.
+/// One PDU: command id, sequence number and body (the status of a request is always 0).
 struct Pdu {
     id: u32,
-    status: u32,
     seq: u32,
     body: Vec<u8>,
 }
@@ -200,7 +199,6 @@ async fn read_pdu(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Pdu> {
     stream.read_exact(&mut body).await.ok()?;
     Some(Pdu {
         id: word(4),
-        status: word(8),
         seq: word(12),
         body,
     })
@@ -306,7 +304,7 @@ async fn serve(
                 let _validity = f.cstr();
                 let registered_delivery = f.byte();
                 let _replace = f.byte();
-                let data_coding = f.byte();
+                let _data_coding = f.byte();
                 let _default_msg = f.byte();
                 let sm_length = f.byte() as usize;
                 let text = f.take(sm_length);
@@ -331,7 +329,6 @@ async fn serve(
                         message_id,
                         handset: (dst_ton, dst_npi, destination),
                         sender: (src_ton, src_npi, source),
-                        data_coding,
                         text,
                         receipt,
                     };
@@ -360,7 +357,6 @@ async fn serve(
                 let _ = tx.send(encode(GENERIC_NACK, ESME_RINVCMDID, pdu.seq, &[]));
             }
         }
-        let _ = pdu.status;
     }
     state.lock().unwrap().receivers.remove(&session);
     drop(tx);
@@ -372,7 +368,6 @@ struct Report {
     message_id: String,
     handset: (u8, u8, String),
     sender: (u8, u8, String),
-    data_coding: u8,
     text: Vec<u8>,
     receipt: Receipt,
 }
@@ -395,7 +390,6 @@ impl Report {
             "id:{} sub:001 dlvrd:{delivered} submit date:{now} done date:{now} stat:{} err:{} text:{excerpt}",
             self.message_id, self.receipt.stat, self.receipt.err
         );
-        let _ = self.data_coding;
         let mut body = Vec::new();
         cstr(&mut body, ""); // service_type
         body.extend_from_slice(&[self.handset.0, self.handset.1]);

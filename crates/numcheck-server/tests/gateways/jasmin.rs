@@ -5,18 +5,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use numcheck_testkit::Peer;
-use numcheck_testkit::smsc::{Receipt, Smsc};
+use numcheck_testkit::smsc::Smsc;
 use numcheck_testkit::wait_for;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::docs::{change, curl, value, with};
 use crate::recorder::Recorder;
-use crate::support::{Daemon, field, free_port, numcheck, profile, query, stored, token};
+use crate::support::{
+    Daemon, Story, field, free_port, lookup, numcheck, profile, query, stored, token, wait_for_bind,
+};
 
 /// Jasmin's daemon, from a virtualenv (`.ci/run` links it into `/usr/local/bin`). 0.11.1
 /// sends no reports (jookies/jasmin#1236).
@@ -132,7 +133,8 @@ impl Jasmin {
             .env("STORE_PATH", dir.join("store"))
             .env("LOG_PATH", dir.join("log"))
             .env("PYTHONUNBUFFERED", "1");
-        let daemon = Daemon::spawn("jasmind", command, dir);
+        // jCli is the last part jasmind starts.
+        let daemon = Daemon::spawn_listening("jasmind", command, dir, jcli);
         Jasmin { http, jcli, daemon }
     }
 
@@ -140,13 +142,7 @@ impl Jasmin {
     /// previous one was answered by its prompt (`> ` inside an add, `jcli : ` otherwise);
     /// returns the transcript.
     async fn jcli(&mut self, lines: &[&str]) -> String {
-        let stream = wait_for("jasmind's jCli port")
-            .until(|| {
-                self.daemon.check();
-                let port = self.jcli;
-                async move { TcpStream::connect(("127.0.0.1", port)).await }
-            })
-            .await;
+        let stream = TcpStream::connect(("127.0.0.1", self.jcli)).await.unwrap();
         let mut console = Console {
             stream,
             seen: Vec::new(),
@@ -274,28 +270,27 @@ fn callback_fields(c: &crate::recorder::Call) -> Vec<(String, String)> {
     all
 }
 
-fn get(fields: &[(String, String)], key: &str) -> Option<String> {
-    fields
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
-}
+/// The last one is sent with `dlr-level=3`.
+const STORY: Story = Story {
+    delivered: "+14155550201",
+    unknown_subscriber: "+14155550202",
+    absent: "+14155550203",
+    never_reported: "+14155550204",
+    delivered_too: &["+14155550205"],
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
     let dir = tempfile::tempdir().unwrap();
-    let delivered = "+14155550201";
-    let unknown_subscriber = "+14155550202";
-    let absent = "+14155550203";
-    let never_reported = "+14155550204";
-    let both_levels = "+14155550205";
-    let smsc = Smsc::start(Arc::new(|to: &str| match to.trim_start_matches('+') {
-        "14155550201" | "14155550205" => Some(Receipt::new("DELIVRD", "000")),
-        "14155550202" => Some(Receipt::new("UNDELIV", "001")),
-        "14155550203" => Some(Receipt::new("UNDELIV", "027")),
-        _ => None,
-    }))
-    .await;
+    let Story {
+        delivered,
+        unknown_subscriber,
+        absent,
+        never_reported,
+        ..
+    } = STORY;
+    let both_levels = STORY.delivered_too[0];
+    let smsc = Smsc::start(STORY.rule(&[])).await;
     let s = numcheck().await;
     let front = Recorder::start(&s.base).await;
     let mut jasmin = Jasmin::start(dir.path());
@@ -344,25 +339,8 @@ async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
             "jCli did not say {said:?}:\n{transcript}"
         );
     }
-    wait_for("Jasmin to bind to the SMSC")
-        .until(|| {
-            jasmin.daemon.check();
-            let bound = smsc.has_receiver();
-            async move { bound.then_some(()) }
-        })
-        .await;
-
-    let numbers = [
-        delivered,
-        unknown_subscriber,
-        absent,
-        never_reported,
-        both_levels,
-    ];
-    let before = s.verdicts(&numbers).await;
-    for n in numbers {
-        assert_eq!(before[n].0, "unknown", "{n} before any message: {before:?}");
-    }
+    wait_for_bind(&smsc, "Jasmin", || jasmin.daemon.check()).await;
+    STORY.assert_unknown_before(&s).await;
 
     // The first callback reaches numcheck but its answer is lost: Jasmin sends it again.
     front.drop_next(1);
@@ -386,8 +364,8 @@ async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
             let levels = |to: &str, level: &str| {
                 answered.iter().any(|c| {
                     let f = callback_fields(c);
-                    get(&f, "to").as_deref() == Some(to)
-                        && get(&f, "level").as_deref() == Some(level)
+                    lookup(&f, "to").as_deref() == Some(to)
+                        && lookup(&f, "level").as_deref() == Some(level)
                 })
             };
             let retried = calls.iter().any(|c| {
@@ -411,9 +389,9 @@ async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
             c.method, c.target, c.body, c.user_agent, c.answer
         );
         let f = callback_fields(c);
-        let id = get(&f, "id").unwrap();
+        let id = lookup(&f, "id").unwrap();
         let (to, method) = ids[&id];
-        assert_eq!(get(&f, "to").as_deref(), Some(to), "{c:?}");
+        assert_eq!(lookup(&f, "to").as_deref(), Some(to), "{c:?}");
         assert_eq!(c.method, method, "{c:?}");
         assert!(
             c.user_agent
@@ -448,15 +426,6 @@ async fn jasmin_reports_by_post_and_get_move_verdicts_and_each_counts_once() {
     );
     assert!(profile(&s, never_reported).await.is_none());
 
-    let after = s.verdicts(&numbers).await;
-    assert_eq!(after[delivered].0, "active", "{after:?}");
-    assert_eq!(after[both_levels].0, "active", "{after:?}");
-    assert_eq!(after[unknown_subscriber].0, "inactive", "{after:?}");
-    assert_ne!(after[absent].0, "inactive", "{after:?}");
-    assert_eq!(
-        after[never_reported],
-        ("unknown".to_owned(), "no_evidence".to_owned()),
-        "{after:?}"
-    );
+    STORY.assert_moved(&s).await;
     s.stop().await;
 }

@@ -5,15 +5,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use numcheck_testkit::Peer;
-use numcheck_testkit::smsc::{Receipt, Smsc};
+use numcheck_testkit::smsc::Smsc;
 use numcheck_testkit::wait_for;
 
 use crate::docs::{change, curl, snippet, value, with};
 use crate::recorder::Recorder;
-use crate::support::{Daemon, field, free_port, numcheck, profile, stored, token};
+use crate::support::{
+    Daemon, Story, field, free_port, numcheck, profile, stored, token, wait_for_bind,
+};
 
 /// Kannel's bearer box (Debian's `kannel`, 1.4.5 in bookworm).
 const BEARERBOX: Peer = Peer {
@@ -64,24 +65,18 @@ impl Kannel {
         let path = dir.join(name);
         std::fs::write(&path, &conf).unwrap();
 
-        let mut boxes = Vec::new();
-        let mut command = Command::new(bearerbox);
-        command.arg(&path);
-        let mut bearerbox = Daemon::spawn("bearerbox", command, dir);
         // smsbox gives up at once when bearerbox does not take its connection yet.
-        wait_for("bearerbox's smsbox port").until_blocking(|| {
-            bearerbox.check();
-            std::net::TcpStream::connect(("127.0.0.1", box_port))
-        });
-        boxes.push(bearerbox);
-        let mut command = Command::new(smsbox);
-        command.arg(&path);
-        let mut smsbox = Daemon::spawn("smsbox", command, dir);
-        wait_for("smsbox's sendsms port").until_blocking(|| {
-            smsbox.check();
-            std::net::TcpStream::connect(("127.0.0.1", sendsms_port))
-        });
-        boxes.push(smsbox);
+        let boxes = [
+            ("bearerbox", bearerbox, box_port),
+            ("smsbox", smsbox, sendsms_port),
+        ]
+        .into_iter()
+        .map(|(name, program, port)| {
+            let mut command = Command::new(program);
+            command.arg(&path);
+            Daemon::spawn_listening(name, command, dir, port)
+        })
+        .collect();
         Kannel {
             sendsms: format!("http://127.0.0.1:{sendsms_port}/cgi-bin/sendsms"),
             boxes,
@@ -131,38 +126,34 @@ impl Kannel {
     }
 }
 
+/// The last one is sent with `dlr-mask=31`.
+const STORY: Story = Story {
+    delivered: "+14155550101",
+    unknown_subscriber: "+14155550102",
+    absent: "+14155550103",
+    never_reported: "+14155550104",
+    delivered_too: &["+14155550106"],
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     let dir = tempfile::tempdir().unwrap();
-    let delivered = "+14155550101";
-    let unknown_subscriber = "+14155550102";
-    let absent = "+14155550103";
-    let never_reported = "+14155550104";
+    let Story {
+        delivered,
+        unknown_subscriber,
+        absent,
+        never_reported,
+        ..
+    } = STORY;
+    let intermediate = STORY.delivered_too[0];
     let probe = "+14155550105";
-    let smsc = Smsc::start(Arc::new(move |to: &str| match to {
-        // Kannel writes the number without its `+` and sets TON international.
-        "14155550101" | "14155550105" | "14155550106" => Some(Receipt::new("DELIVRD", "000")),
-        "14155550102" => Some(Receipt::new("UNDELIV", "001")),
-        "14155550103" => Some(Receipt::new("UNDELIV", "027")),
-        _ => None,
-    }))
-    .await;
+    // Kannel writes the numbers without their `+`, with TON international.
+    let smsc = Smsc::start(STORY.rule(&[probe])).await;
     let s = numcheck().await;
     let front = Recorder::start(&s.base).await;
     let mut kannel = Kannel::start(&smsc, dir.path());
-    wait_for("bearerbox to bind to the SMSC")
-        .until(|| {
-            kannel.check();
-            let bound = smsc.has_receiver();
-            async move { bound.then_some(()) }
-        })
-        .await;
-
-    let numbers = [delivered, unknown_subscriber, absent, never_reported];
-    let before = s.verdicts(&numbers).await;
-    for n in numbers {
-        assert_eq!(before[n].0, "unknown", "{n} before any message: {before:?}");
-    }
+    wait_for_bind(&smsc, "bearerbox", || kannel.check()).await;
+    STORY.assert_unknown_before(&s).await;
 
     // The first callback reaches numcheck but its answer is lost: smsbox sends it again.
     front.drop_next(1);
@@ -247,7 +238,6 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     }
     // dlr-mask=31 (the page's "works too"): the intermediate report (8, delivered to the
     // SMSC) comes first and is not final; the final one counts.
-    let intermediate = "+14155550106";
     kannel
         .sendsms(&s.http, intermediate, &front.base, None, Some("31"))
         .await;
@@ -313,15 +303,6 @@ async fn kannel_reports_move_verdicts_and_each_message_counts_once() {
     );
     assert_eq!(stored(&s).await.observations, 5);
 
-    let after = s.verdicts(&[&numbers[..], &[intermediate]].concat()).await;
-    assert_eq!(after[intermediate].0, "active", "{after:?}");
-    assert_eq!(after[delivered].0, "active", "{after:?}");
-    assert_eq!(after[unknown_subscriber].0, "inactive", "{after:?}");
-    assert_ne!(
-        after[absent].0, "inactive",
-        "an absent subscriber alone does not make a number inactive: {after:?}"
-    );
-    assert_eq!(after[never_reported].0, "unknown", "{after:?}");
-    assert_eq!(after[never_reported].1, "no_evidence", "{after:?}");
+    STORY.assert_moved(&s).await;
     s.stop().await;
 }
